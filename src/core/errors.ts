@@ -1,0 +1,118 @@
+/**
+ * The closed list of Eventplane error codes. Every code has an HTTP status, a `canRetry` flag
+ * (true when the same request may succeed later without being changed) and a one-line title.
+ * Codes are part of the public contract: tests assert them, clients branch on them, and
+ * docs/errors.md documents each one (a test keeps the two in step). Never reuse a retired code.
+ */
+export const errorCodes = {
+  // Configuration (eventplane.yaml, .jsonschema-tools.yaml)
+  EVP_CONFIG_NOT_FOUND: { status: 500, canRetry: false, title: 'Configuration file not found' },
+  EVP_CONFIG_PARSE: { status: 500, canRetry: false, title: 'Configuration file is not valid YAML' },
+  EVP_CONFIG_INVALID: { status: 500, canRetry: false, title: 'Configuration does not match its schema' },
+
+  // Command line
+  EVP_CLI_USAGE: { status: 400, canRetry: false, title: 'Invalid command-line arguments' },
+
+  // HTTP boundary
+  EVP_NOT_FOUND: { status: 404, canRetry: false, title: 'No such resource' },
+  EVP_METHOD_NOT_ALLOWED: { status: 405, canRetry: false, title: 'Method not allowed' },
+  EVP_BAD_REQUEST: { status: 400, canRetry: false, title: 'Invalid request' },
+  EVP_NOT_ACCEPTABLE: { status: 406, canRetry: false, title: 'No acceptable representation' },
+  EVP_INTERNAL: { status: 500, canRetry: true, title: 'Internal error' },
+
+  // Schema repository and schema resolution
+  EVP_PATH_INVALID: { status: 400, canRetry: false, title: 'Path is not allowed' },
+  EVP_SCHEMA_NOT_FOUND: { status: 404, canRetry: false, title: 'Schema not found' },
+  EVP_REPOSITORY_NOT_FOUND: { status: 404, canRetry: false, title: 'Schema repository not found' },
+  EVP_SCHEMA_PARSE: { status: 500, canRetry: false, title: 'Schema file is not valid YAML or JSON' },
+  EVP_SCHEMA_FILE_TOO_LARGE: { status: 500, canRetry: false, title: 'Schema file is larger than the limit' },
+  EVP_SCHEMA_INVALID: { status: 500, canRetry: false, title: 'Schema is not a valid JSONSchema document' },
+  EVP_SCHEMA_VERSION_INVALID: { status: 500, canRetry: false, title: 'Schema version is missing or not semver' },
+  EVP_SCHEMA_REF_NOT_FOUND: { status: 500, canRetry: false, title: '$ref points to a schema that does not exist' },
+  EVP_SCHEMA_REF_CYCLE: { status: 500, canRetry: false, title: '$ref chain is cyclic' },
+  EVP_SCHEMA_REF_INVALID: { status: 500, canRetry: false, title: '$ref is not a supported reference' },
+  EVP_SCHEMA_MERGE_CONFLICT: { status: 500, canRetry: false, title: 'allOf members cannot be merged' },
+  EVP_SCHEMA_REMOTE_UNAVAILABLE: { status: 502, canRetry: true, title: 'Remote schema service failed' },
+  EVP_SCHEMA_REMOTE_TIMEOUT: { status: 504, canRetry: true, title: 'Remote schema service timed out' },
+  EVP_SCHEMA_LINT_FAILED: { status: 422, canRetry: false, title: 'Schema breaks repository rules' },
+  EVP_SCHEMA_INCOMPATIBLE: { status: 422, canRetry: false, title: 'Schema version is not compatible' },
+  EVP_SCHEMA_EXISTS: { status: 409, canRetry: false, title: 'Schema already exists' },
+  EVP_GIT_FAILED: { status: 500, canRetry: false, title: 'A git command failed' },
+
+  // Stream config
+  EVP_STREAM_CONFIG_INVALID: { status: 500, canRetry: false, title: 'Stream config is invalid' },
+  EVP_STREAM_KEY_INVALID: { status: 500, canRetry: false, title: 'Stream key is not a valid name or /regex/' },
+  EVP_STREAM_CONFIG_UNAVAILABLE: { status: 503, canRetry: true, title: 'Stream config could not be loaded' },
+  EVP_STREAM_NOT_FOUND: { status: 404, canRetry: false, title: 'No such stream' },
+} as const satisfies Record<string, ErrorSpec>
+
+export interface ErrorSpec {
+  readonly status: number
+  readonly canRetry: boolean
+  readonly title: string
+}
+
+export type ErrorCode = keyof typeof errorCodes
+
+export interface EventplaneErrorOptions {
+  cause?: unknown
+  /** Machine-readable facts about the failure (file, line, path, limit, …). */
+  details?: Record<string, unknown>
+}
+
+/**
+ * An error with a stable code from {@link errorCodes}.
+ *
+ * @example
+ * throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', 'No schema /test/event/9.0.0 in repository primary')
+ */
+export class EventplaneError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly canRetry: boolean
+  readonly details: Record<string, unknown> | undefined
+
+  constructor(code: ErrorCode, message: string, options: EventplaneErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'EventplaneError'
+    this.code = code
+    this.statusCode = errorCodes[code].status
+    this.canRetry = errorCodes[code].canRetry
+    this.details = options.details
+  }
+}
+
+export function isEventplaneError(value: unknown): value is EventplaneError {
+  return value instanceof EventplaneError
+}
+
+/** Wraps anything thrown into an EventplaneError, keeping ours as they are. */
+export function toEventplaneError(value: unknown, code: ErrorCode = 'EVP_INTERNAL'): EventplaneError {
+  if (value instanceof EventplaneError) return value
+  const message = value instanceof Error ? value.message : String(value)
+  return new EventplaneError(code, message, { cause: value })
+}
+
+/** RFC 9457 problem details, the body of every error response. */
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  code: ErrorCode
+  detail: string
+  canRetry: boolean
+  details?: Record<string, unknown>
+}
+
+export function toProblem(error: EventplaneError): Problem {
+  const problem: Problem = {
+    type: `urn:eventplane:error:${error.code}`,
+    title: errorCodes[error.code].title,
+    status: error.statusCode,
+    code: error.code,
+    detail: error.message,
+    canRetry: error.canRetry,
+  }
+  if (error.details !== undefined) problem.details = error.details
+  return problem
+}

@@ -1,0 +1,44 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import { EventplaneError, toProblem, type ErrorCode } from './errors.ts'
+
+export const problemContentType = 'application/problem+json; charset=utf-8'
+
+/** Answers with an RFC 9457 problem document carrying the error's stable code. */
+export function sendProblem(reply: FastifyReply, error: EventplaneError): FastifyReply {
+  const problem = toProblem(error)
+  if (error.canRetry && error.statusCode >= 500) reply.header('retry-after', '5')
+  return reply.code(error.statusCode).type(problemContentType).header('cache-control', 'no-store').send(problem)
+}
+
+// fastify's own errors (body parsing, routing) mapped onto our codes.
+const fastifyCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'EVP_BAD_REQUEST',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'EVP_BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'EVP_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'EVP_BAD_REQUEST',
+  FST_ERR_VALIDATION: 'EVP_BAD_REQUEST',
+  FST_ERR_BAD_URL: 'EVP_BAD_REQUEST',
+  FST_ERR_ASYNC_CONSTRAINT: 'EVP_BAD_REQUEST',
+}
+
+/**
+ * Every error leaves the server as problem+json with a stable code; unknown errors are logged
+ * with their stack and answered as EVP_INTERNAL without internals.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | EventplaneError, request, reply) => {
+    if (error instanceof EventplaneError) {
+      if (error.statusCode >= 500) request.log.error({ err: error, code: error.code }, error.message)
+      return sendProblem(reply, error)
+    }
+    const mapped = error.code === undefined ? undefined : fastifyCodes[error.code]
+    if (mapped !== undefined || (error.statusCode !== undefined && error.statusCode < 500)) {
+      return sendProblem(reply, new EventplaneError(mapped ?? 'EVP_BAD_REQUEST', error.message))
+    }
+    request.log.error({ err: error }, 'unhandled error')
+    return sendProblem(reply, new EventplaneError('EVP_INTERNAL', 'internal error; see the server log'))
+  })
+  app.setNotFoundHandler((request, reply) => {
+    return sendProblem(reply, new EventplaneError('EVP_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`))
+  })
+}
