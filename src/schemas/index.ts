@@ -1,0 +1,39 @@
+/**
+ * @module schemas: the schema registry. Repositories in the jsonschema-tools layout,
+ * `$ref`/`allOf` materialization, schema lookup by URI, and the HTTP schema service.
+ */
+export { createSchemaSource, type SchemaSource, type SchemaSourceOptions, type LoadedSchema } from './source.ts'
+export { dereference, evaluatePointer, type DereferenceOptions } from './dereference.ts'
+export { mergeAllOf } from './merge-allof.ts'
+export {
+  materializeSchema,
+  enforceNumericBounds,
+  serializeSchema,
+  sortSchemaKeys,
+  type MaterializeOptions,
+  type Materialized,
+  type ContentType,
+} from './materialize.ts'
+export { generateExample } from './example.ts'
+export {
+  openRepository,
+  repositorySource,
+  listTitles,
+  listVersions,
+  listCurrentSchemas,
+  readSchemaFile,
+  schemaFileAt,
+  schemaVersion,
+  materializeFile,
+  dependencyOrder,
+  gitModifiedCurrentFiles,
+  gitAdd,
+  isIgnored,
+  type SchemaRepository,
+  type SchemaFile,
+  type VersionEntry,
+  type MaterializeResult,
+  type LinkMode,
+} from './repository.ts'
+export { readToolsOptions, type ToolsOptions } from './tools-options.ts'
+export { schemaRoutes, type SchemaServiceOptions } from './service.ts'

@@ -1,0 +1,235 @@
+import { createHash } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
+import { basename } from 'node:path'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { EventplaneError } from '../core/errors.ts'
+import { isLinkName, parseSchemaText, readLimited, resolveInFolder, safeSegments, semverName } from './files.ts'
+import { serializeSchema } from './materialize.ts'
+import type { SchemaRepository } from './repository.ts'
+
+export interface SchemaServiceOptions {
+  repositories: readonly SchemaRepository[]
+  /** max-age for versioned files, which never change once published. */
+  cacheMaxAgeS: number
+  /** Bytes of rendered files kept in memory. */
+  cacheBytes?: number
+}
+
+/** max-age for what can change: `latest`, `current.yaml`, listings. */
+const mutableMaxAgeS = 60
+
+type Format = 'yaml' | 'json'
+
+interface Rendered {
+  body: Buffer
+  contentType: string
+  etag: string
+  immutable: boolean
+}
+
+/**
+ * The schema service: `GET /repositories/{repo}/jsonschema/{title…}/{version|latest}[.yaml|.json]`,
+ * directory listings as JSON or HTML, ETags, and long-lived caching for versioned files.
+ * No path outside a repository's schema folder can be read (see files.ts).
+ *
+ * @example
+ * app.register(schemaRoutes, { repositories: [openRepository('schemas', { name: 'primary' })], cacheMaxAgeS: 31536000 })
+ * // curl -H 'Accept: application/json' localhost:8192/repositories/primary/jsonschema/test/event/latest
+ */
+export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceOptions): Promise<void> {
+  const byName = new Map(options.repositories.map((r) => [r.name, r]))
+  const cache = new RenderCache(options.cacheBytes ?? 64 * 1024 * 1024)
+  const immutableControl = `public, max-age=${options.cacheMaxAgeS}, immutable`
+  const mutableControl = `public, max-age=${mutableMaxAgeS}`
+
+  app.get('/repositories', async (request, reply) => {
+    const entries = [...byName.keys()].sort().map((name) => ({ name, type: 'directory' as const }))
+    return sendListing(request, reply, '/repositories/', entries)
+  })
+
+  app.get('/repositories/:repo', async (request, reply) => {
+    const repository = repositoryFor(request)
+    return sendListing(request, reply, `/repositories/${repository.name}/`, [{ name: 'jsonschema', type: 'directory' }])
+  })
+
+  const serve = async (request: FastifyRequest, reply: FastifyReply) => {
+    const repository = repositoryFor(request)
+    const path = (request.params as { '*'?: string })['*'] ?? ''
+    const segments = safeSegments(path)
+    const format = negotiate(request, segments.at(-1))
+    const key = `${repository.name}\0${segments.join('/')}\0${format}`
+    // Only published versions are cached: `latest` and listings are resolved on every request.
+    let rendered = cache.get(key)
+    if (rendered === undefined) {
+      const made = await render(repository, segments, format)
+      if (made.kind === 'listing') {
+        return sendListing(request, reply, `/repositories/${repository.name}/jsonschema/${segments.map((s) => s + '/').join('')}`, made.entries)
+      }
+      rendered = made.rendered
+      if (rendered.immutable) cache.set(key, rendered)
+    }
+    reply.header('etag', rendered.etag)
+    reply.header('cache-control', rendered.immutable ? immutableControl : mutableControl)
+    reply.header('vary', 'Accept')
+    if (request.headers['if-none-match'] === rendered.etag) return reply.code(304).send()
+    return reply.type(rendered.contentType).send(rendered.body)
+  }
+  app.get('/repositories/:repo/jsonschema', serve)
+  app.get('/repositories/:repo/jsonschema/*', serve)
+
+  function repositoryFor(request: FastifyRequest): SchemaRepository {
+    const name = (request.params as { repo: string }).repo
+    const repository = byName.get(name)
+    if (repository === undefined) {
+      throw new EventplaneError('EVP_REPOSITORY_NOT_FOUND', `no schema repository named ${JSON.stringify(name)}; see /repositories`, {
+        details: { repository: name },
+      })
+    }
+    return repository
+  }
+
+  function sendListing(request: FastifyRequest, reply: FastifyReply, base: string, entries: ListingEntry[]) {
+    reply.header('cache-control', mutableControl).header('vary', 'Accept')
+    if (prefersHtml(request)) return reply.type('text/html; charset=utf-8').send(listingHtml(base, entries))
+    return reply.type('application/json; charset=utf-8').send(entries.map((e) => ({ ...e, href: base + e.name + (e.type === 'directory' ? '/' : '') })))
+  }
+}
+
+type ListingEntry = { name: string; type: 'directory' | 'file' }
+
+type Made = { kind: 'listing'; entries: ListingEntry[] } | { kind: 'file'; rendered: Rendered }
+
+async function render(repository: SchemaRepository, segments: string[], format: Format): Promise<Made> {
+  const relative = segments.join('/')
+  const name = segments.at(-1) ?? ''
+  let entry = await resolveInFolder(repository.schemaDir, relative)
+  // `1.0.0.json` when only YAML is materialized: convert from the YAML sibling.
+  let fromYaml = false
+  if (entry === undefined && name.endsWith('.json')) {
+    entry = await resolveInFolder(repository.schemaDir, relative.slice(0, -'.json'.length) + '.yaml')
+    fromYaml = entry !== undefined
+  }
+  if (entry === undefined) {
+    throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', `no ${relative || 'folder'} in schema repository ${repository.name}`, {
+      details: { repository: repository.name, path: relative },
+    })
+  }
+  if (entry.isDirectory) {
+    const dirents = await readdir(entry.real, { withFileTypes: true })
+    const entries = dirents
+      .filter((d) => !d.name.startsWith('.'))
+      .map((d) => ({ name: d.name, type: d.isDirectory() ? ('directory' as const) : ('file' as const) }))
+      .sort((a, b) => (a.type === b.type ? (a.name < b.name ? -1 : 1) : a.type === 'directory' ? -1 : 1))
+    return { kind: 'listing', entries }
+  }
+  const raw = await readLimited(entry.real, repository.maxFileBytes)
+  const storedAs: Format = /\.json$/.test(entry.real) ? 'json' : 'yaml'
+  const wanted: Format = name.endsWith('.json') || fromYaml ? 'json' : name.endsWith('.yaml') ? 'yaml' : format
+  let body = raw
+  if (wanted !== storedAs || fromYaml) {
+    const schema = parseSchemaText(raw.toString('utf8'), `${repository.name}/${relative}`)
+    body = Buffer.from(serializeSchema(schema, wanted))
+  }
+  return {
+    kind: 'file',
+    rendered: {
+      body,
+      contentType: wanted === 'json' ? 'application/json; charset=utf-8' : 'application/yaml; charset=utf-8',
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`,
+      immutable: isImmutable(name, basename(entry.path)),
+    },
+  }
+}
+
+/** A published version (`1.2.0`, `1.2.0.yaml`) never changes; `latest` and `current.yaml` do. */
+function isImmutable(requested: string, resolved: string): boolean {
+  const stem = requested.replace(/\.(yaml|json)$/, '')
+  return semverName.test(stem) && !(isLinkName(requested) && requested.startsWith('latest')) && semverName.test(resolved.replace(/\.(yaml|json)$/, ''))
+}
+
+function negotiate(request: FastifyRequest, name: string | undefined): Format {
+  if (name?.endsWith('.json')) return 'json'
+  if (name?.endsWith('.yaml')) return 'yaml'
+  const accept = request.headers.accept ?? ''
+  const json = quality(accept, ['application/json', 'application/schema+json'])
+  const yaml = quality(accept, ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'])
+  return json > yaml ? 'json' : 'yaml'
+}
+
+/** The q-value the Accept header gives to the best of `types` (wildcards count less than exact). */
+function quality(accept: string, types: string[]): number {
+  let best = 0
+  for (const part of accept.split(',')) {
+    const [range = '', ...params] = part.trim().toLowerCase().split(';')
+    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
+    const matches = types.includes(range) ? 1 : 0
+    if (matches && q > best) best = q
+  }
+  return best
+}
+
+function prefersHtml(request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? ''
+  return quality(accept, ['text/html']) > quality(accept, ['application/json'])
+}
+
+function listingHtml(base: string, entries: ListingEntry[]): string {
+  const crumbs = base
+    .split('/')
+    .filter(Boolean)
+    .map((part, i, all) => `<a href="/${all.slice(0, i + 1).map(encodeURIComponent).join('/')}/">${escapeHtml(part)}</a>`)
+    .join(' / ')
+  const rows = entries
+    .map((e) => {
+      const href = base + encodeURIComponent(e.name) + (e.type === 'directory' ? '/' : '')
+      return `<li class="${e.type}"><a href="${escapeHtml(href)}">${escapeHtml(e.name)}${e.type === 'directory' ? '/' : ''}</a></li>`
+    })
+    .join('\n')
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(base)} · Eventplane schemas</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}
+ul{list-style:none;padding:0}li{padding:.15rem 0}li.directory a{font-weight:600}a{color:#0645ad;text-decoration:none}a:hover{text-decoration:underline}
+nav{color:#666;margin-bottom:1rem}</style></head>
+<body><nav>${crumbs}</nav><h1>${escapeHtml(base)}</h1>
+<ul>
+${rows}
+</ul>
+<p><small>JSON: request this URL with <code>Accept: application/json</code>.</small></p></body></html>
+`
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+/** Least-recently-used cache of rendered files, bounded by total bytes. */
+class RenderCache {
+  readonly #entries = new Map<string, Rendered>()
+  #bytes = 0
+  constructor(readonly maxBytes: number) {}
+
+  get(key: string): Rendered | undefined {
+    const hit = this.#entries.get(key)
+    if (hit !== undefined) {
+      this.#entries.delete(key)
+      this.#entries.set(key, hit)
+    }
+    return hit
+  }
+
+  set(key: string, value: Rendered): void {
+    if (value.body.length > this.maxBytes / 4) return
+    const old = this.#entries.get(key)
+    if (old !== undefined) this.#bytes -= old.body.length
+    this.#entries.delete(key)
+    this.#entries.set(key, value)
+    this.#bytes += value.body.length
+    for (const [oldest, entry] of this.#entries) {
+      if (this.#bytes <= this.maxBytes) break
+      this.#entries.delete(oldest)
+      this.#bytes -= entry.body.length
+    }
+  }
+}
+

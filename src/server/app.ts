@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { pino, type Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import type { Config } from '../config/index.ts'
+import { installErrorHandling } from '../core/http.ts'
+import { openRepository, schemaRoutes, type SchemaRepository } from '../schemas/index.ts'
+import { openStreamConfig, streamConfigRoutes, type StreamConfigSource } from '../streamconfig/index.ts'
+import { createMetricsRegistry, instrumentHttp } from './metrics.ts'
+
+const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  name: string
+  version: string
+  description: string
+}
+
+/** Everything a running Eventplane holds open, built from one config. */
+export interface Platform {
+  readonly config: Readonly<Config>
+  readonly logger: Logger
+  readonly registry: Registry
+  readonly repositories: readonly SchemaRepository[]
+  readonly streamConfig: StreamConfigSource | undefined
+  close(): Promise<void>
+}
+
+export interface OpenPlatformOptions {
+  logger?: Logger
+  registry?: Registry
+}
+
+/** Opens schema repositories and the stream config named by the config. Fails fast on bad input. */
+export async function openPlatform(config: Readonly<Config>, options: OpenPlatformOptions = {}): Promise<Platform> {
+  const logger = options.logger ?? pino({ level: config.log.level, base: { service: 'eventplane' } })
+  const registry = options.registry ?? createMetricsRegistry()
+  const repositories = config.schemas.repositories.map((r) =>
+    openRepository(r.path, { name: r.name, maxFileBytes: config.schemas.max_file_bytes }),
+  )
+  const source = config.stream_config.source
+  const streamConfig =
+    source === undefined
+      ? undefined
+      : await openStreamConfig({
+          source,
+          watch: config.stream_config.watch,
+          refreshIntervalS: config.stream_config.refresh_interval_s,
+          logger: logger.child({ part: 'stream-config' }),
+          registry,
+        })
+  if (streamConfig === undefined) logger.warn('no stream_config.source configured: the stream config API is off')
+  return {
+    config,
+    logger,
+    registry,
+    repositories,
+    streamConfig,
+    async close() {
+      streamConfig?.close()
+    },
+  }
+}
+
+/**
+ * The HTTP application for a platform: the schema service, the stream config API, health,
+ * metrics. Tests call this and use `app.inject`; `serve` adds listening and signals.
+ */
+export async function buildApp(platform: Platform): Promise<FastifyInstance> {
+  const { config, logger, registry } = platform
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Requests for schemas and configs are small; a large body is a mistake or an attack.
+    bodyLimit: 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
+  })
+  installErrorHandling(app)
+  instrumentHttp(app, registry)
+  app.addHook('onResponse', (request, reply, done) => {
+    const level = reply.statusCode >= 500 ? 'warn' : 'debug'
+    request.log[level]({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+    done()
+  })
+  app.addHook('onSend', (request, reply, _payload, done) => {
+    reply.header('x-request-id', request.id)
+    done()
+  })
+
+  await app.register(schemaRoutes, {
+    repositories: platform.repositories,
+    cacheMaxAgeS: config.schemas.cache_max_age_s,
+  })
+  if (platform.streamConfig !== undefined) {
+    await app.register(streamConfigRoutes, {
+      source: platform.streamConfig,
+      cacheMaxAgeS: config.stream_config.cache_max_age_s,
+    })
+  }
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_request, reply) => {
+    const checks = { schemas: platform.repositories.length > 0, stream_config: platform.streamConfig !== undefined }
+    const ready = Object.values(checks).every(Boolean)
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
+  })
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(registry.contentType).header('cache-control', 'no-store').send(await registry.metrics())
+  })
+  app.get('/_info', async () => ({
+    name: packageJson.name,
+    version: packageJson.version,
+    description: packageJson.description,
+  }))
+  app.get('/robots.txt', async (_request, reply) => reply.type('text/plain').send('User-agent: *\nDisallow: /\n'))
+  app.get('/', async (_request, reply) => reply.type('application/json; charset=utf-8').send(index(platform)))
+  return app
+}
+
+function index(platform: Platform) {
+  return {
+    name: packageJson.name,
+    version: packageJson.version,
+    endpoints: {
+      schemas: '/repositories',
+      ...Object.fromEntries(platform.repositories.map((r) => [`schemas:${r.name}`, `/repositories/${r.name}/jsonschema/`])),
+      ...(platform.streamConfig
+        ? { stream_configs: '/v1/stream-configs', stream_configs_mediawiki: '/w/api.php?action=streamconfigs&format=json' }
+        : {}),
+      health: '/healthz',
+      ready: '/readyz',
+      metrics: '/metrics',
+      info: '/_info',
+    },
+  }
+}
