@@ -24,6 +24,21 @@ function collect(path, out) {
   return out
 }
 
+// A full run (no paths named) type-checks and lints first, so `npm test` is all CI needs.
+if (targets.length === 0 && !process.env.EVENTPLANE_SKIP_STATIC) {
+  for (const [name, args] of [
+    ['typecheck', ['run', '--silent', 'typecheck']],
+    ['lint', ['run', '--silent', 'lint']],
+  ]) {
+    console.log(`== ${name}`)
+    const step = spawnSync('npm', args, { cwd: root, stdio: 'inherit' })
+    if (step.status !== 0) {
+      console.error(`${name} failed`)
+      process.exit(step.status ?? 1)
+    }
+  }
+}
+
 const files = (targets.length ? targets : ['test']).flatMap((t) => collect(join(root, t), []))
 if (files.length === 0) {
   console.error(`no test files found under ${targets.join(', ') || 'test'}`)

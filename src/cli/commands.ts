@@ -1,13 +1,21 @@
 import type { Command } from './command.ts'
 import { configCheckCommand } from './config.ts'
 import { schemaInstallHookCommand, schemaMaterializeCommand, schemaNewCommand } from './schema.ts'
+import { schemaCompatCommand, schemaDiffCommand, schemaLintCommand, schemaTypesCommand } from './schema-check.ts'
 import { serveCommand } from './serve.ts'
+import { streamsListCommand, streamsShowCommand } from './streams.ts'
 
 /** Every `eventplane` subcommand; `eventplane --help` lists them in this order. */
 export const commands: readonly Command[] = [
   serveCommand,
   configCheckCommand,
   schemaMaterializeCommand,
+  schemaLintCommand,
+  schemaCompatCommand,
+  schemaDiffCommand,
   schemaNewCommand,
+  schemaTypesCommand,
   schemaInstallHookCommand,
+  streamsListCommand,
+  streamsShowCommand,
 ]

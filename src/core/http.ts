@@ -22,6 +22,15 @@ const fastifyCodes: Record<string, ErrorCode> = {
 }
 
 /**
+ * For fastify's `frameworkErrors` option: errors raised before routing (a malformed URL,
+ * a bad content type) get the same problem documents as everything else.
+ */
+export function frameworkErrors(error: FastifyError, _request: unknown, reply: FastifyReply): void {
+  const code = (error.code !== undefined && fastifyCodes[error.code]) || 'EVP_BAD_REQUEST'
+  void sendProblem(reply, new EventplaneError(code, error.message))
+}
+
+/**
  * Every error leaves the server as problem+json with a stable code; unknown errors are logged
  * with their stack and answered as EVP_INTERNAL without internals.
  */

@@ -11,4 +11,4 @@ export {
 } from './errors.ts'
 export { parseYaml, type ParsedYaml, type SourcePosition } from './yaml.ts'
 export { deepFreeze, deepMerge, isPlainObject, jsonEqual, setOwn, type JsonObject } from './objects.ts'
-export { sendProblem, installErrorHandling, problemContentType } from './http.ts'
+export { sendProblem, installErrorHandling, frameworkErrors, problemContentType } from './http.ts'

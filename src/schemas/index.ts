@@ -37,3 +37,27 @@ export {
 } from './repository.ts'
 export { readToolsOptions, type ToolsOptions } from './tools-options.ts'
 export { schemaRoutes, type SchemaServiceOptions } from './service.ts'
+export {
+  checkCompatibility,
+  checkVersionSeries,
+  compatRules,
+  type CompatRule,
+  type CompatProblem,
+  type CompatResult,
+  type CompatOptions,
+  type SchemaVersion,
+  type VersionPairResult,
+} from './compat.ts'
+export {
+  lintSchema,
+  lintRules,
+  shouldSkip,
+  defaultNumericBounds,
+  type LintRule,
+  type LintFinding,
+  type LintOptions,
+  type LintSeverity,
+  type SkipSchemaTestCases,
+} from './lint.ts'
+export { diffSchemas, formatDiff, type DiffEntry, type DiffKind } from './diff.ts'
+export { schemaToTypeScript, schemasToTypeScript, typeNameFromTitle, type TypegenOptions } from './typegen.ts'

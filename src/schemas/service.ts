@@ -109,6 +109,13 @@ async function render(repository: SchemaRepository, segments: string[], format: 
     entry = await resolveInFolder(repository.schemaDir, relative.slice(0, -'.json'.length) + '.yaml')
     fromYaml = entry !== undefined
   }
+  // `1.0.0` where no extensionless entry was made: the materialized file itself.
+  if (entry === undefined && name !== '' && !/\.(yaml|json)$/.test(name)) {
+    for (const ext of repository.options.contentTypes) {
+      entry = await resolveInFolder(repository.schemaDir, `${relative}.${ext}`)
+      if (entry !== undefined) break
+    }
+  }
   if (entry === undefined) {
     throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', `no ${relative || 'folder'} in schema repository ${repository.name}`, {
       details: { repository: repository.name, path: relative },

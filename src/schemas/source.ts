@@ -96,7 +96,7 @@ export function createSchemaSource(options: SchemaSourceOptions): SchemaSource {
   }
 
   return {
-    get(uri, signal) {
+    async get(uri, signal) {
       const path = checkUri(uri)
       const cached = cache.get(path)
       if (cached !== undefined) {

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
-import { installErrorHandling } from '../core/http.ts'
+import { frameworkErrors, installErrorHandling } from '../core/http.ts'
 import { openRepository, schemaRoutes, type SchemaRepository } from '../schemas/index.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfigSource } from '../streamconfig/index.ts'
 import { createMetricsRegistry, instrumentHttp } from './metrics.ts'
@@ -56,7 +56,7 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     repositories,
     streamConfig,
     async close() {
-      streamConfig?.close()
+      await streamConfig?.close()
     },
   }
 }
@@ -69,9 +69,10 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   const { config, logger, registry } = platform
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    frameworkErrors,
     // Requests for schemas and configs are small; a large body is a mistake or an attack.
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },

@@ -1,0 +1,114 @@
+import { createRequire } from 'node:module'
+import { Ajv, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import formats from 'ajv-formats'
+import { isPlainObject } from '../core/objects.ts'
+import { walkSchemas } from './rules-walk.ts'
+
+/**
+ * The ajv instances behind the lint rules `schema-is-valid`, `schema-is-secure` and
+ * `schema-examples-are-valid`. Options are lenient (`strict: false`) because the rules judge
+ * schemas as jsonschema-tools does, not by ajv 8's stricter authoring checks.
+ */
+
+const require = createRequire(import.meta.url)
+const draft07MetaSchema = require('ajv/lib/refs/json-schema-draft-07.json') as AnySchemaObject
+// ajv 8's own copy of ajv's "secure schema" meta-schema: pattern and format need maxLength,
+// patternProperties needs propertyNames.maxLength, uniqueItems on objects needs maxItems.
+const secureMetaSchema = require('ajv/lib/refs/json-schema-secure.json') as AnySchemaObject
+
+const addFormats = formats.default
+const draft07Id = 'http://json-schema.org/draft-07/schema'
+
+export type SchemaDraft = 'draft-07' | '2020-12'
+
+/** Materialized WMF schemas say draft-07 (often with https); anything naming 2020-12 uses that draft. */
+export function draftOf(schema: unknown): SchemaDraft {
+  const uri = isPlainObject(schema) && typeof schema.$schema === 'string' ? schema.$schema : ''
+  return /json-schema\.org\/draft\/2020-12\/schema/.test(uri) ? '2020-12' : 'draft-07'
+}
+
+function newAjv(draft: SchemaDraft, allErrors: boolean): Ajv {
+  const options = { strict: false, allErrors, logger: false } as const
+  const ajv = draft === '2020-12' ? new Ajv2020(options) : new Ajv(options)
+  if (draft === 'draft-07') {
+    // Both http and https name draft-07; ajv only knows the http id, so register the https
+    // one too instead of letting `$schema: https://…` fail as an unknown meta-schema.
+    ajv.addMetaSchema({ ...draft07MetaSchema, $id: 'https://json-schema.org/draft-07/schema' })
+  }
+  addFormats(ajv)
+  return ajv
+}
+
+// Built on first use: importing the lint rules should not cost four ajv instances.
+const instances = new Map<string, Ajv>()
+function ajvFor(draft: SchemaDraft, purpose: 'meta' | 'data'): Ajv {
+  const key = `${draft} ${purpose}`
+  let ajv = instances.get(key)
+  if (ajv === undefined) {
+    ajv = newAjv(draft, purpose === 'meta')
+    instances.set(key, ajv)
+  }
+  return ajv
+}
+
+let validateSecure: ValidateFunction | undefined
+
+/** Errors of the schema against its draft's meta-schema; empty when valid. */
+export function metaSchemaErrors(schema: unknown): ErrorObject[] {
+  const draft = draftOf(schema)
+  const ajv = ajvFor(draft, 'meta')
+  const validate =
+    draft === '2020-12' ? ajv.getSchema('https://json-schema.org/draft/2020-12/schema')! : ajv.getSchema(draft07Id)!
+  return validate(schema) ? [] : [...(validate.errors ?? [])]
+}
+
+/** Errors of the schema against ajv's json-schema-secure meta-schema; empty when secure. */
+export function secureSchemaErrors(schema: unknown): ErrorObject[] {
+  validateSecure ??= ajvFor('draft-07', 'meta').compile(secureMetaSchema)
+  return validateSecure(schema) ? [] : [...(validateSecure.errors ?? [])]
+}
+
+/** Description of the secure meta-schema's rule for a keyword, e.g. why `pattern` needs `maxLength`. */
+export function secureRuleReason(keyword: string): string | undefined {
+  const dependencies = secureMetaSchema.dependencies as Record<string, { description?: string }> | undefined
+  return dependencies?.[keyword]?.description
+}
+
+/**
+ * Compiles a schema for validating data. The root `$id` is left out so the same schema can
+ * be compiled again (ajv refuses a second schema with a known id), and the compiled function
+ * is dropped from ajv's cache afterwards so linting many schemas does not grow memory.
+ *
+ * Materialized schemas keep the `$id` of every fragment they inlined, often twice (two
+ * fields of the same entity type), which ajv 8 refuses as ambiguous. With no `$ref` left
+ * those ids name nothing, so they are dropped too; a schema that still has a `$ref` keeps them.
+ */
+export function compileForData(schema: Record<string, unknown>): ValidateFunction {
+  const ajv = ajvFor(draftOf(schema), 'data')
+  const { $id: _id, ...withoutId } = schema
+  const compiled = hasRef(withoutId) ? withoutId : withoutNestedIds(withoutId)
+  try {
+    return ajv.compile(compiled)
+  } finally {
+    ajv.removeSchema(compiled)
+  }
+}
+
+function hasRef(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasRef)
+  if (!isPlainObject(value)) return false
+  return Object.entries(value).some(([key, child]) => (key === '$ref' && typeof child === 'string') || hasRef(child))
+}
+
+function withoutNestedIds(schema: Record<string, unknown>): Record<string, unknown> {
+  const copy = structuredClone(schema)
+  walkSchemas(copy, (node, path) => {
+    if (path !== '' && typeof node.$id === 'string') delete node.$id
+  })
+  return copy
+}
+
+export function errorsText(errors: readonly ErrorObject[] | null | undefined): string {
+  return (errors ?? []).map((error) => `${error.instancePath || '(root)'} ${error.message ?? error.keyword}`).join('; ')
+}

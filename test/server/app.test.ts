@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { loadConfig } from '../../src/config/index.ts'
+import { buildApp, openPlatform, type Platform } from '../../src/server/index.ts'
+
+describe('the platform app on the bundled defaults', () => {
+  let platform: Platform
+  let app: FastifyInstance
+  before(async () => {
+    platform = await openPlatform(loadConfig({ env: {} }).config, { logger: pino({ level: 'silent' }) })
+    app = await buildApp(platform)
+  })
+  after(async () => {
+    await app.close()
+    await platform.close()
+  })
+
+  test('health, readiness and info', async () => {
+    assert.deepEqual((await app.inject('/healthz')).json(), { status: 'ok' })
+    const ready = await app.inject('/readyz')
+    assert.equal(ready.statusCode, 200)
+    assert.equal(ready.json().status, 'ready')
+    assert.equal((await app.inject('/_info')).json().name, 'eventplane')
+    assert.match((await app.inject('/robots.txt')).body, /Disallow: \//)
+    assert.equal((await app.inject('/')).json().endpoints.schemas, '/repositories')
+  })
+
+  test('Prometheus metrics carry eventplane_ names, with request latency by route', async () => {
+    await app.inject('/repositories/eventplane/jsonschema/test/event/1.0.0.yaml')
+    const metrics = (await app.inject('/metrics')).body
+    assert.match(metrics, /eventplane_http_request_duration_seconds_count\{method="GET",route="\/repositories\/:repo\/jsonschema\/\*",status="200"\} \d+/)
+    assert.match(metrics, /eventplane_stream_config_/)
+    assert.match(metrics, /eventplane_process_cpu_seconds_total|eventplane_process_resident_memory_bytes/)
+  })
+
+  test('every response carries a request id; an unknown route is a problem document', async () => {
+    const response = await app.inject({ url: '/nope', headers: { 'x-request-id': 'abc-123' } })
+    assert.equal(response.statusCode, 404)
+    assert.equal(response.headers['x-request-id'], 'abc-123')
+    assert.equal(response.json().code, 'EVP_NOT_FOUND')
+    const bad = await app.inject('/repositories/eventplane/jsonschema/%zz')
+    assert.equal(bad.statusCode, 400)
+    assert.equal(bad.json().code, 'EVP_BAD_REQUEST')
+  })
+})

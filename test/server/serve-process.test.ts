@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { repoRoot, tempDir } from '../helpers.ts'
+
+/** Starts `eventplane serve` as its own process and waits for its URL. */
+async function serve(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', '0', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, EVENTPLANE_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const deadline = Date.now() + 20_000
+  while (!/listening on (http:\/\/\S+)/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const url = /listening on (http:\/\/\S+)/.exec(output)![1]!
+  return { child, url, output: () => output }
+}
+
+test('serve answers on its port, and SIGTERM drains and exits 0', async () => {
+  const { child, url } = await serve([])
+  const response = await fetch(`${url}/healthz`)
+  assert.equal(response.status, 200)
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0)
+})
+
+test('SIGHUP reloads the stream config; a bad edit keeps the last good config', async () => {
+  const dir = tempDir()
+  const streams = join(dir, 'streams.yaml')
+  copyFileSync(join(repoRoot, 'defaults/streams.yaml'), streams)
+  const config = join(dir, 'eventplane.yaml')
+  writeFileSync(
+    config,
+    `schemas:\n  repositories:\n    - {name: eventplane, path: ${join(repoRoot, 'defaults/schemas')}}\nstream_config:\n  source: ${streams}\n  watch: false\n`,
+  )
+  const { child, url, output } = await serve(['--config', config])
+  try {
+    const names = async () => Object.keys((await (await fetch(`${url}/v1/stream-configs`)).json()) as object)
+    assert.ok(!(await names()).includes('added.stream'))
+    writeFileSync(streams, readFileSync(streams, 'utf8').replace('streams:\n', 'streams:\n  added.stream:\n    schema_title: test/event\n'))
+    child.kill('SIGHUP')
+    for (let i = 0; i < 100 && !(await names()).includes('added.stream'); i++) await new Promise((r) => setTimeout(r, 50))
+    assert.ok((await names()).includes('added.stream'), output())
+
+    writeFileSync(streams, 'streams:\n  broken.stream:\n    sample: {rate: 7}\n')
+    child.kill('SIGHUP')
+    let metrics = ''
+    for (let i = 0; i < 100; i++) {
+      metrics = await (await fetch(`${url}/metrics`)).text()
+      if (/eventplane_stream_config_last_reload_success\S* 0/.test(metrics)) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.match(metrics, /eventplane_stream_config_last_reload_success\S* 0/)
+    assert.ok((await names()).includes('added.stream'), 'the last good config is still served')
+    assert.match(output(), /EVP_STREAM_CONFIG_INVALID/)
+  } finally {
+    child.kill('SIGTERM')
+    await once(child, 'exit')
+  }
+})
+
+test('a bad config stops serve before it listens, naming the file and line', async () => {
+  const config = join(tempDir(), 'eventplane.yaml')
+  writeFileSync(config, 'server:\n  port: -1\n')
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--config', config], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 1)
+  assert.match(stderr, new RegExp(`${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:\\d+: server.port must be >= 0 \\[EVP_CONFIG_INVALID\\]`))
+})
