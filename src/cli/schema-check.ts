@@ -2,11 +2,12 @@ import { existsSync, statSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { EventplaneError } from '../core/errors.ts'
-import { jsonEqual, type JsonObject } from '../core/objects.ts'
+import { type JsonObject } from '../core/objects.ts'
 import {
   checkVersionSeries,
   diffSchemas,
   formatDiff,
+  verifyCurrent,
   lintSchema,
   listCurrentSchemas,
   listTitles,
@@ -96,8 +97,7 @@ Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 usage.`,
 async function checkCurrent(repository: SchemaRepository, source: SchemaSource, title: string): Promise<Located[]> {
   const current = (await listCurrentSchemas(repository)).find((f) => f.title === title)
   if (current === undefined) return []
-  const version = schemaVersion(current.schema, repository.options.schemaVersionField, current.path)
-  const materialized = (await listVersions(repository, title)).find((v) => v.version === version)
+  const result = await verifyCurrent(repository, source, current)
   const finding = (message: string): Located => ({
     rule: 'current-is-materialized' as LintFinding['rule'],
     path: '',
@@ -105,27 +105,13 @@ async function checkCurrent(repository: SchemaRepository, source: SchemaSource, 
     severity: 'error',
     file: current.path,
   })
-  if (materialized === undefined) {
-    return [finding(`version ${version} is not materialized; run: eventplane schema materialize ${title}`)]
+  if (result.state === 'not-materialized') {
+    return [finding(`version ${result.version} is not materialized; run: eventplane schema materialize ${title}`)]
   }
-  const { schema } = await materializeSchema(current.schema, {
-    source,
-    shouldDereference: repository.options.shouldDereference,
-    enforcedNumericBounds: repository.options.enforcedNumericBounds,
-    shouldGenerateExample: false,
-    location: current.path,
-  })
-  const published = await readSchemaFile(repository, materialized.path)
-  // Generated examples (when current.yaml has none) are not part of the comparison.
-  if (current.schema['examples'] === undefined) {
-    delete schema['examples']
-    delete published['examples']
-  }
-  if (!jsonEqual(schema, published)) {
-    const first = diffSchemas(published, schema)[0]
+  if (result.state === 'changed') {
     return [
       finding(
-        `current.yaml changed since ${version} was materialized (first difference at ${first?.path || '/'}); ` +
+        `current.yaml changed since ${result.version} was materialized (first difference at ${result.firstDifference}); ` +
           'raise the version in $id and materialize, or revert the edit',
       ),
     ]

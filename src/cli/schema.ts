@@ -40,7 +40,7 @@ export async function selectCurrentFiles(repository: SchemaRepository, context: 
   const modes = [values['all'] === true, values['modified'] === true, positionals.length > 0].filter(Boolean).length
   if (modes > 1) throw new EventplaneError('EVP_CLI_USAGE', 'use one of --all, --modified or paths, not several')
   if (values['modified'] === true) {
-    const paths = await gitModifiedCurrentFiles(repository, values['staged'] === true)
+    const paths = await gitModifiedCurrentFiles(repository, values['staged'] === true || repository.options.gitStaged)
     return dependencyOrder(await Promise.all(paths.map((p) => schemaFileAt(repository, p))))
   }
   if (positionals.length > 0) {
@@ -68,7 +68,7 @@ function currentPathFor(repository: SchemaRepository, absolute: string, arg: str
 const selectionOptions: Record<string, OptionSpec> = {
   all: { type: 'boolean', short: 'a', description: 'Every current schema in the repository.' },
   modified: { type: 'boolean', short: 'm', description: 'Current schemas git sees as modified or new.' },
-  staged: { type: 'boolean', description: 'With --modified: only changes staged for commit.' },
+  staged: { type: 'boolean', description: 'With --modified: only changes staged for commit (default: gitStaged).' },
 }
 
 export const schemaMaterializeCommand: Command = {

@@ -61,3 +61,4 @@ export {
 } from './lint.ts'
 export { diffSchemas, formatDiff, type DiffEntry, type DiffKind } from './diff.ts'
 export { schemaToTypeScript, schemasToTypeScript, typeNameFromTitle, type TypegenOptions } from './typegen.ts'
+export { verifyCurrent, type CurrentState } from './verify.ts'

@@ -5,7 +5,8 @@ import { pino, type Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
 import { frameworkErrors, installErrorHandling } from '../core/http.ts'
-import { openRepository, schemaRoutes, type SchemaRepository } from '../schemas/index.ts'
+import { EventplaneError } from '../core/errors.ts'
+import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfigSource } from '../streamconfig/index.ts'
 import { createMetricsRegistry, instrumentHttp } from './metrics.ts'
 
@@ -21,6 +22,8 @@ export interface Platform {
   readonly logger: Logger
   readonly registry: Registry
   readonly repositories: readonly SchemaRepository[]
+  /** Looks schemas up by URI across `schemas.base_uris` (what the intake validates against). */
+  readonly schemas: SchemaSource
   readonly streamConfig: StreamConfigSource | undefined
   close(): Promise<void>
 }
@@ -37,6 +40,12 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
   const repositories = config.schemas.repositories.map((r) =>
     openRepository(r.path, { name: r.name, maxFileBytes: config.schemas.max_file_bytes }),
   )
+  const schemas = createSchemaSource({
+    baseUris: resolveBaseUris(config, repositories),
+    timeoutMs: config.schemas.remote_timeout_ms,
+    maxBytes: config.schemas.max_file_bytes,
+    userAgent: `eventplane/${packageJson.version}`,
+  })
   const source = config.stream_config.source
   const streamConfig =
     source === undefined
@@ -54,11 +63,28 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     logger,
     registry,
     repositories,
+    schemas,
     streamConfig,
     async close() {
       await streamConfig?.close()
     },
   }
+}
+
+/** `schemas.base_uris` with `repo:<name>` replaced by that repository's schema folder; by default, every repository. */
+function resolveBaseUris(config: Readonly<Config>, repositories: readonly SchemaRepository[]): string[] {
+  const configured = config.schemas.base_uris
+  if (configured === undefined) return repositories.map((r) => r.schemaDir)
+  return configured.map((uri) => {
+    if (!uri.startsWith('repo:')) return uri
+    const repository = repositories.find((r) => r.name === uri.slice('repo:'.length))
+    if (repository === undefined) {
+      throw new EventplaneError('EVP_CONFIG_INVALID', `schemas.base_uris: ${uri} names no repository in schemas.repositories`, {
+        details: { key: 'schemas.base_uris' },
+      })
+    }
+    return repository.schemaDir
+  })
 }
 
 /**

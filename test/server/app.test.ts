@@ -45,3 +45,17 @@ describe('the platform app on the bundled defaults', () => {
     assert.equal(bad.json().code, 'EVP_BAD_REQUEST')
   })
 })
+
+test('schemas.base_uris resolves repo:<name> and refuses an unknown repository', async () => {
+  const { config } = loadConfig({ env: {} })
+  const platform = await openPlatform(
+    { ...config, schemas: { ...config.schemas, base_uris: ['repo:eventplane'] }, stream_config: { ...config.stream_config, source: undefined } } as typeof config,
+    { logger: pino({ level: 'silent' }) },
+  )
+  assert.equal((await platform.schemas.get('/test/event/1.0.0')).schema['title'], 'test/event')
+  await platform.close()
+  await assert.rejects(
+    openPlatform({ ...config, schemas: { ...config.schemas, base_uris: ['repo:nope'] } } as typeof config, { logger: pino({ level: 'silent' }) }),
+    (error: { code?: string }) => error.code === 'EVP_CONFIG_INVALID',
+  )
+})
