@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { Ajv, type ErrorObject } from 'ajv'
 import { EventplaneError } from '../core/errors.ts'
 import { parseYaml, type ParsedYaml } from '../core/yaml.ts'
+import { pointerPath } from '../core/pointer.ts'
 import { deepFreeze } from '../core/objects.ts'
 import { configSchema, envOverrides, type Config } from './schema.ts'
 
@@ -122,12 +123,9 @@ interface ConfigProblem {
 }
 
 function describe(error: ErrorObject, parsed: ParsedYaml, file: string, fromEnv: Map<string, string>): ConfigProblem {
-  const path = error.instancePath
-    .split('/')
-    .slice(1)
-    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((part) => (/^\d+$/.test(part) ? Number(part) : part))
-  if (error.keyword === 'additionalProperties') path.push(String(error.params['additionalProperty']))
+  const path = pointerPath(error.instancePath)
+  const unknownKey = error.keyword === 'additionalProperties'
+  if (unknownKey) path.push(String(error.params['additionalProperty']))
   const key = path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[') || '(root)'
   const envName = fromEnv.get(path.join('.'))
   const what =
@@ -137,7 +135,7 @@ function describe(error: ErrorObject, parsed: ParsedYaml, file: string, fromEnv:
         ? `${key} must be one of ${(error.params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
         : `${key} ${error.message ?? 'is invalid'}`
   if (envName !== undefined) return { message: `${envName} (${key}): ${what}`, key, line: undefined }
-  const at = parsed.locate(path)
+  const at = unknownKey ? parsed.locateKey(path) : parsed.locate(path)
   const where = at === undefined ? file : `${file}:${at.line}:${at.column}`
   return { message: `${where}: ${what}`, key, line: at?.line }
 }

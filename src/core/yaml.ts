@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isNode, isScalar, visit, type Document } from 'yaml'
+import { LineCounter, parseDocument, isMap, isNode, isScalar, visit, type Document } from 'yaml'
 import { EventplaneError, type ErrorCode } from './errors.ts'
 
 export interface SourcePosition {
@@ -10,6 +10,11 @@ export interface ParsedYaml {
   readonly value: unknown
   /** Line and column (1-based) of the node at a JSON path, when the document has one. */
   locate(path: ReadonlyArray<string | number>): SourcePosition | undefined
+  /**
+   * Position of the mapping key at `path` rather than of its value, so "unknown key" and
+   * "missing key" errors point at the key's own line; falls back to `locate`.
+   */
+  locateKey(path: ReadonlyArray<string | number>): SourcePosition | undefined
 }
 
 export interface ParseYamlOptions {
@@ -52,18 +57,32 @@ export function parseYaml(text: string, options: ParseYamlOptions): ParsedYaml {
       details: { source: options.source },
     })
   }
+  const locate = (path: ReadonlyArray<string | number>): SourcePosition | undefined => {
+    // Walk up to the nearest node that exists, so a missing key points at its parent.
+    for (let depth = path.length; depth >= 0; depth--) {
+      const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true)
+      if (isNode(node) && node.range) {
+        const at = lineCounter.linePos(node.range[0])
+        return { line: at.line, column: at.col }
+      }
+    }
+    return undefined
+  }
   return {
     value,
-    locate(path) {
-      // Walk up to the nearest node that exists, so a missing key points at its parent.
-      for (let depth = path.length; depth >= 0; depth--) {
-        const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true)
-        if (isNode(node) && node.range) {
-          const at = lineCounter.linePos(node.range[0])
-          return { line: at.line, column: at.col }
+    locate,
+    locateKey(path) {
+      const parent = path.length <= 1 ? doc.contents : doc.getIn(path.slice(0, -1), true)
+      const last = path[path.length - 1]
+      if (isMap(parent)) {
+        for (const pair of parent.items) {
+          if (isScalar(pair.key) && String(pair.key.value) === String(last) && pair.key.range) {
+            const at = lineCounter.linePos(pair.key.range[0])
+            return { line: at.line, column: at.col }
+          }
         }
       }
-      return undefined
+      return locate(path)
     },
   }
 }

@@ -1,5 +1,6 @@
 import { EventplaneError } from '../core/errors.ts'
 import { isPlainObject, setOwn, type JsonObject } from '../core/objects.ts'
+import { childPointer, pointerSegments } from '../core/pointer.ts'
 import type { SchemaSource } from './source.ts'
 
 export interface DereferenceOptions {
@@ -31,14 +32,14 @@ export async function dereference(schema: JsonObject, options: DereferenceOption
   async function walk(value: unknown, doc: Document, stack: readonly string[], at: string): Promise<unknown> {
     if (Array.isArray(value)) {
       const out: unknown[] = []
-      for (let i = 0; i < value.length; i++) out.push(await walk(value[i], doc, stack, `${at}/${i}`))
+      for (let i = 0; i < value.length; i++) out.push(await walk(value[i], doc, stack, childPointer(at, i)))
       return out
     }
     if (!isPlainObject(value)) return value
     const ref = value['$ref']
     if (typeof ref === 'string') return resolveRef(value, ref, doc, stack, at)
     const out: JsonObject = {}
-    for (const [key, child] of Object.entries(value)) setOwn(out, key, await walk(child, doc, stack, `${at}/${escape(key)}`))
+    for (const [key, child] of Object.entries(value)) setOwn(out, key, await walk(child, doc, stack, childPointer(at, key)))
     return out
   }
 
@@ -85,7 +86,7 @@ export async function dereference(schema: JsonObject, options: DereferenceOption
     const siblings = Object.keys(node).filter((key) => key !== '$ref')
     if (siblings.length === 0 || !isPlainObject(resolved)) return resolved
     const merged: JsonObject = {}
-    for (const key of siblings) setOwn(merged, key, await walk(node[key], doc, stack, `${at}/${escape(key)}`))
+    for (const key of siblings) setOwn(merged, key, await walk(node[key], doc, stack, childPointer(at, key)))
     for (const [key, value] of Object.entries(resolved)) if (!Object.hasOwn(merged, key)) setOwn(merged, key, value)
     return merged
   }
@@ -96,8 +97,8 @@ export function evaluatePointer(value: unknown, pointer: string): { ok: true; va
   if (pointer === '' || pointer === '/') return { ok: true, value }
   if (!pointer.startsWith('/')) return { ok: false }
   let current = value
-  for (const raw of pointer.slice(1).split('/')) {
-    const token = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~')
+  // A pointer in a URI fragment may be percent-encoded.
+  for (const token of pointerSegments(decodeURIComponent(pointer))) {
     if (Array.isArray(current) && /^\d+$/.test(token) && Number(token) < current.length) current = current[Number(token)]
     else if (isPlainObject(current) && Object.hasOwn(current, token)) current = current[token]
     else return { ok: false }
@@ -105,6 +106,3 @@ export function evaluatePointer(value: unknown, pointer: string): { ok: true; va
   return { ok: true, value: current }
 }
 
-function escape(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1')
-}

@@ -1,21 +1,7 @@
-/** JSON Pointer (RFC 6901) helpers shared by the compatibility, lint and diff modules. */
+/** JSON Pointer helpers shared by the compatibility, lint and diff modules. */
+import { pointerSegments } from '../core/pointer.ts'
 
-export function escapeSegment(segment: string | number): string {
-  return String(segment).replace(/~/g, '~0').replace(/\//g, '~1')
-}
-
-/** Appends segments to a pointer: `childPointer('/properties', 'a/b')` is `/properties/a~1b`. */
-export function childPointer(base: string, ...segments: ReadonlyArray<string | number>): string {
-  return base + segments.map((segment) => `/${escapeSegment(segment)}`).join('')
-}
-
-export function pointerSegments(pointer: string): string[] {
-  if (pointer === '') return []
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'))
-}
+export { childPointer, escapeSegment, pointerSegments } from '../core/pointer.ts'
 
 /** Orders pointers segment by segment, numbers numerically, so `/enum/2` sorts before `/enum/10`. */
 export function comparePointers(a: string, b: string): number {

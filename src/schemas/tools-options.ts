@@ -4,6 +4,7 @@ import { Ajv } from 'ajv'
 import type { FromSchema } from 'json-schema-to-ts'
 import { EventplaneError } from '../core/errors.ts'
 import { parseYaml } from '../core/yaml.ts'
+import { pointerPath } from '../core/pointer.ts'
 
 /**
  * `.jsonschema-tools.yaml`, the per-repository options file of Wikimedia's jsonschema-tools.
@@ -81,7 +82,7 @@ export function readToolsOptions(root: string): ToolsOptions {
     const value = parsed.value ?? {}
     if (!validateToolsOptions(value)) {
       const error = validateToolsOptions.errors![0]!
-      const path = error.instancePath.split('/').slice(1)
+      const path = pointerPath(error.instancePath)
       const at = parsed.locate(path)
       throw new EventplaneError(
         'EVP_CONFIG_INVALID',

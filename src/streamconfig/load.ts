@@ -2,9 +2,9 @@ import { readFile, stat } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Ajv, type ErrorObject } from 'ajv'
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml'
 import { EventplaneError, type ErrorCode } from '../core/errors.ts'
 import { deepMerge, isPlainObject, setOwn, type JsonObject } from '../core/objects.ts'
+import { pointerPath } from '../core/pointer.ts'
 import { parseYaml, type ParsedYaml, type SourcePosition } from '../core/yaml.ts'
 import { StreamConfig } from './config.ts'
 import { parseStreamKey, type StreamKey } from './keys.ts'
@@ -157,7 +157,7 @@ export function parseStreamConfig(text: string, options: ParseStreamConfigOption
       { details: { source, line: at.line, column: at.column } },
     )
   }
-  const locator = new Locator(text, parsed, source)
+  const locator = new Locator(parsed, source)
   if (!validateFile(doc)) {
     fail(source, (validateFile.errors ?? []).map((error) => locator.fromAjv(error, [], undefined)))
   }
@@ -227,13 +227,10 @@ function fail(source: string, problems: Problem[]): never {
 
 /** Turns validation errors into messages that point at the right line of the file. */
 class Locator {
-  readonly #text: string
   readonly #parsed: ParsedYaml
   readonly #source: string
-  #keys: { doc: Document; lineCounter: LineCounter } | undefined
 
-  constructor(text: string, parsed: ParsedYaml, source: string) {
-    this.#text = text
+  constructor(parsed: ParsedYaml, source: string) {
     this.#parsed = parsed
     this.#source = source
   }
@@ -275,38 +272,13 @@ class Locator {
     return { ...this.at('EVP_STREAM_CONFIG_INVALID', at, name, setting, `${scope}${describe(error, setting)}`), fromDefaults }
   }
 
-  /**
-   * Position of a mapping key rather than of its value, so "missing" and "bad key" errors
-   * point at the key's own line. Only needed on error paths, so the text is parsed again
-   * (once) rather than keeping every document around.
-   */
   keyPosition(path: ReadonlyArray<string | number>): SourcePosition | undefined {
-    if (this.#keys === undefined) {
-      const lineCounter = new LineCounter()
-      this.#keys = { doc: parseDocument(this.#text, { lineCounter, uniqueKeys: false }), lineCounter }
-    }
-    const { doc, lineCounter } = this.#keys
-    const parent = path.length <= 1 ? doc.contents : doc.getIn(path.slice(0, -1), true)
-    const last = path[path.length - 1]
-    if (isMap(parent)) {
-      for (const pair of parent.items) {
-        const key = pair.key
-        if (isScalar(key) && String(key.value) === String(last) && key.range) {
-          const pos = lineCounter.linePos(key.range[0])
-          return { line: pos.line, column: pos.col }
-        }
-      }
-    }
-    return this.#parsed.locate(path)
+    return this.#parsed.locateKey(path)
   }
 }
 
 function instancePath(error: ErrorObject): Array<string | number> {
-  return error.instancePath
-    .split('/')
-    .slice(1)
-    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((part) => (/^\d+$/.test(part) ? Number(part) : part))
+  return pointerPath(error.instancePath)
 }
 
 /** The property an error is about when ajv reports it on the parent object. */
