@@ -1,0 +1,82 @@
+/**
+ * `npm run bench -- <name> [flags]`: builds (so the compiled server and CLI are what is
+ * measured), then runs one benchmark, which prints a table. With no name, or --help, lists them.
+ * Benchmarks are not part of `npm test`.
+ */
+import { spawnSync } from 'node:child_process'
+import { hasTaskset, repoRoot, UsageError, type Benchmark } from './lib.ts'
+
+const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark> }[] = [
+  {
+    name: 'schema-get',
+    summary: 'req/s of a cached versioned schema GET on one core, against a bare node:http responder',
+    load: () => import('./schema-get.ts'),
+  },
+  {
+    name: 'materialize',
+    summary: 'time to materialize the 53 schemas of the WMF primary fixture, against jsonschema-tools',
+    load: () => import('./materialize.ts'),
+  },
+]
+
+function list(): string {
+  const width = Math.max(...benchmarks.map((b) => b.name.length))
+  return `usage: npm run bench -- <name> [--no-build] [flags]   (npm run bench -- <name> --help for its flags)
+
+benchmarks:
+${benchmarks.map((b) => `  ${b.name.padEnd(width)}  ${b.summary}`).join('\n')}
+
+--no-build  skip "npm run build" (only when dist/ is known to be current)`
+}
+
+async function main(argv: string[]): Promise<number> {
+  const build = !argv.includes('--no-build')
+  const given = argv.filter((a) => a !== '--no-build')
+  const name = given[0] !== undefined && !given[0].startsWith('-') ? given[0] : undefined
+  const args = given.slice(name === undefined ? 0 : 1)
+  if (name === undefined) {
+    const asked = given.length === 0 || given.includes('--help') || given.includes('-h')
+    ;(asked ? console.log : console.error)(list())
+    return asked ? 0 : 2
+  }
+  const benchmark = benchmarks.find((b) => b.name === name)
+  if (benchmark === undefined) {
+    console.error(`no benchmark named ${JSON.stringify(name)}\n\n${list()}`)
+    return 2
+  }
+  const module = await benchmark.load()
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(module.usage)
+    return 0
+  }
+  let start: () => Promise<number>
+  try {
+    start = module.prepare(args)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    console.error(`${error.message}\n\n${module.usage}`)
+    return 2
+  }
+  if (build) {
+    console.log('== npm run build')
+    const built = spawnSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, stdio: 'inherit' })
+    if (built.status !== 0) {
+      console.error(`build failed (${built.error?.message ?? `exit ${built.status}`}); not benchmarking a stale dist/`)
+      return 1
+    }
+  }
+  // The harness itself (spawning, IPC, reading /proc) stays off core 0, where what is measured runs.
+  if (hasTaskset()) spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' })
+  console.log(`== bench ${name} ${args.join(' ')}`.trimEnd())
+  return start()
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error))
+    process.exitCode = 1
+  },
+)
