@@ -77,7 +77,9 @@ export const schemaMaterializeCommand: Command = {
   usage: 'eventplane schema materialize [--all | --modified [--staged] | PATH…] [--repo DIR] [--dry-run]',
   help: `For each selected current.yaml: inline every $ref (against the repository's schemaBaseUris),
 merge allOf, add numeric bounds, add an example when configured, then write <version>.<ext>
-for each content type, the extensionless <version> entry, and move latest forward.
+for each content type, the extensionless <version> entry, and move latest forward. A version
+file that already holds the same value is left untouched, so re-materializing a repository
+(also one made by jsonschema-tools) changes nothing.
 Options come from the repository's .jsonschema-tools.yaml, as with jsonschema-tools.
 PATH may be a current.yaml, its folder, or a schema title.
 
@@ -109,13 +111,19 @@ Exit codes: 0 done, 1 a schema failed (nothing is written for that schema), 2 us
     const dryRun = values['dry-run'] === true
     const written: string[] = []
     let failed = 0
+    let unchanged = 0
     for (const [i, file] of files.entries()) {
       try {
         const result = await materializeFile(repository, file, source, { dryRun, links: links as LinkMode })
         written.push(...result.files)
+        if (result.files.length === 0) unchanged++
         if (values['quiet'] !== true) {
           const names = result.files.map((f) => relative(file.dir, f)).join(', ')
-          write(stdout, `[${i + 1}/${files.length}] ${dryRun ? 'would write' : 'materialized'} ${result.title} ${result.version}: ${names}${result.generatedExample ? ' (example generated)' : ''}`)
+          const what = result.files.length === 0 ? 'unchanged' : `${dryRun ? 'would write' : 'wrote'} ${names}`
+          write(stdout, `[${i + 1}/${files.length}] ${result.title} ${result.version}: ${what}${result.generatedExample ? ' (example generated)' : ''}`)
+        }
+        if (result.replaced) {
+          write(stderr, `warning: ${result.title} ${result.version} already existed with another value and ${dryRun ? 'would be replaced' : 'was replaced'}; if that version was released, raise the version in $id instead`)
         }
       } catch (error) {
         failed++
@@ -128,7 +136,8 @@ Exit codes: 0 done, 1 a schema failed (nothing is written for that schema), 2 us
     const seconds = ((performance.now() - started) / 1000).toFixed(2)
     write(
       failed ? stderr : stdout,
-      `${files.length - failed} of ${files.length} schemas ${dryRun ? 'checked (dry run)' : 'materialized'} in ${seconds} s${failed ? `; ${failed} failed` : ''}${gitAddWanted && !dryRun ? '; files added to git' : ''}`,
+      `${files.length - failed} of ${files.length} schemas ${dryRun ? 'checked (dry run)' : 'materialized'} in ${seconds} s` +
+        `${unchanged ? ` (${unchanged} already up to date)` : ''}${failed ? `; ${failed} failed` : ''}${gitAddWanted && !dryRun && written.length ? '; files added to git' : ''}`,
     )
     return failed ? 1 : 0
   },

@@ -1,5 +1,4 @@
 import { loadConfig } from '../config/index.ts'
-import { handleSignals, startServer } from '../server/index.ts'
 import { configOption, type Command } from './command.ts'
 
 export const serveCommand: Command = {
@@ -20,6 +19,8 @@ Environment: PORT, HOST, EVENTPLANE_CONFIG, EVENTPLANE_DATA_DIR, EVENTPLANE_LOG_
     const overrides: NodeJS.ProcessEnv = { ...env }
     if (typeof values['port'] === 'string') overrides['EVENTPLANE_PORT'] = values['port']
     if (typeof values['host'] === 'string') overrides['EVENTPLANE_HOST'] = values['host']
+    // Loaded here, not at the top: other commands should not pay for fastify and prom-client.
+    const { handleSignals, startServer } = await import('../server/index.ts')
     const { config, file } = loadConfig({ path: values['config'] as string | undefined, env: overrides, cwd })
     const server = await startServer(config)
     handleSignals(server, config.server.shutdown_timeout_ms)

@@ -5,7 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import { EventplaneError } from '../core/errors.ts'
 import { parseYaml, type ParsedYaml } from '../core/yaml.ts'
 import { pointerPath } from '../core/pointer.ts'
-import { deepFreeze } from '../core/objects.ts'
+import { deepFreeze, once } from '../core/objects.ts'
 import { configSchema, envOverrides, type Config } from './schema.ts'
 
 /** The bundled config that `npm start` uses when no config is named. */
@@ -105,11 +105,12 @@ function applyEnv(data: Record<string, unknown>, env: NodeJS.ProcessEnv, file: s
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true })
-const validateConfig = ajv.compile(configSchema)
+const validateConfig = once(() => ajv.compile(configSchema))
 
 function validate(data: Record<string, unknown>, parsed: ParsedYaml, file: string, fromEnv: Map<string, string>): void {
-  if (validateConfig(data)) return
-  const problems = (validateConfig.errors ?? []).map((error) => describe(error, parsed, file, fromEnv))
+  const validator = validateConfig()
+  if (validator(data)) return
+  const problems = (validator.errors ?? []).map((error) => describe(error, parsed, file, fromEnv))
   const first = problems[0]!
   throw new EventplaneError('EVP_CONFIG_INVALID', problems.map((p) => p.message).join('\n'), {
     details: { file, line: first.line, key: first.key, problems },

@@ -48,3 +48,16 @@ export function deepMerge(base: unknown, override: unknown): unknown {
 export function setOwn(target: JsonObject, key: string, value: unknown): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
 }
+
+/** A value made on first use and kept: for work (compiling validators) that not every run needs. */
+export function once<T>(make: () => T): () => T {
+  let made = false
+  let value: T
+  return () => {
+    if (!made) {
+      value = make()
+      made = true
+    }
+    return value
+  }
+}

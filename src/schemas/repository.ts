@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process'
 import { existsSync, realpathSync, statSync } from 'node:fs'
-import { lstat, readdir, readFile, symlink, unlink, writeFile } from 'node:fs/promises'
+import { lstat, readdir, readFile, readlink, symlink, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve, sep } from 'node:path'
 import { promisify } from 'node:util'
 import semver from 'semver'
 import { EventplaneError } from '../core/errors.ts'
-import { type JsonObject } from '../core/objects.ts'
+import { jsonEqual, type JsonObject } from '../core/objects.ts'
 import { parseSchemaText, readLimited, resolveInFolder, semverName } from './files.ts'
 import { materializeSchema, serializeSchema, type ContentType } from './materialize.ts'
 import { createSchemaSource, type SchemaSource } from './source.ts'
@@ -166,9 +166,11 @@ export interface WriteVersionOptions {
 export interface MaterializeResult {
   title: string
   version: string
-  /** Files written or that would be written (dry run). */
+  /** Files written or that would be written (dry run); entries already right are left alone. */
   files: string[]
   generatedExample: boolean
+  /** The version file existed with a different value and was replaced. */
+  replaced: boolean
 }
 
 /**
@@ -191,12 +193,22 @@ export async function materializeFile(
     shouldGenerateExample: tools.shouldGenerateExample,
     location: file.path,
   })
-  const files: string[] = []
+  const files: Array<string | undefined> = []
+  let replaced = false
   const first = tools.contentTypes[0] ?? 'yaml'
   for (const contentType of tools.contentTypes) {
     const target = `${version}.${contentType}`
-    files.push(join(file.dir, target))
-    if (!options.dryRun) await writeFile(join(file.dir, target), serializeSchema(schema, contentType))
+    // A version already written with this value is left byte for byte as it is, so
+    // re-materializing a repository (even one written by jsonschema-tools) changes nothing.
+    // Generated examples do not count when current.yaml has none: they are not its content.
+    const existing = await readExisting(repository, join(file.dir, target))
+    const ignoreExamples = generatedExample
+    const same = existing !== undefined && jsonEqual(strip(existing, ignoreExamples), strip(schema, ignoreExamples))
+    if (!same) {
+      replaced ||= existing !== undefined
+      files.push(join(file.dir, target))
+      if (!options.dryRun) await writeFile(join(file.dir, target), serializeSchema(schema, contentType))
+    }
     if (tools.shouldSymlinkLatest && (await shouldMoveLatest(join(file.dir, `latest.${contentType}`), version))) {
       files.push(await link(file.dir, `latest.${contentType}`, target, options))
     }
@@ -207,7 +219,21 @@ export async function materializeFile(
       }
     }
   }
-  return { title: file.title, version, files, generatedExample }
+  return { title: file.title, version, files: files.filter((f): f is string => f !== undefined), generatedExample, replaced }
+}
+
+async function readExisting(repository: SchemaRepository, path: string): Promise<JsonObject | undefined> {
+  try {
+    return await readSchemaFile(repository, path)
+  } catch {
+    return undefined
+  }
+}
+
+function strip(schema: JsonObject, examples: boolean): JsonObject {
+  if (!examples) return schema
+  const { examples: _examples, ...rest } = schema
+  return rest
 }
 
 async function shouldMoveLatest(latestPath: string, version: string): Promise<boolean> {
@@ -219,7 +245,6 @@ async function shouldMoveLatest(latestPath: string, version: string): Promise<bo
 async function linkedVersion(path: string): Promise<string | undefined> {
   try {
     const info = await lstat(path)
-    const { readlink } = await import('node:fs/promises')
     const target = info.isSymbolicLink() ? await readlink(path) : info.size <= 256 ? (await readFile(path, 'utf8')).trim() : ''
     const name = basename(target).replace(/\.(ya?ml|json)$/, '')
     return semverName.test(name) ? name : undefined
@@ -228,8 +253,9 @@ async function linkedVersion(path: string): Promise<string | undefined> {
   }
 }
 
-async function link(dir: string, name: string, target: string, options: WriteVersionOptions): Promise<string> {
+async function link(dir: string, name: string, target: string, options: WriteVersionOptions): Promise<string | undefined> {
   const path = join(dir, name)
+  if (await linksTo(path, target)) return undefined
   if (options.dryRun) return path
   await unlink(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error
@@ -248,6 +274,17 @@ async function link(dir: string, name: string, target: string, options: WriteVer
   // Eventplane reader follows (and git stores the same way as a symlink's content).
   await writeFile(path, target)
   return path
+}
+
+/** Whether `path` is already a symlink or pointer file naming `target`. */
+async function linksTo(path: string, target: string): Promise<boolean> {
+  try {
+    const info = await lstat(path)
+    if (info.isSymbolicLink()) return (await readlink(path)) === target
+    return info.size <= 256 && (await readFile(path, 'utf8')).trim() === target
+  } catch {
+    return false
+  }
 }
 
 /** `current.yaml` files that git sees as modified (or staged, or new), as absolute paths. */

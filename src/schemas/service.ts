@@ -55,12 +55,14 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
   const serve = async (request: FastifyRequest, reply: FastifyReply) => {
     const repository = repositoryFor(request)
     const path = (request.params as { '*'?: string })['*'] ?? ''
-    const segments = safeSegments(path)
-    const format = negotiate(request, segments.at(-1))
-    const key = `${repository.name}\0${segments.join('/')}\0${format}`
-    // Only published versions are cached: `latest` and listings are resolved on every request.
+    const format = negotiate(request, path.slice(path.lastIndexOf('/') + 1))
+    // Only published versions are cached, under the exact path that was checked and rendered
+    // once, so a hit needs neither the path check nor the filesystem. `latest` and listings
+    // are resolved on every request.
+    const key = `${repository.name}\0${path}\0${format}`
     let rendered = cache.get(key)
     if (rendered === undefined) {
+      const segments = safeSegments(path)
       const made = await render(repository, segments, format)
       if (made.kind === 'listing') {
         return sendListing(request, reply, `/repositories/${repository.name}/jsonschema/${segments.map((s) => s + '/').join('')}`, made.entries)

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { Ajv } from 'ajv'
 import type { FromSchema } from 'json-schema-to-ts'
 import { EventplaneError } from '../core/errors.ts'
+import { once } from '../core/objects.ts'
 import { parseYaml } from '../core/yaml.ts'
 import { pointerPath } from '../core/pointer.ts'
 
@@ -67,7 +68,7 @@ export interface ToolsOptions {
 export const toolsOptionsFile = '.jsonschema-tools.yaml'
 
 const ajv = new Ajv({ allErrors: true, strict: false })
-const validateToolsOptions = ajv.compile<RawToolsOptions>(toolsOptionsSchema)
+const validateToolsOptions = once(() => ajv.compile<RawToolsOptions>(toolsOptionsSchema))
 
 /**
  * Reads `<root>/.jsonschema-tools.yaml` when present. Without it, `root` itself is the schema
@@ -80,8 +81,9 @@ export function readToolsOptions(root: string): ToolsOptions {
   if (existsSync(file)) {
     const parsed = parseYaml(readFileSync(file, 'utf8'), { source: file, code: 'EVP_CONFIG_PARSE' })
     const value = parsed.value ?? {}
-    if (!validateToolsOptions(value)) {
-      const error = validateToolsOptions.errors![0]!
+    const validator = validateToolsOptions()
+    if (!validator(value)) {
+      const error = validator.errors![0]!
       const path = pointerPath(error.instancePath)
       const at = parsed.locate(path)
       throw new EventplaneError(

@@ -71,6 +71,16 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
   }
 }
 
+/**
+ * Request ids for requests that bring no X-Request-ID: unique per process start and cheap
+ * (a random prefix and a counter, rather than a UUID per request).
+ */
+function requestIds(): () => string {
+  const prefix = randomUUID().slice(0, 8)
+  let counter = 0
+  return () => `${prefix}-${(++counter).toString(36)}`
+}
+
 /** `schemas.base_uris` with `repo:<name>` replaced by that repository's schema folder; by default, every repository. */
 function resolveBaseUris(config: Readonly<Config>, repositories: readonly SchemaRepository[]): string[] {
   const configured = config.schemas.base_uris
@@ -97,7 +107,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    genReqId: requestIds(),
     frameworkErrors,
     // Requests for schemas and configs are small; a large body is a mistake or an attack.
     bodyLimit: 1024 * 1024,
@@ -107,7 +117,9 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   instrumentHttp(app, registry)
   app.addHook('onResponse', (request, reply, done) => {
     const level = reply.statusCode >= 500 ? 'warn' : 'debug'
-    request.log[level]({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+    if ((request.log as Logger).isLevelEnabled(level)) {
+      request.log[level]({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+    }
     done()
   })
   app.addHook('onSend', (request, reply, _payload, done) => {

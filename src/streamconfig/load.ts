@@ -3,7 +3,7 @@ import { isAbsolute } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Ajv, type ErrorObject } from 'ajv'
 import { EventplaneError, type ErrorCode } from '../core/errors.ts'
-import { deepMerge, isPlainObject, setOwn, type JsonObject } from '../core/objects.ts'
+import { deepMerge, isPlainObject, once, setOwn, type JsonObject } from '../core/objects.ts'
 import { pointerPath } from '../core/pointer.ts'
 import { parseYaml, type ParsedYaml, type SourcePosition } from '../core/yaml.ts'
 import { StreamConfig } from './config.ts'
@@ -113,9 +113,12 @@ function tooLarge(source: string, size: number): EventplaneError {
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true })
-const validateFile = ajv.compile<JsonObject>(streamConfigFileSchema)
-const validateDefaults = ajv.compile<JsonObject>(streamDefaultsSchema)
-const validateSettings = ajv.compile<StreamSettings>(streamSettingsSchema)
+// Compiled on first use: the CLI loads this module for commands that never parse a stream config.
+const validators = once(() => ({
+  file: ajv.compile<JsonObject>(streamConfigFileSchema),
+  defaults: ajv.compile<JsonObject>(streamDefaultsSchema),
+  settings: ajv.compile<StreamSettings>(streamSettingsSchema),
+}))
 
 interface Problem {
   code: ErrorCode
@@ -158,6 +161,7 @@ export function parseStreamConfig(text: string, options: ParseStreamConfigOption
     )
   }
   const locator = new Locator(parsed, source)
+  const { file: validateFile, defaults: validateDefaults, settings: validateSettings } = validators()
   if (!validateFile(doc)) {
     fail(source, (validateFile.errors ?? []).map((error) => locator.fromAjv(error, [], undefined)))
   }
