@@ -20,7 +20,7 @@ async function load() {
       const source = schemas.repositorySource(repository)
       const loaded = performance.now()
       let written = 0
-      for (const file of files) written += (await schemas.materializeFile(repository, file, source)).files.length
+      for (const file of files) written += (await schemas.materializeFile(repository, file, source, { force: true })).files.length
       const ended = performance.now()
       return { ms: ended - started, loadMs: loaded - started, schemas: files.length, files: written }
     }

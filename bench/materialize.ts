@@ -35,7 +35,7 @@ export const usage = `npm run bench -- materialize [--runs N] [--no-baseline]
 
 Materializes all 53 current schemas of ../shared/fixtures/wmf-schemas-primary (copied to a temp
 folder for every run) N times, each time:
-  1. eventplane schema materialize --all --quiet   (a new process: wall time, incl. Node start-up)
+  1. eventplane schema materialize --all --force --quiet   (a new process: wall time, incl. Node start-up)
   2. jsonschema-tools materialize-all              (the same, Wikimedia's tool)
   3. the same materialization in a process that already loaded Eventplane's dist/schemas
   4. the same with jsonschema-tools' materializeAllSchemas()
@@ -144,7 +144,7 @@ async function run(options: Options): Promise<number> {
       watch.busy = watch.wall = 0
       // 1 and 2: cold processes.
       const epCopy = fresh()
-      const epCold = await timeProcess(process.execPath, [join(repoRoot, 'dist/cli/bin.js'), 'schema', 'materialize', '--all', '--quiet', '--repo', epCopy], epCopy)
+      const epCold = await timeProcess(process.execPath, [join(repoRoot, 'dist/cli/bin.js'), 'schema', 'materialize', '--all', '--force', '--quiet', '--repo', epCopy], epCopy)
       check('eventplane CLI', epCold, epCopy, targets)
       let toolsCold: number | undefined
       for (let attempt = 1; !('reason' in tools) && toolsCold === undefined; attempt++) {

@@ -95,6 +95,7 @@ Exit codes: 0 done, 1 a schema failed (nothing is written for that schema), 2 us
       value: 'MODE',
       description: 'auto (symlinks where possible, else pointer files), symlink, or pointer.',
     },
+    force: { type: 'boolean', short: 'f', description: 'Rewrite version files even when they already hold the same value.' },
     quiet: { type: 'boolean', short: 'q', description: 'Print only errors and the summary.' },
   },
   maxPositionals: 10000,
@@ -114,7 +115,7 @@ Exit codes: 0 done, 1 a schema failed (nothing is written for that schema), 2 us
     let unchanged = 0
     for (const [i, file] of files.entries()) {
       try {
-        const result = await materializeFile(repository, file, source, { dryRun, links: links as LinkMode })
+        const result = await materializeFile(repository, file, source, { dryRun, links: links as LinkMode, force: values['force'] === true })
         written.push(...result.files)
         if (result.files.length === 0) unchanged++
         if (values['quiet'] !== true) {

@@ -161,6 +161,8 @@ export interface WriteVersionOptions {
   dryRun?: boolean
   /** How `latest` and extensionless entries are made. `auto`: symlinks where the filesystem has them. */
   links?: LinkMode
+  /** Write version files even when they already hold the same value (to normalize formatting). */
+  force?: boolean
 }
 
 export interface MaterializeResult {
@@ -200,14 +202,14 @@ export async function materializeFile(
     const target = `${version}.${contentType}`
     // A version already written with this value is left byte for byte as it is, so
     // re-materializing a repository (even one written by jsonschema-tools) changes nothing.
-    // Generated examples do not count when current.yaml has none: they are not its content.
+    // Generated examples are not the schema's content: a published one is kept as it is.
     const existing = await readExisting(repository, join(file.dir, target))
-    const ignoreExamples = generatedExample
-    const same = existing !== undefined && jsonEqual(strip(existing, ignoreExamples), strip(schema, ignoreExamples))
-    if (!same) {
-      replaced ||= existing !== undefined
+    const output = generatedExample && Array.isArray(existing?.['examples']) ? { ...schema, examples: existing['examples'] } : schema
+    const same = existing !== undefined && jsonEqual(existing, output)
+    if (!same || options.force) {
+      replaced ||= existing !== undefined && !same
       files.push(join(file.dir, target))
-      if (!options.dryRun) await writeFile(join(file.dir, target), serializeSchema(schema, contentType))
+      if (!options.dryRun) await writeFile(join(file.dir, target), serializeSchema(output, contentType))
     }
     if (tools.shouldSymlinkLatest && (await shouldMoveLatest(join(file.dir, `latest.${contentType}`), version))) {
       files.push(await link(file.dir, `latest.${contentType}`, target, options))
@@ -230,11 +232,6 @@ async function readExisting(repository: SchemaRepository, path: string): Promise
   }
 }
 
-function strip(schema: JsonObject, examples: boolean): JsonObject {
-  if (!examples) return schema
-  const { examples: _examples, ...rest } = schema
-  return rest
-}
 
 async function shouldMoveLatest(latestPath: string, version: string): Promise<boolean> {
   const current = await linkedVersion(latestPath)

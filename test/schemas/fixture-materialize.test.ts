@@ -59,6 +59,10 @@ describe('wmf-schemas-primary fixture', () => {
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /53 of 53 schemas materialized .*\(53 already up to date\)/)
     assert.deepEqual(snapshot(copy), before)
+    const forced = await cli(['schema', 'materialize', '--all', '--force', '--quiet', '--repo', copy])
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.doesNotMatch(forced.stderr, /warning/, 'rewriting the same value is not a replacement')
+    assert.notDeepEqual(snapshot(copy), before, '--force rewrote the files in our formatting')
   })
 
   test('schema materialize --all recreates removed latest versions with the same values, and links that resolve', async () => {
