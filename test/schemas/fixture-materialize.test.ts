@@ -59,10 +59,15 @@ describe('wmf-schemas-primary fixture', () => {
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /53 of 53 schemas materialized .*\(53 already up to date\)/)
     assert.deepEqual(snapshot(copy), before)
+    // --force rewrites every version file; they come out byte for byte as jsonschema-tools
+    // wrote them, except w3c/reportingapi/network_error, whose examples jsonschema-tools
+    // writes with YAML anchors (the same JSON value).
     const forced = await cli(['schema', 'materialize', '--all', '--force', '--quiet', '--repo', copy])
     assert.equal(forced.code, 0, forced.stderr)
     assert.doesNotMatch(forced.stderr, /warning/, 'rewriting the same value is not a replacement')
-    assert.notDeepEqual(snapshot(copy), before, '--force rewrote the files in our formatting')
+    const after = snapshot(copy)
+    const changed = Object.keys(before).filter((path) => after[path] !== before[path])
+    assert.deepEqual(changed.map((p) => p.slice(copy.length)), ['/jsonschema/w3c/reportingapi/network_error/1.0.0.yaml'])
   })
 
   test('schema materialize --all recreates removed latest versions with the same values, and links that resolve', async () => {
