@@ -203,13 +203,24 @@ export async function materializeFile(
     // A version already written with this value is left byte for byte as it is, so
     // re-materializing a repository (even one written by jsonschema-tools) changes nothing.
     // Generated examples are not the schema's content: a published one is kept as it is.
-    const existing = await readExisting(repository, join(file.dir, target))
-    const output = generatedExample && Array.isArray(existing?.['examples']) ? { ...schema, examples: existing['examples'] } : schema
-    const same = existing !== undefined && jsonEqual(existing, output)
+    const path = join(file.dir, target)
+    const existingText = await readFile(path, 'utf8').catch(() => undefined)
+    let text = serializeSchema(schema, contentType)
+    // The same bytes are the common case (and need no parsing); otherwise compare values.
+    let same = existingText === text
+    if (!same && existingText !== undefined) {
+      const existing = parseExisting(existingText, path)
+      if (generatedExample && existing !== undefined && Array.isArray(existing['examples'])) {
+        text = serializeSchema({ ...schema, examples: existing['examples'] }, contentType)
+        same = existingText === text || jsonEqual(existing, { ...schema, examples: existing['examples'] })
+      } else {
+        same = existing !== undefined && jsonEqual(existing, schema)
+      }
+    }
     if (!same || options.force) {
-      replaced ||= existing !== undefined && !same
-      files.push(join(file.dir, target))
-      if (!options.dryRun) await writeFile(join(file.dir, target), serializeSchema(output, contentType))
+      replaced ||= existingText !== undefined && !same
+      files.push(path)
+      if (!options.dryRun) await writeFile(path, text)
     }
     if (tools.shouldSymlinkLatest && (await shouldMoveLatest(join(file.dir, `latest.${contentType}`), version))) {
       files.push(await link(file.dir, `latest.${contentType}`, target, options))
@@ -224,9 +235,10 @@ export async function materializeFile(
   return { title: file.title, version, files: files.filter((f): f is string => f !== undefined), generatedExample, replaced }
 }
 
-async function readExisting(repository: SchemaRepository, path: string): Promise<JsonObject | undefined> {
+/** A version file already there, or undefined when it cannot be read as a schema (then it is rewritten). */
+function parseExisting(text: string, path: string): JsonObject | undefined {
   try {
-    return await readSchemaFile(repository, path)
+    return parseSchemaText(text, path)
   } catch {
     return undefined
   }
