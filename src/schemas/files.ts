@@ -1,7 +1,7 @@
 import { lstat, open, readFile, realpath, stat } from 'node:fs/promises'
 import { basename, dirname, join, sep } from 'node:path'
 import { EventplaneError } from '../core/errors.ts'
-import { parseYaml } from '../core/yaml.ts'
+import jsyaml from 'js-yaml'
 
 /**
  * Safe access to files inside a schema folder. Every path from outside (URL, `$ref`,
@@ -112,13 +112,50 @@ export function tooLarge(source: string, size: number, maxBytes: number): Eventp
   })
 }
 
-/** Parses schema text (YAML 1.2 or JSON); the result must be a JSON object. */
+/** Most nodes a schema document may expand to once YAML aliases are followed. */
+const maxSchemaNodes = 1_000_000
+
+/**
+ * Parses schema text (YAML or JSON); the result must be a JSON object. Schema files are read
+ * with js-yaml 3, the parser jsonschema-tools uses, so both tools see the same values; its core
+ * schema keeps timestamps as strings. It is 10x faster than the yaml package on these files
+ * (docs/decisions.md), which matters when a repository is materialized or served. Duplicate
+ * keys are errors, and a document whose aliases expand past a million nodes is refused.
+ */
 export function parseSchemaText(text: string, source: string): Record<string, unknown> {
-  const value = parseYaml(text, { source, code: 'EVP_SCHEMA_PARSE' }).value
+  let value: unknown
+  try {
+    value = jsyaml.safeLoad(text, { schema: jsyaml.CORE_SCHEMA, filename: source })
+  } catch (error) {
+    const mark = (error as { mark?: { line: number; column: number } }).mark
+    const reason = (error as { reason?: string }).reason ?? (error as Error).message
+    const where = mark ? `:${mark.line + 1}:${mark.column + 1}` : ''
+    throw new EventplaneError('EVP_SCHEMA_PARSE', `${source}${where}: ${reason}`, {
+      cause: error,
+      details: { source, ...(mark ? { line: mark.line + 1, column: mark.column + 1 } : {}) },
+    })
+  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new EventplaneError('EVP_SCHEMA_PARSE', `${source}: a schema must be a YAML or JSON object`, {
       details: { source },
     })
   }
+  if (expandedSize(value, maxSchemaNodes) > maxSchemaNodes) {
+    throw new EventplaneError('EVP_SCHEMA_PARSE', `${source}: YAML aliases expand to more than ${maxSchemaNodes} nodes`, {
+      details: { source, limit: maxSchemaNodes },
+    })
+  }
   return value as Record<string, unknown>
+}
+
+/** Counts nodes as a walk that follows every alias would meet them, stopping past `limit`. */
+function expandedSize(value: unknown, limit: number): number {
+  let count = 0
+  const stack: unknown[] = [value]
+  while (stack.length > 0 && count <= limit) {
+    const node = stack.pop()
+    count++
+    if (typeof node === 'object' && node !== null) for (const child of Array.isArray(node) ? node : Object.values(node)) stack.push(child)
+  }
+  return count
 }

@@ -108,6 +108,20 @@ describe('schema source and $ref inlining', () => {
     assert.match(error.message, /broken\/1\.0\.0\.yaml:\d+:\d+: /)
   })
 
+  test('duplicate keys and alias bombs are EVP_SCHEMA_PARSE', async () => {
+    write(local, 'dup/1.0.0.yaml', 'title: dup\ntype: object\ntype: string\n')
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
+    for (let i = 1; i < 9; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`)
+    write(local, 'bomb/1.0.0.yaml', `title: bomb\n${bomb.join('\n')}\n`)
+    const source = createSchemaSource({ baseUris: [local] })
+    const duplicate = await rejectsWith(source.get('/dup/1.0.0'), 'EVP_SCHEMA_PARSE')
+    assert.equal(duplicate.details?.['line'], 3)
+    const started = Date.now()
+    const expanded = await rejectsWith(source.get('/bomb/1.0.0'), 'EVP_SCHEMA_PARSE')
+    assert.match(expanded.message, /aliases expand/)
+    assert.ok(Date.now() - started < 2000)
+  })
+
   test('an oversized schema file is EVP_SCHEMA_FILE_TOO_LARGE', async () => {
     const source = createSchemaSource({ baseUris: [local], maxBytes: 4096 })
     await rejectsWith(source.get('/big/1.0.0'), 'EVP_SCHEMA_FILE_TOO_LARGE')
