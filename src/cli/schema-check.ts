@@ -43,7 +43,9 @@ async function selectTitles(repository: SchemaRepository, context: CommandContex
   return (await selectCurrentFiles(repository, context)).map((f) => f.title)
 }
 
-interface Located extends LintFinding {
+/** A finding in a file: a schema rule, or the repository rule on current.yaml. */
+interface Located extends Omit<LintFinding, 'rule'> {
+  rule: LintFinding['rule'] | 'current-is-materialized'
   file: string
 }
 
@@ -99,7 +101,7 @@ async function checkCurrent(repository: SchemaRepository, source: SchemaSource, 
   if (current === undefined) return []
   const result = await verifyCurrent(repository, source, current)
   const finding = (message: string): Located => ({
-    rule: 'current-is-materialized' as LintFinding['rule'],
+    rule: 'current-is-materialized',
     path: '',
     message,
     severity: 'error',
