@@ -1,5 +1,7 @@
 import type { Command } from './command.ts'
 import { configCheckCommand } from './config.ts'
+import { logTailCommand } from './log.ts'
+import { produceCommand } from './produce.ts'
 import { schemaInstallHookCommand, schemaMaterializeCommand, schemaNewCommand } from './schema.ts'
 import { schemaCompatCommand, schemaDiffCommand, schemaLintCommand, schemaTypesCommand } from './schema-check.ts'
 import { serveCommand } from './serve.ts'
@@ -9,6 +11,8 @@ import { streamsListCommand, streamsShowCommand } from './streams.ts'
 export const commands: readonly Command[] = [
   serveCommand,
   configCheckCommand,
+  produceCommand,
+  logTailCommand,
   schemaMaterializeCommand,
   schemaLintCommand,
   schemaCompatCommand,

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs'
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Ajv, type ErrorObject } from 'ajv'
 import { EventplaneError } from '../core/errors.ts'
@@ -158,4 +158,5 @@ function resolvePaths(config: Config, base: string, raw: Record<string, unknown>
   }
   // data_dir from the file is relative to the file; the default is relative to where we run.
   config.data_dir = 'data_dir' in raw ? abs(config.data_dir) : resolve(cwd, config.data_dir)
+  config.event_log.path = config.event_log.path === undefined ? join(config.data_dir, 'events.sqlite') : abs(config.event_log.path)
 }

@@ -19,6 +19,27 @@ export const configSchema = {
         host: { type: 'string', minLength: 1, default: '127.0.0.1', description: 'Interface to listen on (env HOST).' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8192, description: 'TCP port (env PORT).' },
         shutdown_timeout_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
+        trust_proxy: {
+          description:
+            'Proxies whose X-Forwarded-For and X-Client-IP headers are believed: false (none), true (all), ' +
+            'or a list of addresses/CIDRs such as [127.0.0.1, 10.0.0.0/8].',
+          default: false,
+          anyOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'string', minLength: 1 } }],
+        },
+        cors: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            origins: {
+              type: 'array',
+              items: { type: 'string', minLength: 1 },
+              default: ['*'],
+              description: "Origins allowed to call the APIs from a browser; ['*'] for any, [] for none.",
+            },
+            max_age_s: { type: 'integer', minimum: 0, default: 86400, description: 'How long browsers may cache a preflight.' },
+          },
+        },
       },
     },
     data_dir: {
@@ -77,6 +98,89 @@ export const configSchema = {
           minimum: 0,
           default: 31536000,
           description: 'Cache-Control max-age for versioned (immutable) schema files.',
+        },
+      },
+    },
+    intake: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        max_body_bytes: { type: 'integer', minimum: 1024, maximum: 268435456, default: 4194304 },
+        max_depth: {
+          type: 'integer',
+          minimum: 2,
+          maximum: 1000,
+          default: 64,
+          description: 'Deepest JSON nesting accepted in a request body.',
+        },
+        schema_uri_field: { type: 'string', minLength: 1, default: '$schema', description: 'Dotted path of the schema URI in an event.' },
+        stream_field: { type: 'string', minLength: 1, default: 'meta.stream', description: 'Dotted path of the stream name in an event.' },
+        schema_uri_query_param: {
+          type: ['string', 'null'],
+          default: 'schema_uri',
+          description: 'Query parameter that supplies $schema to events without one (null: off).',
+        },
+        stream_query_param: {
+          type: ['string', 'null'],
+          default: 'stream',
+          description: 'Query parameter that supplies the stream to events without one (null: off).',
+        },
+        allow_absolute_schema_uris: {
+          type: 'boolean',
+          default: false,
+          description: 'Accept $schema URIs like https://host/path when they lie under an http(s) base URI.',
+        },
+        allow_unknown_streams: { type: 'boolean', default: false, description: 'Accept streams the stream config does not name.' },
+        topic_prefix: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9_.-]*$',
+          default: 'datacenter1.',
+          description: 'Prefix of the topics this intake writes to: the topic of a stream is prefix + stream.',
+        },
+        error_stream: {
+          type: ['string', 'null'],
+          default: 'eventplane.error.validation',
+          description: 'Stream that gets an error event for every event refused as invalid (null: off).',
+        },
+        error_schema_uri: { type: 'string', minLength: 1, default: '/error/1.0.0' },
+        emitter_id: { type: 'string', minLength: 1, default: 'eventplane-intake' },
+        validator_cache_size: { type: 'integer', minimum: 1, default: 1000, description: 'Compiled schemas kept.' },
+        test_events: {
+          type: 'array',
+          items: { type: 'object' },
+          description: 'Events processed by GET /v1/_test/events, as if they had been posted (readiness checks).',
+        },
+      },
+    },
+    event_log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        backend: { type: 'string', enum: ['sqlite'], default: 'sqlite' },
+        path: { type: 'string', minLength: 1, description: 'SQLite file (default: <data_dir>/events.sqlite).' },
+        partitions: { type: 'integer', minimum: 1, maximum: 1024, default: 1, description: 'Partitions of a new topic.' },
+        topic_partitions: {
+          type: 'object',
+          additionalProperties: { type: 'integer', minimum: 1, maximum: 1024 },
+          default: {},
+          description: 'Partitions of named topics, overriding `partitions`.',
+        },
+        retention: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            max_age_s: { type: ['integer', 'null'], minimum: 1, default: 604800, description: 'Drop records older than this (7 days); null keeps them.' },
+            max_bytes: { type: ['integer', 'null'], minimum: 1024, default: null, description: 'Per partition; null: no limit.' },
+          },
+        },
+        sync: {
+          type: 'string',
+          enum: ['normal', 'full'],
+          default: 'normal',
+          description: 'normal: a commit survives a process crash; full: it also survives power loss (fsync per commit).',
         },
       },
     },

@@ -44,6 +44,29 @@ export const errorCodes = {
   EVP_STREAM_KEY_INVALID: { status: 500, canRetry: false, title: 'Stream key is not a valid name or /regex/' },
   EVP_STREAM_CONFIG_UNAVAILABLE: { status: 503, canRetry: true, title: 'Stream config could not be loaded' },
   EVP_STREAM_NOT_FOUND: { status: 404, canRetry: false, title: 'No such stream' },
+
+  // Intake: the request body
+  EVP_BODY_EMPTY: { status: 400, canRetry: false, title: 'Request body is empty' },
+  EVP_BODY_INVALID_JSON: { status: 400, canRetry: false, title: 'Request body is not valid JSON' },
+  EVP_BODY_INVALID_UTF8: { status: 400, canRetry: false, title: 'Request body is not valid UTF-8' },
+  EVP_BODY_TOO_LARGE: { status: 413, canRetry: false, title: 'Request body is larger than the limit' },
+  EVP_BODY_TOO_DEEP: { status: 400, canRetry: false, title: 'Request body is nested too deeply' },
+  EVP_UNSUPPORTED_MEDIA_TYPE: { status: 415, canRetry: false, title: 'Content type is not supported' },
+
+  // Intake: one event (these appear as `context.code` of an item of a 207/400/500 answer)
+  EVP_EVENT_NOT_OBJECT: { status: 400, canRetry: false, title: 'Event is not a JSON object' },
+  EVP_EVENT_INVALID: { status: 400, canRetry: false, title: 'Event does not validate against its schema' },
+  EVP_EVENT_SCHEMA_MISSING: { status: 400, canRetry: false, title: 'Event names no schema' },
+  EVP_EVENT_STREAM_MISSING: { status: 400, canRetry: false, title: 'Event names no stream' },
+  EVP_EVENT_KEY_MISSING: { status: 400, canRetry: false, title: 'Event lacks a message key field of its stream' },
+  EVP_SCHEMA_URI_NOT_ALLOWED: { status: 400, canRetry: false, title: 'Schema URI is not allowed' },
+  EVP_STREAM_NOT_ALLOWED: { status: 400, canRetry: false, title: 'Stream is not configured' },
+  EVP_SCHEMA_NOT_ALLOWED_FOR_STREAM: { status: 400, canRetry: false, title: "Schema is not the stream's schema" },
+
+  // Event log
+  EVP_LOG_UNAVAILABLE: { status: 503, canRetry: true, title: 'Event log is unavailable' },
+  EVP_LOG_CLOSED: { status: 503, canRetry: true, title: 'Event log is closed' },
+  EVP_LOG_INVALID_ARGUMENT: { status: 400, canRetry: false, title: 'Invalid topic, partition or offset' },
 } as const satisfies Record<string, ErrorSpec>
 
 export interface ErrorSpec {

@@ -28,8 +28,12 @@ export function draftOf(schema: unknown): SchemaDraft {
   return /json-schema\.org\/draft\/2020-12\/schema/.test(uri) ? '2020-12' : 'draft-07'
 }
 
-function newAjv(draft: SchemaDraft, allErrors: boolean): Ajv {
-  const options = { strict: false, allErrors, logger: false } as const
+/**
+ * An ajv instance for one draft, with formats, that accepts draft-07's https meta-schema URI.
+ * `useDefaults` fills schema defaults into validated data (the intake wants that; lint does not).
+ */
+export function newAjv(draft: SchemaDraft, allErrors: boolean, useDefaults = false): Ajv {
+  const options = { strict: false, allErrors, logger: false, useDefaults } as const
   const ajv = draft === '2020-12' ? new Ajv2020(options) : new Ajv(options)
   if (draft === 'draft-07') {
     // Both http and https name draft-07; ajv only knows the http id, so register the https
@@ -85,7 +89,11 @@ export function secureRuleReason(keyword: string): string | undefined {
  * those ids name nothing, so they are dropped too; a schema that still has a `$ref` keeps them.
  */
 export function compileForData(schema: Record<string, unknown>): ValidateFunction {
-  const ajv = ajvFor(draftOf(schema), 'data')
+  return compileWith(ajvFor(draftOf(schema), 'data'), schema)
+}
+
+/** Compiles `schema` (see compileForData for the `$id` handling) and leaves nothing in ajv's cache. */
+export function compileWith(ajv: Ajv, schema: Record<string, unknown>): ValidateFunction {
   const { $id: _id, ...withoutId } = schema
   const compiled = hasRef(withoutId) ? withoutId : withoutNestedIds(withoutId)
   try {

@@ -1,14 +1,20 @@
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import cors from '@fastify/cors'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
 import { frameworkErrors, installErrorHandling } from '../core/http.ts'
 import { EventplaneError } from '../core/errors.ts'
+import { createIntake, intakeRoutes, type Intake } from '../intake/index.ts'
+import { openSqliteLog, type EventLog } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
+import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfigSource } from '../streamconfig/index.ts'
 import { createMetricsRegistry, instrumentHttp } from './metrics.ts'
+import { openApiDocument, openApiHtml } from './openapi.ts'
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   name: string
@@ -25,6 +31,11 @@ export interface Platform {
   /** Looks schemas up by URI across `schemas.base_uris` (what the intake validates against). */
   readonly schemas: SchemaSource
   readonly streamConfig: StreamConfigSource | undefined
+  readonly log: EventLog
+  readonly intake: Intake
+  /** Compiled schemas of the intake (bounded). */
+  readonly validators: ValidatorCache
+  /** Closes what the platform opened: pending error events, the stream config, the log. */
   close(): Promise<void>
 }
 
@@ -57,7 +68,32 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
           logger: logger.child({ part: 'stream-config' }),
           registry,
         })
-  if (streamConfig === undefined) logger.warn('no stream_config.source configured: the stream config API is off')
+  if (streamConfig === undefined) logger.warn('no stream_config.source configured: the stream config API is off, and any stream is accepted')
+  let log: EventLog
+  try {
+    log = await openEventLog(config, logger, registry)
+  } catch (error) {
+    await streamConfig?.close()
+    throw error
+  }
+  const baseUris = resolveBaseUris(config, repositories)
+  const validators = createValidatorCache({ source: schemas, maxEntries: config.intake.validator_cache_size })
+  const intake = createIntake({
+    validators,
+    streamConfig,
+    log,
+    logger: logger.child({ part: 'intake' }),
+    registry,
+    schemaUriField: config.intake.schema_uri_field,
+    streamField: config.intake.stream_field,
+    allowAbsoluteSchemaUris: config.intake.allow_absolute_schema_uris,
+    absoluteBaseUris: baseUris.filter((uri) => /^https?:\/\//i.test(uri)),
+    allowUnknownStreams: config.intake.allow_unknown_streams,
+    topicPrefix: config.intake.topic_prefix,
+    errorStream: config.intake.error_stream,
+    errorSchemaUri: config.intake.error_schema_uri,
+    emitterId: config.intake.emitter_id,
+  })
   return {
     config,
     logger,
@@ -65,10 +101,33 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     repositories,
     schemas,
     streamConfig,
+    log,
+    intake,
+    validators,
     async close() {
+      await intake.close()
       await streamConfig?.close()
+      await log.close()
     },
   }
+}
+
+async function openEventLog(config: Readonly<Config>, logger: Logger, registry: Registry): Promise<EventLog> {
+  const settings = config.event_log
+  const path = settings.path!
+  mkdirSync(dirname(path), { recursive: true })
+  return openSqliteLog({
+    path,
+    defaultPartitions: settings.partitions,
+    topicPartitions: settings.topic_partitions as Record<string, number>,
+    retention: {
+      ...(settings.retention.max_age_s ? { maxAgeMs: settings.retention.max_age_s * 1000 } : {}),
+      ...(settings.retention.max_bytes ? { maxBytes: settings.retention.max_bytes } : {}),
+    },
+    sync: settings.sync,
+    logger: logger.child({ part: 'event-log' }),
+    registry,
+  })
 }
 
 /**
@@ -109,6 +168,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     requestIdHeader: 'x-request-id',
     genReqId: requestIds(),
     frameworkErrors,
+    trustProxy: config.server.trust_proxy as boolean | string[],
     // Requests for schemas and configs are small; a large body is a mistake or an attack.
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
@@ -127,6 +187,25 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     done()
   })
 
+  const origins = config.server.cors.origins
+  if (origins.length > 0) {
+    await app.register(cors, {
+      origin: origins.includes('*') ? '*' : origins,
+      methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
+      allowedHeaders: ['accept', 'content-type', 'x-requested-with', 'x-request-id', 'last-event-id', 'if-none-match'],
+      exposedHeaders: ['x-request-id', 'etag'],
+      maxAge: config.server.cors.max_age_s,
+    })
+  }
+  await app.register(intakeRoutes, {
+    intake: platform.intake,
+    maxBodyBytes: config.intake.max_body_bytes,
+    maxDepth: config.intake.max_depth,
+    schemaUriQueryParam: config.intake.schema_uri_query_param,
+    streamQueryParam: config.intake.stream_query_param,
+    trustClientIpHeader: config.server.trust_proxy !== false,
+    testEvents: config.intake.test_events,
+  })
   await app.register(schemaRoutes, {
     repositories: platform.repositories,
     cacheMaxAgeS: config.schemas.cache_max_age_s,
@@ -140,7 +219,14 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
-    const checks = { schemas: platform.repositories.length > 0, stream_config: platform.streamConfig !== undefined }
+    const checks = {
+      schemas: platform.repositories.length > 0,
+      stream_config: platform.streamConfig !== undefined,
+      event_log: await platform.log.topics().then(
+        () => true,
+        () => false,
+      ),
+    }
     const ready = Object.values(checks).every(Boolean)
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
   })
@@ -153,7 +239,15 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     description: packageJson.description,
   }))
   app.get('/robots.txt', async (_request, reply) => reply.type('text/plain').send('User-agent: *\nDisallow: /\n'))
-  app.get('/', async (_request, reply) => reply.type('application/json; charset=utf-8').send(index(platform)))
+  const spec = openApiDocument(packageJson.version)
+  const specHtml = openApiHtml(spec)
+  // EventGate's conventions: `/?spec` is the OpenAPI document, `/?doc` a page describing it.
+  app.get('/', async (request, reply) => {
+    const query = request.query as Record<string, unknown>
+    if ('spec' in query) return reply.type('application/json; charset=utf-8').send(spec)
+    if ('doc' in query) return reply.type('text/html; charset=utf-8').send(specHtml)
+    return reply.type('application/json; charset=utf-8').send(index(platform))
+  })
   return app
 }
 
@@ -162,6 +256,9 @@ function index(platform: Platform) {
     name: packageJson.name,
     version: packageJson.version,
     endpoints: {
+      events: '/v1/events',
+      api: '/?spec',
+      api_docs: '/?doc',
       schemas: '/repositories',
       ...Object.fromEntries(platform.repositories.map((r) => [`schemas:${r.name}`, `/repositories/${r.name}/jsonschema/`])),
       ...(platform.streamConfig

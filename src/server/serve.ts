@@ -32,9 +32,13 @@ export async function startServer(config: Readonly<Config>, options: OpenPlatfor
     url: `http://${host}:${port}`,
     close() {
       closing ??= (async () => {
+        // Keep-alive connections whose last request finishes during the drain become idle
+        // after fastify's one sweep of idle connections; sweep until the server has closed.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 50)
         try {
           await app.close()
         } finally {
+          clearInterval(sweep)
           await platform.close()
         }
       })()

@@ -4,12 +4,13 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { loadConfig } from '../../src/config/index.ts'
 import { buildApp, openPlatform, type Platform } from '../../src/server/index.ts'
+import { tempDir } from '../helpers.ts'
 
 describe('the platform app on the bundled defaults', () => {
   let platform: Platform
   let app: FastifyInstance
   before(async () => {
-    platform = await openPlatform(loadConfig({ env: {} }).config, { logger: pino({ level: 'silent' }) })
+    platform = await openPlatform(loadConfig({ env: { EVENTPLANE_DATA_DIR: tempDir() } }).config, { logger: pino({ level: 'silent' }) })
     app = await buildApp(platform)
   })
   after(async () => {
@@ -47,7 +48,7 @@ describe('the platform app on the bundled defaults', () => {
 })
 
 test('schemas.base_uris resolves repo:<name> and refuses an unknown repository', async () => {
-  const { config } = loadConfig({ env: {} })
+  const { config } = loadConfig({ env: { EVENTPLANE_DATA_DIR: tempDir() } })
   const platform = await openPlatform(
     { ...config, schemas: { ...config.schemas, base_uris: ['repo:eventplane'] }, stream_config: { ...config.stream_config, source: undefined } } as typeof config,
     { logger: pino({ level: 'silent' }) },
@@ -58,4 +59,27 @@ test('schemas.base_uris resolves repo:<name> and refuses an unknown repository',
     openPlatform({ ...config, schemas: { ...config.schemas, base_uris: ['repo:nope'] } } as typeof config, { logger: pino({ level: 'silent' }) }),
     (error: { code?: string }) => error.code === 'EVP_CONFIG_INVALID',
   )
+})
+
+test('/?spec is the OpenAPI document, its example is accepted, and /?doc describes it; /v1/_test/events works', async () => {
+  const platform = await openPlatform(loadConfig({ env: { EVENTPLANE_DATA_DIR: tempDir() } }).config, { logger: pino({ level: 'silent' }) })
+  const app = await buildApp(platform)
+  try {
+    const spec = (await app.inject('/?spec')).json()
+    assert.equal(spec.openapi, '3.1.0')
+    for (const path of ['/v1/events', '/repositories', '/w/api.php', '/healthz', '/metrics']) assert.ok(spec.paths[path], path)
+    const example = spec.paths['/v1/events'].post.requestBody.content['application/json'].example
+    const posted = await app.inject({ method: 'POST', url: '/v1/events', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(example) })
+    assert.equal(posted.statusCode, 201, posted.body)
+    const doc = await app.inject('/?doc')
+    assert.match(doc.headers['content-type'] as string, /text\/html/)
+    assert.match(doc.body, /<code>\/v1\/events<\/code>/)
+    assert.doesNotMatch(doc.body, /<script|https?:\/\/(?!www\.)/, 'the page loads nothing from elsewhere')
+    const readiness = await app.inject('/v1/_test/events')
+    assert.equal(readiness.statusCode, 201)
+    assert.equal(readiness.statusMessage, 'All 1 out of 1 events were accepted.')
+  } finally {
+    await app.close()
+    await platform.close()
+  }
 })

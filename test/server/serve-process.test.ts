@@ -10,7 +10,7 @@ import { repoRoot, tempDir } from '../helpers.ts'
 async function serve(args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', '0', ...args], {
     cwd: repoRoot,
-    env: { ...process.env, EVENTPLANE_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, EVENTPLANE_LOG_LEVEL: 'info', EVENTPLANE_DATA_DIR: tempDir(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
@@ -32,6 +32,34 @@ test('serve answers on its port, and SIGTERM drains and exits 0', async () => {
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
   assert.equal(code, 0)
+})
+
+test('SIGTERM with requests in flight: each gets its answer, and the events are in the log', async () => {
+  const dataDir = tempDir()
+  const { child, url } = await serve([], { EVENTPLANE_DATA_DIR: dataDir })
+  const body = JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `drain ${i}` })))
+  const requests = Array.from({ length: 40 }, () =>
+    fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
+      (r) => r.status,
+      () => 'refused',
+    ),
+  )
+  await new Promise((r) => setTimeout(r, 5))
+  child.kill('SIGTERM')
+  const statuses = await Promise.all(requests)
+  const [code] = child.exitCode !== null ? [child.exitCode] : await once(child, 'exit')
+  assert.equal(code, 0)
+  // Requests the server had taken are answered 201; later ones get 503 (a kept-alive
+  // connection) or are refused at the socket: none is cut off half-way.
+  assert.ok(statuses.every((s) => s === 201 || s === 503 || s === 'refused'), JSON.stringify(statuses))
+  const accepted = statuses.filter((s) => s === 201).length
+  const { openSqliteLog } = await import('../../src/log/index.ts')
+  const log = await openSqliteLog({ path: join(dataDir, 'events.sqlite') })
+  try {
+    assert.equal(await log.latest('datacenter1.test.event', 0), accepted * 50)
+  } finally {
+    await log.close()
+  }
 })
 
 test('SIGHUP reloads the stream config; a bad edit keeps the last good config', async () => {

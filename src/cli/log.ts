@@ -1,0 +1,94 @@
+import { existsSync } from 'node:fs'
+import { loadConfig } from '../config/index.ts'
+import { EventplaneError } from '../core/errors.ts'
+import { configOption, write, type Command } from './command.ts'
+
+export const logTailCommand: Command = {
+  path: ['log', 'tail'],
+  summary: 'Print the records of a topic of the embedded event log, and follow new ones.',
+  usage: 'eventplane log tail TOPIC [--from-beginning | --offset N | --since TIME] [--partition N] [--no-follow]',
+  help: `Reads the event log file of the config (event_log.path, by default <data_dir>/events.sqlite)
+directly, also while a server is writing to it, and prints one record per line: the event
+JSON, or with --meta a JSON object with topic, partition, offset, timestamp, key and value.
+Without a start option it starts at the end and prints only new records.
+TIME is epoch milliseconds or an ISO-8601 time. Stop with Ctrl-C.
+
+Example: eventplane log tail datacenter1.test.event --from-beginning --no-follow`,
+  options: {
+    ...configOption,
+    'from-beginning': { type: 'boolean', short: 'b', description: 'Start at the earliest record kept.' },
+    offset: { type: 'string', short: 'o', value: 'N', description: 'Start at this offset (needs --partition when the topic has several).' },
+    since: { type: 'string', short: 's', value: 'TIME', description: 'Start at the first record at or after TIME.' },
+    partition: { type: 'string', short: 'p', value: 'N', description: 'Only this partition (default: all).' },
+    'no-follow': { type: 'boolean', description: 'Stop at the end instead of waiting for new records.' },
+    max: { type: 'string', short: 'n', value: 'N', description: 'Stop after N records.' },
+    meta: { type: 'boolean', short: 'm', description: 'Print each record with its position, timestamp and key.' },
+  },
+  maxPositionals: 1,
+  async run({ values, positionals, stdout, env, cwd }) {
+    const topic = positionals[0]
+    if (topic === undefined) throw new EventplaneError('EVP_CLI_USAGE', 'name the topic, e.g. datacenter1.test.event')
+    const starts = ['from-beginning', 'offset', 'since'].filter((k) => values[k] !== undefined)
+    if (starts.length > 1) throw new EventplaneError('EVP_CLI_USAGE', 'use one of --from-beginning, --offset and --since')
+    const integer = (name: string) => {
+      const text = values[name] as string | undefined
+      if (text === undefined) return undefined
+      if (!/^\d+$/.test(text)) throw new EventplaneError('EVP_CLI_USAGE', `--${name} must be a non-negative integer`)
+      return Number(text)
+    }
+    const offset = integer('offset')
+    const partition = integer('partition')
+    const max = integer('max')
+    let since: number | undefined
+    if (typeof values['since'] === 'string') {
+      since = /^\d+$/.test(values['since']) ? Number(values['since']) : Date.parse(values['since'])
+      if (!Number.isFinite(since)) throw new EventplaneError('EVP_CLI_USAGE', `--since ${JSON.stringify(values['since'])} is neither epoch milliseconds nor an ISO-8601 time`)
+    }
+    const { config } = loadConfig({ path: values['config'] as string | undefined, env, cwd })
+    const path = config.event_log.path!
+    if (!existsSync(path)) throw new EventplaneError('EVP_LOG_UNAVAILABLE', `no event log at ${path} (has the server run with this config?)`)
+    const { openSqliteLog } = await import('../log/index.ts')
+    const log = await openSqliteLog({ path })
+    const abort = new AbortController()
+    const stop = () => abort.abort()
+    process.once('SIGINT', stop)
+    try {
+      if (!(await log.topics()).includes(topic)) throw new EventplaneError('EVP_LOG_INVALID_ARGUMENT', `no topic ${topic} in ${path}; topics: ${(await log.topics()).join(', ') || '(none)'}`)
+      const count = await log.partitions(topic)
+      if (partition !== undefined && partition >= count) throw new EventplaneError('EVP_LOG_INVALID_ARGUMENT', `${topic} has ${count} partitions (0 to ${count - 1})`)
+      if (offset !== undefined && partition === undefined && count > 1) throw new EventplaneError('EVP_CLI_USAGE', '--offset needs --partition: the topic has several')
+      const partitions = partition === undefined ? [...Array(count).keys()] : [partition]
+      let printed = 0
+      await Promise.all(
+        partitions.map(async (p) => {
+          const from =
+            since !== undefined
+              ? { topic, partition: p, timestamp: since }
+              : { topic, partition: p, offset: offset ?? (values['from-beginning'] === true ? await log.earliest(topic, p) : await log.latest(topic, p)) }
+          for await (const record of log.read(from, { signal: abort.signal, follow: values['no-follow'] !== true })) {
+            const value = record.value.toString('utf8')
+            write(
+              stdout,
+              values['meta'] === true
+                ? JSON.stringify({ topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp, key: record.key?.toString('utf8') ?? null, value: safeJson(value) })
+                : value,
+            )
+            if (max !== undefined && ++printed >= max) abort.abort()
+          }
+        }),
+      )
+      return 0
+    } finally {
+      process.off('SIGINT', stop)
+      await log.close()
+    }
+  },
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}

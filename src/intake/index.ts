@@ -1,0 +1,7 @@
+/**
+ * @module intake: `POST /v1/events` (EventGate): validate each event against the schema version it
+ * names, check its stream, enrich it, and append it durably to the event log.
+ */
+export { createIntake, type Intake, type IntakeOptions, type BatchResult, type ItemResult, type ItemStatus, type RequestContext } from './intake.ts'
+export { intakeRoutes, sendResult, type IntakeRoutesOptions } from './routes.ts'
+export { parseEventsBody, fromCloudEvent, eventContentTypes, type EventContentType } from './body.ts'

@@ -1,0 +1,73 @@
+/**
+ * The layout of an event log file and its migrations. A file carries `PRAGMA application_id`
+ * "EvpL" and `meta.schema_version`; a newer version than this code knows is refused rather than
+ * misread, and older versions are migrated in place, one step per version.
+ */
+import type Database from 'better-sqlite3'
+import { EventplaneError } from '../core/errors.ts'
+
+/** The schema version this code writes; a file with a newer one is refused. */
+export const sqliteSchemaVersion = 1
+/** `PRAGMA application_id` of an Eventplane log file ("EvpL"). */
+const applicationId = 0x4576704c
+
+const schema = `
+  CREATE TABLE topics (
+    name TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE partitions (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL REFERENCES topics (name),
+    partition INTEGER NOT NULL,
+    -- the log start offset once retention has deleted every batch
+    start_offset INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (topic, partition)
+  ) STRICT;
+  CREATE TABLE batches (
+    id INTEGER PRIMARY KEY,
+    part_id INTEGER NOT NULL,
+    base_offset INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    ts_high INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    bytes_end INTEGER NOT NULL,
+    payload BLOB NOT NULL
+  ) STRICT;
+  CREATE UNIQUE INDEX batches_by_offset ON batches (part_id, base_offset);
+  CREATE INDEX batches_by_time ON batches (part_id, ts_high, base_offset);
+`
+
+/** WAL, durability and the schema; refuses files that are not (or are newer) Eventplane logs. */
+export function prepareDatabase(db: Database.Database, path: string, sync: 'normal' | 'full'): void {
+  const mode = db.pragma('journal_mode = WAL', { simple: true })
+  if (mode !== 'wal') throw new EventplaneError('EVP_LOG_UNAVAILABLE', `${path}: cannot use WAL mode (got ${String(mode)})`)
+  db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
+  // Without a limit the WAL file keeps the largest size it ever had.
+  db.pragma('journal_size_limit = 67108864')
+  db.transaction(() => {
+    const app = db.pragma('application_id', { simple: true }) as number
+    const hasTables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get() as number
+    if (app !== applicationId && (app !== 0 || hasTables > 0)) {
+      throw new EventplaneError('EVP_LOG_UNAVAILABLE', `${path} is a SQLite file but not an Eventplane event log`)
+    }
+    if (app === 0) {
+      db.pragma(`application_id = ${applicationId}`)
+      db.exec('CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT')
+      db.exec(schema)
+      db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(String(sqliteSchemaVersion))
+      return
+    }
+    const version = Number(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get())
+    if (version > sqliteSchemaVersion) {
+      throw new EventplaneError(
+        'EVP_LOG_UNAVAILABLE',
+        `${path} has log schema version ${version}; this Eventplane reads up to ${sqliteSchemaVersion}`,
+      )
+    }
+    // Migrations from older versions go here, one step per version.
+  }).immediate()
+}

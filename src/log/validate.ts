@@ -1,0 +1,63 @@
+/**
+ * Argument checks every EventLog implementation applies the same way, so that both backends
+ * refuse the same inputs with EVP_LOG_INVALID_ARGUMENT.
+ */
+import { EventplaneError } from '../core/errors.ts'
+import type { AppendRecord } from './types.ts'
+
+/** Kafka's rule for topic names (`org.apache.kafka.common.internals.Topic.validate`). */
+const topicPattern = /^[A-Za-z0-9._-]{1,249}$/
+
+/** Timestamps are stored in 48 bits: up to the year 10889. Kafka forbids negative ones. */
+export const maxTimestamp = 2 ** 48 - 1
+
+export function invalid(message: string, details?: Record<string, unknown>): EventplaneError {
+  return new EventplaneError('EVP_LOG_INVALID_ARGUMENT', message, details === undefined ? {} : { details })
+}
+
+export function isValidTopic(topic: unknown): topic is string {
+  return typeof topic === 'string' && topicPattern.test(topic) && topic !== '.' && topic !== '..'
+}
+
+export function assertTopic(topic: unknown): asserts topic is string {
+  if (!isValidTopic(topic)) {
+    throw invalid(`invalid topic name ${JSON.stringify(topic)}: use 1 to 249 of [A-Za-z0-9._-], not "." or ".."`, {
+      topic,
+    })
+  }
+}
+
+export function assertPartition(topic: string, partition: unknown, partitions: number): asserts partition is number {
+  if (!Number.isInteger(partition) || (partition as number) < 0 || (partition as number) >= partitions) {
+    throw invalid(`topic ${topic} has partitions 0 to ${partitions - 1}, not ${String(partition)}`, { topic, partition })
+  }
+}
+
+export function assertOffset(offset: unknown): asserts offset is number {
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) {
+    throw invalid(`offset must be an integer >= 0, not ${String(offset)}`, { offset })
+  }
+}
+
+/** A time to search for: any number of milliseconds >= 0. */
+export function assertSearchTime(timestamp: unknown): asserts timestamp is number {
+  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp) || timestamp < 0) {
+    throw invalid(`timestamp must be a number of milliseconds >= 0, not ${String(timestamp)}`, { timestamp })
+  }
+}
+
+/** Checks the parts of a record that do not depend on the topic's partition count. */
+export function assertRecordShape(record: AppendRecord, index: number): void {
+  if (typeof record !== 'object' || record === null) throw invalid(`record ${index} is not an object`, { index })
+  assertTopic(record.topic)
+  const { key, value, timestamp } = record
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+    throw invalid(`record ${index}: value must be a string or a Buffer`, { index })
+  }
+  if (key !== undefined && key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) {
+    throw invalid(`record ${index}: key must be a string, a Buffer or null`, { index })
+  }
+  if (timestamp !== undefined && (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > maxTimestamp)) {
+    throw invalid(`record ${index}: timestamp must be an integer number of milliseconds >= 0`, { index, timestamp })
+  }
+}

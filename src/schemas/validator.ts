@@ -1,0 +1,129 @@
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv'
+import { EventplaneError } from '../core/errors.ts'
+import { isPlainObject, type JsonObject } from '../core/objects.ts'
+import { compileWith, draftOf, newAjv, type SchemaDraft } from './rules-ajv.ts'
+import type { SchemaSource } from './source.ts'
+
+/** A schema ready to validate events: compiled once, kept in a bounded cache. */
+export interface CompiledSchema {
+  /** The URI it was asked for, e.g. `/test/event/1.0.0`. */
+  readonly uri: string
+  readonly schema: JsonObject
+  readonly title: string | undefined
+  /** Validates an event, filling in schema defaults; errors are on `validate.errors`. */
+  readonly validate: ValidateFunction
+  /** Which fields the intake may fill in: only those the schema has. */
+  readonly fields: SchemaFields
+}
+
+/** Fields the schema declares, so enrichment only adds what the schema allows. */
+export interface SchemaFields {
+  metaId: boolean
+  metaDt: boolean
+  metaRequestId: boolean
+  dt: boolean
+  userAgent: boolean
+  clientIp: boolean
+}
+
+export interface ValidatorCache {
+  /** The compiled schema at a URI path. Not-found and unreachable results are not cached. */
+  get(uri: string): Promise<CompiledSchema>
+  readonly size: number
+}
+
+export interface ValidatorCacheOptions {
+  source: SchemaSource
+  /** Compiled schemas kept (least recently used dropped first). */
+  maxEntries?: number
+}
+
+/**
+ * Compiles and caches validators by schema URI, as EventGate does, but bounded: a flood of
+ * distinct URIs cannot grow memory, because only schemas that exist are cached, at most
+ * `maxEntries` of them, and ajv's own cache is emptied after each compile.
+ */
+export function createValidatorCache(options: ValidatorCacheOptions): ValidatorCache {
+  const maxEntries = options.maxEntries ?? 1000
+  const cache = new Map<string, Promise<CompiledSchema>>()
+  const instances = new Map<SchemaDraft, Ajv>()
+
+  const compile = async (uri: string): Promise<CompiledSchema> => {
+    const { schema } = await options.source.get(uri)
+    const draft = draftOf(schema)
+    let ajv = instances.get(draft)
+    if (ajv === undefined) {
+      ajv = newAjv(draft, true, true)
+      instances.set(draft, ajv)
+    }
+    let validate: ValidateFunction
+    try {
+      validate = compileWith(ajv, schema)
+    } catch (error) {
+      throw new EventplaneError('EVP_SCHEMA_INVALID', `schema ${uri} does not compile: ${(error as Error).message}`, {
+        cause: error,
+        details: { uri },
+      })
+    }
+    return {
+      uri,
+      schema,
+      title: typeof schema['title'] === 'string' ? schema['title'] : undefined,
+      validate,
+      fields: schemaFields(schema),
+    }
+  }
+
+  return {
+    get(uri) {
+      const hit = cache.get(uri)
+      if (hit !== undefined) {
+        // Most recently used last; a Map keeps insertion order.
+        cache.delete(uri)
+        cache.set(uri, hit)
+        return hit
+      }
+      const pending = compile(uri)
+      cache.set(uri, pending)
+      pending.catch((error: unknown) => {
+        // A schema that is missing now may be published later, and a remote that failed may
+        // recover: only compile failures (a bad schema stays bad) stay cached.
+        if (!(error instanceof EventplaneError && error.code === 'EVP_SCHEMA_INVALID')) cache.delete(uri)
+      })
+      if (cache.size > maxEntries) cache.delete(cache.keys().next().value!)
+      return pending
+    },
+    get size() {
+      return cache.size
+    },
+  }
+}
+
+function property(schema: unknown, ...path: string[]): JsonObject | undefined {
+  let node = schema
+  for (const name of path) {
+    const properties = isPlainObject(node) ? node['properties'] : undefined
+    node = isPlainObject(properties) ? properties[name] : undefined
+  }
+  return isPlainObject(node) ? node : undefined
+}
+
+/** Which enrichable fields a schema has; a header map counts when it is an object. */
+export function schemaFields(schema: JsonObject): SchemaFields {
+  const title = typeof schema['title'] === 'string' ? schema['title'] : ''
+  const headers = property(schema, 'http', 'request_headers')
+  return {
+    metaId: property(schema, 'meta', 'id') !== undefined,
+    metaDt: property(schema, 'meta', 'dt') !== undefined,
+    metaRequestId: property(schema, 'meta', 'request_id') !== undefined,
+    // Legacy EventLogging schemas take their event time from the intake (as EventGate does).
+    dt: title.startsWith('analytics/legacy/') && property(schema, 'dt') !== undefined,
+    userAgent: headers !== undefined && (headers['type'] === 'object' || property(headers, 'user-agent') !== undefined),
+    clientIp: property(schema, 'http', 'client_ip') !== undefined,
+  }
+}
+
+/** EventGate's `errorsText`: `'<path>' <message>` joined with `, `, with ajv 8's instancePath. */
+export function validationErrorsText(errors: readonly ErrorObject[] | null | undefined): string {
+  return (errors ?? []).map((e) => `'${e.instancePath}' ${e.message ?? e.keyword}`).join(', ')
+}

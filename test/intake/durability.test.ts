@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { stringify } from 'yaml'
+import { openSqliteLog } from '../../src/log/index.ts'
+import { bundledSchemas, repoRoot, tempDir } from '../helpers.ts'
+
+/** `eventplane serve` as its own process, so it can be killed with SIGKILL. */
+async function serve(config: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--config', config, '--port', '0'], {
+    cwd: repoRoot,
+    env: { ...process.env, EVENTPLANE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const deadline = Date.now() + 20_000
+  while (!/listening on (http:\/\/\S+)/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  return { child, url: /listening on (http:\/\/\S+)/.exec(output)![1]! }
+}
+
+test('kill -9 with requests in flight: every event that got a 201 is in the log exactly once', async () => {
+  const dir = tempDir()
+  const config = join(dir, 'eventplane.yaml')
+  writeFileSync(
+    config,
+    stringify({
+      schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
+      stream_config: { source: join(repoRoot, 'defaults/streams.yaml'), watch: false },
+      data_dir: join(dir, 'data'),
+      intake: { error_stream: null },
+    }),
+  )
+  const { child, url } = await serve(config)
+  const acknowledged = new Set<string>()
+  let sent = 0
+  let stop = false
+  // 16 producers posting small batches as fast as they can; each event carries its own id.
+  const producer = async (worker: number) => {
+    for (let n = 0; !stop; n++) {
+      const ids = [0, 1, 2].map((i) => `w${worker}-${n}-${i}`)
+      const body = JSON.stringify(ids.map((id) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event', id } })))
+      sent += ids.length
+      try {
+        const response = await fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        if (response.status === 201) ids.forEach((id) => acknowledged.add(id))
+      } catch {
+        return // the server is gone
+      }
+    }
+  }
+  const producers = Array.from({ length: 16 }, (_, i) => producer(i))
+  const deadline = Date.now() + 15_000
+  while (acknowledged.size < 3000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : once(child, 'exit')
+  // The producers are still posting: the kill lands with requests in flight.
+  child.kill('SIGKILL')
+  stop = true
+  await Promise.all([exited, ...producers])
+  assert.ok(acknowledged.size >= 300, `only ${acknowledged.size} events were acknowledged before the kill`)
+  assert.ok(sent >= acknowledged.size)
+
+  const log = await openSqliteLog({ path: join(dir, 'data', 'events.sqlite') })
+  try {
+    const seen = new Map<string, number>()
+    const partitions = await log.partitions('datacenter1.test.event')
+    for (let partition = 0; partition < partitions; partition++) {
+      for await (const record of log.read({ topic: 'datacenter1.test.event', partition, offset: 0 }, { follow: false })) {
+        const id = (JSON.parse(record.value.toString()) as { meta: { id: string } }).meta.id
+        seen.set(id, (seen.get(id) ?? 0) + 1)
+      }
+    }
+    const missing = [...acknowledged].filter((id) => !seen.has(id))
+    const duplicated = [...seen].filter(([, count]) => count > 1)
+    assert.deepEqual(missing, [], `${missing.length} acknowledged events are missing`)
+    assert.deepEqual(duplicated, [], 'no event is stored twice')
+  } finally {
+    await log.close()
+  }
+})
