@@ -3,18 +3,27 @@
 // tells the parent over IPC when the measured window opens and closes, so that the parent can
 // read the server's CPU time at exactly those moments.
 //
-// Usage (with an IPC channel): node bench/load.mjs URL CONNECTIONS WARMUP_S DURATION_S
+// Usage (with an IPC channel): node bench/load.mjs URL CONNECTIONS WARMUP_S DURATION_S [REQUEST_JSON]
+//   REQUEST_JSON (optional, default a GET): {"method":"POST","bodyFile":"/path","headers":{"content-type":"application/json"}}
+//   The body file is read once, before any request, and every request sends the same bytes.
 // Messages sent: {type:'warmup-done', result}, {type:'measure-start'}, {type:'measure-end', result}
+import { readFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 
-const [url, connectionsArg, warmupArg, durationArg] = process.argv.slice(2)
+const [url, connectionsArg, warmupArg, durationArg, requestArg] = process.argv.slice(2)
 if (url === undefined || process.send === undefined) {
-  console.error('usage: node bench/load.mjs URL CONNECTIONS WARMUP_S DURATION_S (spawned with an IPC channel)')
+  console.error('usage: node bench/load.mjs URL CONNECTIONS WARMUP_S DURATION_S [REQUEST_JSON] (spawned with an IPC channel)')
   process.exit(2)
 }
 const connections = Number(connectionsArg ?? 10)
 const warmup = Number(warmupArg ?? 5)
 const duration = Number(durationArg ?? 15)
+const request = requestArg === undefined ? {} : JSON.parse(requestArg)
+const requestOptions = {
+  ...(request.method !== undefined ? { method: request.method } : {}),
+  ...(request.headers !== undefined ? { headers: request.headers } : {}),
+  ...(request.bodyFile !== undefined ? { body: readFileSync(request.bodyFile) } : {}),
+}
 
 // autocannon keeps latencies in whole milliseconds, and a fast server answers in a fraction of
 // one, so the percentiles reported are taken from this histogram of the response times it
@@ -38,7 +47,7 @@ function percentile(p) {
 /** One autocannon run; resolves with its result. `onStart` fires when the clients are open. */
 function run(seconds, onStart) {
   return new Promise((resolve, reject) => {
-    const instance = autocannon({ url, connections, duration: seconds, pipelining: 1 }, (error, result) =>
+    const instance = autocannon({ url, connections, duration: seconds, pipelining: 1, ...requestOptions }, (error, result) =>
       error ? reject(error) : resolve(result),
     )
     instance.on('response', record)
@@ -61,6 +70,10 @@ const summary = (r) => ({
   errors: r.errors,
   timeouts: r.timeouts,
   non2xx: r.non2xx,
+  // Responses with a 2xx status (for an intake: requests whose events were acknowledged).
+  responses2xx: r['2xx'],
+  // Responses by status code, e.g. {"201": 1234}.
+  statusCodes: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, s]) => [code, s.count])),
   duration: r.duration,
 })
 

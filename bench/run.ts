@@ -13,6 +13,11 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     load: () => import('./schema-get.ts'),
   },
   {
+    name: 'intake',
+    summary: 'events/s of POST /v1/events (validated, durably appended) at batches of 1 and 100 on one core, against a bare node:http + JSON.parse server',
+    load: () => import('./intake.ts'),
+  },
+  {
     name: 'materialize',
     summary: 'time to materialize the 53 schemas of the WMF primary fixture, against jsonschema-tools',
     load: () => import('./materialize.ts'),

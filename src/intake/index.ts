@@ -3,5 +3,6 @@
  * names, check its stream, enrich it, and append it durably to the event log.
  */
 export { createIntake, type Intake, type IntakeOptions, type BatchResult, type ItemResult, type ItemStatus, type RequestContext } from './intake.ts'
-export { intakeRoutes, sendResult, type IntakeRoutesOptions } from './routes.ts'
+export { intakeRoutes, answerFor, type Answer, type IntakeRoutesOptions } from './routes.ts'
+export { createIntakeListener, type IntakeListenerOptions } from './listener.ts'
 export { parseEventsBody, fromCloudEvent, eventContentTypes, type EventContentType } from './body.ts'

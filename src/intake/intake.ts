@@ -30,6 +30,8 @@ export interface IntakeOptions {
 /** What the intake knows about the request an event came in. */
 export interface RequestContext {
   receivedAt: Date
+  /** receivedAt as ISO-8601, filled in on first use. */
+  receivedAtIso?: string
   requestId?: string | undefined
   userAgent?: string | undefined
   clientIp?: string | undefined
@@ -101,7 +103,11 @@ export function createIntake(options: IntakeOptions): Intake {
   /** Metric labels: only configured streams and schemas that exist, so labels stay bounded. */
   type Labels = { stream: string; schema: string }
 
-  async function prepare(event: unknown, context: RequestContext, labels: Labels): Promise<Prepared | ItemResult> {
+  /** Compiled schemas looked up once per batch (most batches use one or two schemas). */
+  type Memo = Map<string, CompiledSchema>
+
+  /** Synchronous when the schema is compiled already (nearly always); a promise otherwise. */
+  function prepare(event: unknown, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult | Promise<Prepared | ItemResult> {
     if (!isPlainObject(event)) return fail('invalid', event, 'EVP_EVENT_NOT_OBJECT', 'an event must be a JSON object')
     let uri = getSchemaUri(event)
     if (uri === undefined && context.defaultSchemaUri !== undefined) {
@@ -113,17 +119,29 @@ export function createIntake(options: IntakeOptions): Intake {
     if (path === undefined) {
       return fail('invalid', event, 'EVP_SCHEMA_URI_NOT_ALLOWED', `${schemaPath} ${JSON.stringify(uri)} must be a path such as /test/event/1.0.0`)
     }
-    let compiled: CompiledSchema
-    try {
-      compiled = await options.validators.get(path)
+    const compiled = memo.get(path) ?? options.validators.peek(path)
+    if (compiled !== undefined) {
+      memo.set(path, compiled)
       labels.schema = path
-    } catch (error) {
-      const e = error instanceof EventplaneError ? error : new EventplaneError('EVP_INTERNAL', String(error))
-      // A schema that is not there, or a URI that is not allowed, is the producer's mistake;
-      // a schema service that is down or a schema that does not compile is ours.
-      const producerFault = ['EVP_SCHEMA_NOT_FOUND', 'EVP_PATH_INVALID', 'EVP_SCHEMA_REF_INVALID'].includes(e.code)
-      return fail(producerFault ? 'invalid' : 'error', event, producerFault && e.code !== 'EVP_SCHEMA_NOT_FOUND' ? 'EVP_SCHEMA_URI_NOT_ALLOWED' : e.code, e.message, e.canRetry)
+      return finish(event, compiled, path, context, labels)
     }
+    return options.validators.get(path).then(
+      (found) => {
+        memo.set(path, found)
+        labels.schema = path
+        return finish(event, found, path, context, labels)
+      },
+      (error: unknown) => {
+        const e = error instanceof EventplaneError ? error : new EventplaneError('EVP_INTERNAL', String(error))
+        // A schema that is not there, or a URI that is not allowed, is the producer's mistake;
+        // a schema service that is down or a schema that does not compile is ours.
+        const producerFault = ['EVP_SCHEMA_NOT_FOUND', 'EVP_PATH_INVALID', 'EVP_SCHEMA_REF_INVALID'].includes(e.code)
+        return fail(producerFault ? 'invalid' : 'error', event, producerFault && e.code !== 'EVP_SCHEMA_NOT_FOUND' ? 'EVP_SCHEMA_URI_NOT_ALLOWED' : e.code, e.message, e.canRetry)
+      },
+    )
+  }
+
+  function finish(event: JsonObject, compiled: CompiledSchema, path: string, context: RequestContext, labels: Labels): Prepared | ItemResult {
     let stream = getStream(event)
     if (stream === undefined && context.defaultStream !== undefined) {
       setPath(event, streamPath, context.defaultStream)
@@ -148,7 +166,7 @@ export function createIntake(options: IntakeOptions): Intake {
     }
 
     enrich(event, compiled, context)
-    if (!compiled.validate(event)) {
+    if (!compiled.check(event) && !compiled.validate(event)) {
       const errors = compiled.validate.errors ?? []
       const text = validationErrorsText(errors)
       return { status: 'invalid', event, context: { code: 'EVP_EVENT_INVALID', message: text, errors: [...errors], errorsText: text } }
@@ -168,10 +186,12 @@ export function createIntake(options: IntakeOptions): Intake {
       key = JSON.stringify(keyObject)
     }
     const meta = event['meta']
-    const dt = isPlainObject(meta) && typeof meta['dt'] === 'string' ? Date.parse(meta['dt']) : NaN
+    const dtText = isPlainObject(meta) ? meta['dt'] : undefined
+    // meta.dt is nearly always the receive time we just filled in: no need to parse it back.
+    const dt = dtText === context.receivedAtIso ? context.receivedAt.getTime() : typeof dtText === 'string' ? Date.parse(dtText) : NaN
     return {
       record: {
-        topic: topicFor(stream, settings === undefined ? undefined : (settings.topic_prefixes ?? null)),
+        topic: topicFor(stream, settings),
         key,
         value: JSON.stringify(event),
         timestamp: Number.isFinite(dt) ? dt : context.receivedAt.getTime(),
@@ -180,10 +200,25 @@ export function createIntake(options: IntakeOptions): Intake {
     }
   }
 
-  function topicFor(stream: string, prefixes: readonly string[] | null | undefined): string {
-    // Streams configured without prefixes, and legacy eventlogging_ streams, are their own topic.
-    if (prefixes === null || stream.startsWith('eventlogging_')) return stream
-    return topicPrefix + stream
+  const topics = new WeakMap<object, Map<string, string>>()
+  const unconfiguredTopics = new Map<string, string>()
+  function topicFor(stream: string, settings: { topic_prefixes?: readonly string[] | null } | undefined): string {
+    const cache = settings === undefined ? unconfiguredTopics : topics.get(settings) ?? new Map<string, string>()
+    if (settings !== undefined && !topics.has(settings)) topics.set(settings, cache)
+    let topic = cache.get(stream)
+    if (topic === undefined) {
+      // Streams configured without prefixes, and legacy eventlogging_ streams, are their own topic.
+      const prefixes = settings?.topic_prefixes
+      topic = (settings !== undefined && prefixes == null) || stream.startsWith('eventlogging_') ? stream : topicPrefix + stream
+      if (prefixes != null && !prefixes.includes(topicPrefix)) {
+        log.warn(
+          { stream, topic_prefix: topicPrefix, topic_prefixes: prefixes },
+          "intake.topic_prefix is not one of the stream's topic_prefixes: readers of the stream's topics will not see these events",
+        )
+      }
+      if (cache.size < 10_000) cache.set(stream, topic)
+    }
+    return topic
   }
 
   /** `$schema` as a path to look up; absolute URIs only under a configured http(s) base. */
@@ -207,10 +242,10 @@ export function createIntake(options: IntakeOptions): Intake {
       }
       const m = meta as JsonObject
       if (f.metaId && m['id'] === undefined) m['id'] = randomUUID()
-      if (f.metaDt && m['dt'] === undefined) m['dt'] = context.receivedAt.toISOString()
+      if (f.metaDt && m['dt'] === undefined) m['dt'] = receivedIso(context)
       if (f.metaRequestId && m['request_id'] === undefined && context.requestId !== undefined) m['request_id'] = cut(context.requestId)
     }
-    if (f.dt && event['dt'] === undefined) event['dt'] = context.receivedAt.toISOString()
+    if (f.dt && event['dt'] === undefined) event['dt'] = receivedIso(context)
     if ((f.userAgent && context.userAgent !== undefined) || (f.clientIp && context.clientIp !== undefined)) {
       let http = event['http']
       if (http === undefined) http = event['http'] = {}
@@ -224,9 +259,6 @@ export function createIntake(options: IntakeOptions): Intake {
     }
   }
 
-  function count(stream: string, schema: string, outcome: string): void {
-    counter.inc({ stream, schema, outcome })
-  }
 
   /** Error events for refused events, written after the response, never delaying it. */
   function emitErrorEvents(failed: ItemResult[], context: RequestContext): void {
@@ -283,18 +315,27 @@ export function createIntake(options: IntakeOptions): Intake {
     const error: ItemResult[] = []
     const prepared: Prepared[] = []
     const preparedLabels: Labels[] = []
-    // Events of a batch are prepared one after another: almost always every schema is
-    // cached, so awaiting costs a microtask, and the order of the batch is kept in the log.
+    const memo: Memo = new Map()
+    const counts = new Map<string, { labels: Labels; outcome: string; n: number }>()
+    const count = (labels: Labels, outcome: string) => {
+      const key = `${labels.stream}\0${labels.schema}\0${outcome}`
+      const entry = counts.get(key)
+      if (entry === undefined) counts.set(key, { labels, outcome, n: 1 })
+      else entry.n++
+    }
+    // Events of a batch are prepared one after another, in order, so the batch keeps its order
+    // in the log; almost always the schema is compiled already and nothing is awaited.
     for (let index = 0; index < events.length; index++) {
       const labels: Labels = { stream: 'unknown', schema: 'unknown' }
-      const result = await prepare(events[index], context, labels)
+      let result = prepare(events[index], context, labels, memo)
+      if (result instanceof Promise) result = await result
       if ('record' in result) {
         prepared.push({ ...result, index })
         preparedLabels.push(labels)
       } else {
         result.index = index
         ;(result.status === 'invalid' ? invalid : error).push(result)
-        count(labels.stream, labels.schema, result.status)
+        count(labels, result.status)
       }
     }
     let accepted = 0
@@ -302,16 +343,17 @@ export function createIntake(options: IntakeOptions): Intake {
       try {
         await options.log.append(prepared.map((p) => p.record))
         accepted = prepared.length
-        for (const labels of preparedLabels) count(labels.stream, labels.schema, 'accepted')
+        for (const labels of preparedLabels) count(labels, 'accepted')
       } catch (cause) {
         const e = cause instanceof EventplaneError ? cause : new EventplaneError('EVP_LOG_UNAVAILABLE', String(cause), { cause })
         log.error({ err: e, code: e.code }, 'append to the event log failed')
         prepared.forEach((p, i) => {
           error.push({ status: 'error', index: p.index, event: p.event, context: { code: e.code, message: e.message, canRetry: e.canRetry } })
-          count(preparedLabels[i]!.stream, preparedLabels[i]!.schema, 'error')
+          count(preparedLabels[i]!, 'error')
         })
       }
     }
+    for (const { labels, outcome, n } of counts.values()) counter.inc({ stream: labels.stream, schema: labels.schema, outcome }, n)
     if (withErrorEvents) emitErrorEvents(invalid, context)
     return { total: events.length, accepted, invalid, error }
   }
@@ -322,6 +364,11 @@ export function createIntake(options: IntakeOptions): Intake {
       while (pendingErrorEvents.size > 0) await Promise.allSettled([...pendingErrorEvents])
     },
   }
+}
+
+/** The receive time as ISO-8601, computed once per request. */
+function receivedIso(context: RequestContext): string {
+  return (context.receivedAtIso ??= context.receivedAt.toISOString())
 }
 
 function fail(status: ItemStatus, event: unknown, code: ErrorCode, message: string, canRetry?: boolean): ItemResult {

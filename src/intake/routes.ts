@@ -61,17 +61,8 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
     const context = contextOf(request)
     // EventGate checks JS truthiness of the string: any non-empty value, even "false", is hasty.
     if (single((request.query as Query)['hasty'])) {
-      setImmediate(() => {
-        intake.process(events, context).then(
-          (result) => {
-            if (result.invalid.length + result.error.length > 0) {
-              request.log.warn({ accepted: result.accepted, invalid: result.invalid.length, error: result.error.length }, 'hasty events were not all accepted')
-            }
-          },
-          (error: unknown) => request.log.error({ err: error }, 'hasty events failed'),
-        )
-      })
-      reply.raw.statusMessage = `${events.length} events hastily received.`
+      processHastily(intake, events, context, request.log)
+      reply.raw.statusMessage = hastyMessage(events.length)
       return reply.code(202).send()
     }
     return sendResult(reply, await intake.process(events, context))
@@ -83,29 +74,60 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
   }
 }
 
+/** An intake answer: status, reason phrase, and the JSON body when there is one. */
+export interface Answer {
+  status: number
+  message: string
+  body?: { invalid: unknown[]; error?: unknown[] }
+}
+
 /** EventGate's status for a batch outcome, with its reason phrase. */
-export function sendResult(reply: FastifyReply, result: BatchResult): FastifyReply {
+export function answerFor(result: BatchResult): Answer {
   const { total, accepted } = result
   const invalid = result.invalid.length
   const errored = result.error.length
   const failed = invalid + errored
-  if (failed === 0) {
-    reply.raw.statusMessage = `All ${total} out of ${total} events were accepted.`
-    return reply.code(201).send()
-  }
+  if (failed === 0) return { status: 201, message: `All ${total} out of ${total} events were accepted.` }
   if (accepted > 0) {
-    reply.raw.statusMessage = `${accepted} out of ${total} events were accepted, but ${failed} failed (${invalid} invalid and ${errored} errored).`
-    return reply.code(207).send({ invalid: result.invalid, error: result.error })
+    return {
+      status: 207,
+      message: `${accepted} out of ${total} events were accepted, but ${failed} failed (${invalid} invalid and ${errored} errored).`,
+      body: { invalid: result.invalid, error: result.error },
+    }
   }
-  if (errored === 0) {
-    reply.raw.statusMessage = `${invalid} out of ${total} events were invalid and not accepted.`
-    return reply.code(400).send({ invalid: result.invalid })
+  if (errored === 0) return { status: 400, message: `${invalid} out of ${total} events were invalid and not accepted.`, body: { invalid: result.invalid } }
+  return {
+    status: 500,
+    message: `${failed} out of ${total} events had failures and were not accepted. (${invalid} invalid and ${errored} errored).`,
+    body: { invalid: result.invalid, error: result.error },
   }
-  reply.raw.statusMessage = `${failed} out of ${total} events had failures and were not accepted. (${invalid} invalid and ${errored} errored).`
-  return reply.code(500).send({ invalid: result.invalid, error: result.error })
 }
 
-function single(value: string | string[] | undefined): string | undefined {
+export function hastyMessage(count: number): string {
+  return `${count} events hastily received.`
+}
+
+function sendResult(reply: FastifyReply, result: BatchResult): FastifyReply {
+  const answer = answerFor(result)
+  reply.raw.statusMessage = answer.message
+  return answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body)
+}
+
+/** Runs a hasty batch after the answer; its outcome is only logged. */
+export function processHastily(intake: Intake, events: unknown[], context: RequestContext, log: { warn: (o: object, m: string) => void; error: (o: object, m: string) => void }): void {
+  setImmediate(() => {
+    intake.process(events, context).then(
+      (result) => {
+        if (result.invalid.length + result.error.length > 0) {
+          log.warn({ accepted: result.accepted, invalid: result.invalid.length, error: result.error.length }, 'hasty events were not all accepted')
+        }
+      },
+      (error: unknown) => log.error({ err: error }, 'hasty events failed'),
+    )
+  })
+}
+
+export function single(value: string | string[] | undefined): string | undefined {
   const one = Array.isArray(value) ? value[value.length - 1] : value
   return one === '' ? undefined : one
 }

@@ -48,6 +48,9 @@ export function prepareDatabase(db: Database.Database, path: string, sync: 'norm
   db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
   // Without a limit the WAL file keeps the largest size it ever had.
   db.pragma('journal_size_limit = 67108864')
+  // Checkpoints run in a worker (checkpointer.ts); the writer checkpoints itself only when the
+  // WAL passes this many pages (256 MiB), should the worker fall behind.
+  db.pragma('wal_autocheckpoint = 65536')
   db.transaction(() => {
     const app = db.pragma('application_id', { simple: true }) as number
     const hasTables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").pluck().get() as number

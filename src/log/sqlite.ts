@@ -22,6 +22,7 @@
  * once; appends by another connection (another process on the same file) are noticed by
  * polling `PRAGMA data_version` every pollIntervalMs while someone waits.
  */
+import { startCheckpointer } from './checkpointer.ts'
 import { channel } from 'node:diagnostics_channel'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -714,6 +715,8 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     }
   }
 
+  const checkpointer = startCheckpointer({ path, intervalMs: 250, busyTimeoutMs: options.busyTimeoutMs ?? 5000, logger })
+
   let retentionTimer: NodeJS.Timeout | undefined
   if (retention.maxAgeMs !== undefined || retention.maxBytes !== undefined) {
     retentionTimer = setInterval(() => {
@@ -760,6 +763,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       clearInterval(retentionTimer)
       clearInterval(poller)
       wakeAll()
+      await checkpointer.stop()
       try {
         db.close()
       } catch (error) {

@@ -10,8 +10,14 @@ export interface CompiledSchema {
   readonly uri: string
   readonly schema: JsonObject
   readonly title: string | undefined
-  /** Validates an event, filling in schema defaults; errors are on `validate.errors`. */
+  /** Validates an event, filling in schema defaults; every error is on `validate.errors`. */
   readonly validate: ValidateFunction
+  /**
+   * The same verdict, faster: stops at the first error, and counts string lengths in UTF-16
+   * units when that cannot accept what `validate` refuses. Call `validate` when it says no
+   * (for the errors, and because a `maxLength` may pass by code points).
+   */
+  readonly check: ValidateFunction
   /** Which fields the intake may fill in: only those the schema has. */
   readonly fields: SchemaFields
 }
@@ -29,6 +35,8 @@ export interface SchemaFields {
 export interface ValidatorCache {
   /** The compiled schema at a URI path. Not-found and unreachable results are not cached. */
   get(uri: string): Promise<CompiledSchema>
+  /** The compiled schema if it is already cached, without waiting. */
+  peek(uri: string): CompiledSchema | undefined
   readonly size: number
 }
 
@@ -46,19 +54,28 @@ export interface ValidatorCacheOptions {
 export function createValidatorCache(options: ValidatorCacheOptions): ValidatorCache {
   const maxEntries = options.maxEntries ?? 1000
   const cache = new Map<string, Promise<CompiledSchema>>()
-  const instances = new Map<SchemaDraft, Ajv>()
+  const ready = new Map<string, CompiledSchema>()
+  const instances = new Map<string, Ajv>()
+  const ajvFor = (draft: SchemaDraft, mode: 'full' | 'fast' | 'fast-units') => {
+    const key = `${draft} ${mode}`
+    let ajv = instances.get(key)
+    if (ajv === undefined) {
+      ajv = newAjv(draft, mode === 'full', true, mode !== 'fast-units')
+      instances.set(key, ajv)
+    }
+    return ajv
+  }
 
   const compile = async (uri: string): Promise<CompiledSchema> => {
     const { schema } = await options.source.get(uri)
     const draft = draftOf(schema)
-    let ajv = instances.get(draft)
-    if (ajv === undefined) {
-      ajv = newAjv(draft, true, true)
-      instances.set(draft, ajv)
-    }
     let validate: ValidateFunction
+    let check: ValidateFunction
     try {
-      validate = compileWith(ajv, schema)
+      validate = compileWith(ajvFor(draft, 'full'), schema)
+      // Counting UTF-16 units instead of code points can only make a string look longer, so
+      // it is safe for maxLength (a refusal is checked again) but not for a minLength above 1.
+      check = compileWith(ajvFor(draft, hasMinLengthAbove1(schema) ? 'fast' : 'fast-units'), schema)
     } catch (error) {
       throw new EventplaneError('EVP_SCHEMA_INVALID', `schema ${uri} does not compile: ${(error as Error).message}`, {
         cause: error,
@@ -70,6 +87,7 @@ export function createValidatorCache(options: ValidatorCacheOptions): ValidatorC
       schema,
       title: typeof schema['title'] === 'string' ? schema['title'] : undefined,
       validate,
+      check,
       fields: schemaFields(schema),
     }
   }
@@ -85,18 +103,47 @@ export function createValidatorCache(options: ValidatorCacheOptions): ValidatorC
       }
       const pending = compile(uri)
       cache.set(uri, pending)
+      pending.then(
+        (compiled) => {
+          if (cache.get(uri) === pending) ready.set(uri, compiled)
+        },
+        () => {},
+      )
       pending.catch((error: unknown) => {
         // A schema that is missing now may be published later, and a remote that failed may
         // recover: only compile failures (a bad schema stays bad) stay cached.
         if (!(error instanceof EventplaneError && error.code === 'EVP_SCHEMA_INVALID')) cache.delete(uri)
       })
-      if (cache.size > maxEntries) cache.delete(cache.keys().next().value!)
+      if (cache.size > maxEntries) {
+        const oldest = cache.keys().next().value!
+        cache.delete(oldest)
+        ready.delete(oldest)
+      }
       return pending
+    },
+    peek(uri) {
+      const hit = ready.get(uri)
+      if (hit !== undefined) {
+        const entry = cache.get(uri)!
+        cache.delete(uri)
+        cache.set(uri, entry)
+      }
+      return hit
     },
     get size() {
       return cache.size
     },
   }
+}
+
+function hasMinLengthAbove1(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasMinLengthAbove1)
+  if (!isPlainObject(value)) return false
+  for (const [key, child] of Object.entries(value)) {
+    if (key === 'minLength' && typeof child === 'number' && child > 1) return true
+    if (key !== 'examples' && key !== 'default' && key !== 'enum' && key !== 'const' && hasMinLengthAbove1(child)) return true
+  }
+  return false
 }
 
 function property(schema: unknown, ...path: string[]): JsonObject | undefined {

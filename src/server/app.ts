@@ -8,12 +8,13 @@ import type { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
 import { frameworkErrors, installErrorHandling } from '../core/http.ts'
 import { EventplaneError } from '../core/errors.ts'
-import { createIntake, intakeRoutes, type Intake } from '../intake/index.ts'
+import { createServer } from 'node:http'
+import { createIntake, createIntakeListener, intakeRoutes, type Intake } from '../intake/index.ts'
 import { openSqliteLog, type EventLog } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfigSource } from '../streamconfig/index.ts'
-import { createMetricsRegistry, instrumentHttp } from './metrics.ts'
+import { createMetricsRegistry, instrumentHttp, type ObserveRequest } from './metrics.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -162,11 +163,30 @@ function resolveBaseUris(config: Readonly<Config>, repositories: readonly Schema
  */
 export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   const { config, logger, registry } = platform
+  const observed: { observe?: ObserveRequest } = {}
+  const newRequestId = requestIds()
+  const intakeListener = createIntakeListener({
+    intake: platform.intake,
+    maxBodyBytes: config.intake.max_body_bytes,
+    maxDepth: config.intake.max_depth,
+    schemaUriQueryParam: config.intake.schema_uri_query_param,
+    streamQueryParam: config.intake.stream_query_param,
+    trustProxy: config.server.trust_proxy as boolean | string[],
+    corsOrigins: config.server.cors.origins,
+    logger: logger.child({ part: 'intake' }),
+    newRequestId,
+    observe: (status, seconds) => observed.observe?.('POST', '/v1/events', status, seconds),
+  })
   const app = Fastify({
+    // POST /v1/events is answered before fastify sees it (intake/listener.ts): the hot path.
+    serverFactory: (handler) =>
+      createServer((request, response) => {
+        if (!intakeListener(request, response)) handler(request, response)
+      }),
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
-    genReqId: requestIds(),
+    genReqId: newRequestId,
     frameworkErrors,
     trustProxy: config.server.trust_proxy as boolean | string[],
     // Requests for schemas and configs are small; a large body is a mistake or an attack.
@@ -174,7 +194,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
   })
   installErrorHandling(app)
-  instrumentHttp(app, registry)
+  observed.observe = instrumentHttp(app, registry)
   app.addHook('onResponse', (request, reply, done) => {
     const level = reply.statusCode >= 500 ? 'warn' : 'debug'
     if ((request.log as Logger).isLevelEnabled(level)) {

@@ -9,8 +9,13 @@ export function createMetricsRegistry(options: { defaultMetrics?: boolean } = {}
   return registry
 }
 
-/** Request count and latency by route pattern (never by raw URL, which would be unbounded). */
-export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
+export type ObserveRequest = (method: string, route: string, status: number, seconds: number) => void
+
+/**
+ * Request count and latency by route pattern (never by raw URL, which would be unbounded).
+ * Returns the observer, for requests answered outside fastify (the intake's fast path).
+ */
+export function instrumentHttp(app: FastifyInstance, registry: Registry): ObserveRequest {
   const duration = new Histogram({
     name: 'eventplane_http_request_duration_seconds',
     help: 'HTTP request latency by method, route pattern and status code.',
@@ -25,4 +30,5 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): void {
     )
     done()
   })
+  return (method, route, status, seconds) => duration.observe({ method, route, status: String(status) }, seconds)
 }
