@@ -316,12 +316,17 @@ export function createIntake(options: IntakeOptions): Intake {
     const prepared: Prepared[] = []
     const preparedLabels: Labels[] = []
     const memo: Memo = new Map()
-    const counts = new Map<string, { labels: Labels; outcome: string; n: number }>()
+    // Counted once per batch and label set; consecutive events nearly always share labels.
+    const counts: Array<{ stream: string; schema: string; outcome: string; n: number }> = []
+    let last: (typeof counts)[number] | undefined
     const count = (labels: Labels, outcome: string) => {
-      const key = `${labels.stream}\0${labels.schema}\0${outcome}`
-      const entry = counts.get(key)
-      if (entry === undefined) counts.set(key, { labels, outcome, n: 1 })
-      else entry.n++
+      if (last !== undefined && last.stream === labels.stream && last.schema === labels.schema && last.outcome === outcome) {
+        last.n++
+        return
+      }
+      last = counts.find((c) => c.stream === labels.stream && c.schema === labels.schema && c.outcome === outcome)
+      if (last === undefined) counts.push((last = { stream: labels.stream, schema: labels.schema, outcome, n: 1 }))
+      else last.n++
     }
     // Events of a batch are prepared one after another, in order, so the batch keeps its order
     // in the log; almost always the schema is compiled already and nothing is awaited.
@@ -353,7 +358,7 @@ export function createIntake(options: IntakeOptions): Intake {
         })
       }
     }
-    for (const { labels, outcome, n } of counts.values()) counter.inc({ stream: labels.stream, schema: labels.schema, outcome }, n)
+    for (const { stream, schema, outcome, n } of counts) counter.inc({ stream, schema, outcome }, n)
     if (withErrorEvents) emitErrorEvents(invalid, context)
     return { total: events.length, accepted, invalid, error }
   }
