@@ -6,7 +6,7 @@ import { isPlainObject, type JsonObject } from '../core/objects.ts'
 import type { AppendRecord, EventLog } from '../log/types.ts'
 import type { CompiledSchema, ValidatorCache } from '../schemas/validator.ts'
 import { validationErrorsText } from '../schemas/validator.ts'
-import type { StreamConfigSource } from '../streamconfig/index.ts'
+import type { ResolvedStreamSettings, StreamConfigSource } from '../streamconfig/index.ts'
 
 export interface IntakeOptions {
   validators: ValidatorCache
@@ -99,12 +99,18 @@ export function createIntake(options: IntakeOptions): Intake {
     registers: options.registry ? [options.registry] : [],
   })
 
-  type Prepared = { record: AppendRecord; event: JsonObject; index?: number }
+  type Prepared = { record: AppendRecord; event: JsonObject; index?: number; stream?: string; schema?: string }
   /** Metric labels: only configured streams and schemas that exist, so labels stay bounded. */
   type Labels = { stream: string; schema: string }
 
-  /** Compiled schemas looked up once per batch (most batches use one or two schemas). */
-  type Memo = Map<string, CompiledSchema>
+  /**
+   * Lookups done once per batch rather than per event (most batches use one or two schemas
+   * and streams): schema URI → compiled schema, stream → settings and topic.
+   */
+  interface Memo {
+    schemas: Map<string, { path: string; compiled: CompiledSchema }>
+    streams: Map<string, { settings: ResolvedStreamSettings | undefined; topic: string }>
+  }
 
   /** Synchronous when the schema is compiled already (nearly always); a promise otherwise. */
   function prepare(event: unknown, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult | Promise<Prepared | ItemResult> {
@@ -115,21 +121,26 @@ export function createIntake(options: IntakeOptions): Intake {
       uri = context.defaultSchemaUri
     }
     if (typeof uri !== 'string' || uri === '') return fail('invalid', event, 'EVP_EVENT_SCHEMA_MISSING', `the event has no ${schemaPath}`)
+    const known = memo.schemas.get(uri)
+    if (known !== undefined) {
+      labels.schema = known.path
+      return finish(event, known.compiled, known.path, context, labels, memo)
+    }
     const path = schemaUriPath(uri)
     if (path === undefined) {
       return fail('invalid', event, 'EVP_SCHEMA_URI_NOT_ALLOWED', `${schemaPath} ${JSON.stringify(uri)} must be a path such as /test/event/1.0.0`)
     }
-    const compiled = memo.get(path) ?? options.validators.peek(path)
+    const compiled = options.validators.peek(path)
     if (compiled !== undefined) {
-      memo.set(path, compiled)
+      memo.schemas.set(uri, { path, compiled })
       labels.schema = path
-      return finish(event, compiled, path, context, labels)
+      return finish(event, compiled, path, context, labels, memo)
     }
     return options.validators.get(path).then(
       (found) => {
-        memo.set(path, found)
+        memo.schemas.set(uri, { path, compiled: found })
         labels.schema = path
-        return finish(event, found, path, context, labels)
+        return finish(event, found, path, context, labels, memo)
       },
       (error: unknown) => {
         const e = error instanceof EventplaneError ? error : new EventplaneError('EVP_INTERNAL', String(error))
@@ -141,7 +152,7 @@ export function createIntake(options: IntakeOptions): Intake {
     )
   }
 
-  function finish(event: JsonObject, compiled: CompiledSchema, path: string, context: RequestContext, labels: Labels): Prepared | ItemResult {
+  function finish(event: JsonObject, compiled: CompiledSchema, path: string, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult {
     let stream = getStream(event)
     if (stream === undefined && context.defaultStream !== undefined) {
       setPath(event, streamPath, context.defaultStream)
@@ -149,7 +160,13 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     if (typeof stream !== 'string' || stream === '') return fail('invalid', event, 'EVP_EVENT_STREAM_MISSING', `the event has no ${streamPath}`)
 
-    const settings = options.streamConfig?.current().lookup(stream)
+    let streamInfo = memo.streams.get(stream)
+    if (streamInfo === undefined) {
+      const found = options.streamConfig?.current().lookup(stream)
+      streamInfo = { settings: found, topic: topicFor(stream, found) }
+      memo.streams.set(stream, streamInfo)
+    }
+    const settings = streamInfo.settings
     if (settings !== undefined) labels.stream = stream
     if (options.streamConfig !== undefined) {
       if (settings === undefined && !options.allowUnknownStreams) {
@@ -190,8 +207,11 @@ export function createIntake(options: IntakeOptions): Intake {
     // meta.dt is nearly always the receive time we just filled in: no need to parse it back.
     const dt = dtText === context.receivedAtIso ? context.receivedAt.getTime() : typeof dtText === 'string' ? Date.parse(dtText) : NaN
     return {
+      index: 0,
+      stream: 'unknown',
+      schema: 'unknown',
       record: {
-        topic: topicFor(stream, settings),
+        topic: streamInfo.topic,
         key,
         value: JSON.stringify(event),
         timestamp: Number.isFinite(dt) ? dt : context.receivedAt.getTime(),
@@ -314,8 +334,8 @@ export function createIntake(options: IntakeOptions): Intake {
     const invalid: ItemResult[] = []
     const error: ItemResult[] = []
     const prepared: Prepared[] = []
-    const preparedLabels: Labels[] = []
-    const memo: Memo = new Map()
+    const records: AppendRecord[] = []
+    const memo: Memo = { schemas: new Map(), streams: new Map() }
     // Counted once per batch and label set; consecutive events nearly always share labels.
     const counts: Array<{ stream: string; schema: string; outcome: string; n: number }> = []
     let last: (typeof counts)[number] | undefined
@@ -330,15 +350,19 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     // Events of a batch are prepared one after another, in order, so the batch keeps its order
     // in the log; almost always the schema is compiled already and nothing is awaited.
+    const labels: Labels = { stream: 'unknown', schema: 'unknown' }
     for (let index = 0; index < events.length; index++) {
-      const labels: Labels = { stream: 'unknown', schema: 'unknown' }
+      labels.stream = 'unknown'
+      labels.schema = 'unknown'
       let result = prepare(events[index], context, labels, memo)
       if (result instanceof Promise) result = await result
+      result.index = index
       if ('record' in result) {
-        prepared.push({ ...result, index })
-        preparedLabels.push(labels)
+        result.stream = labels.stream
+        result.schema = labels.schema
+        prepared.push(result)
+        records.push(result.record)
       } else {
-        result.index = index
         ;(result.status === 'invalid' ? invalid : error).push(result)
         count(labels, result.status)
       }
@@ -346,16 +370,16 @@ export function createIntake(options: IntakeOptions): Intake {
     let accepted = 0
     if (prepared.length > 0) {
       try {
-        await options.log.append(prepared.map((p) => p.record))
+        await options.log.append(records)
         accepted = prepared.length
-        for (const labels of preparedLabels) count(labels, 'accepted')
+        for (const p of prepared) count(p as Labels, 'accepted')
       } catch (cause) {
         const e = cause instanceof EventplaneError ? cause : new EventplaneError('EVP_LOG_UNAVAILABLE', String(cause), { cause })
         log.error({ err: e, code: e.code }, 'append to the event log failed')
-        prepared.forEach((p, i) => {
+        for (const p of prepared) {
           error.push({ status: 'error', index: p.index, event: p.event, context: { code: e.code, message: e.message, canRetry: e.canRetry } })
-          count(preparedLabels[i]!, 'error')
-        })
+          count(p as Labels, 'error')
+        }
       }
     }
     for (const { stream, schema, outcome, n } of counts) counter.inc({ stream, schema, outcome }, n)
