@@ -366,7 +366,11 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       flush()
     } else if (!flushScheduled) {
       flushScheduled = true
-      setImmediate(flush)
+      // Commit after one more turn of the event loop, not this one: appends of requests whose
+      // bytes arrive in the next poll phase then join the same transaction. With ten
+      // one-event producers this took the intake from 0.31x to 0.41x of a bare server
+      // (bench/intake, alternated runs), for a few microseconds of latency.
+      setImmediate(() => setImmediate(flush))
     }
   }
 
