@@ -395,9 +395,20 @@ export function createIntake(options: IntakeOptions): Intake {
   }
 }
 
-/** The receive time as ISO-8601, computed once per request. */
+let lastIsoMs = -1
+let lastIso = ''
+
+/** The receive time as ISO-8601, computed once per request (and once per millisecond). */
 function receivedIso(context: RequestContext): string {
-  return (context.receivedAtIso ??= context.receivedAt.toISOString())
+  if (context.receivedAtIso === undefined) {
+    const ms = context.receivedAt.getTime()
+    if (ms !== lastIsoMs) {
+      lastIsoMs = ms
+      lastIso = context.receivedAt.toISOString()
+    }
+    context.receivedAtIso = lastIso
+  }
+  return context.receivedAtIso
 }
 
 function fail(status: ItemStatus, event: unknown, code: ErrorCode, message: string, canRetry?: boolean): ItemResult {

@@ -30,5 +30,15 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): Observ
     )
     done()
   })
-  return (method, route, status, seconds) => duration.observe({ method, route, status: String(status) }, seconds)
+  // One child per label set, so the hot path does not hash labels on every request.
+  const children = new Map<string, ReturnType<typeof duration.labels>>()
+  return (method, route, status, seconds) => {
+    const key = `${method} ${route} ${status}`
+    let child = children.get(key)
+    if (child === undefined) {
+      child = duration.labels({ method, route, status: String(status) })
+      children.set(key, child)
+    }
+    child.observe(seconds)
+  }
 }
