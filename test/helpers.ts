@@ -2,6 +2,7 @@ import { chmodSync, cpSync, lstatSync, mkdtempSync, readdirSync, rmSync } from '
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import { runCli } from '../src/cli/main.ts'
 
@@ -39,6 +40,27 @@ export class Capture extends Writable {
     this.text += chunk.toString()
     callback()
   }
+}
+
+/**
+ * Starts `eventplane serve --port 0 ARGS` as its own process (so it can be signalled or
+ * killed) and waits, at most 20 s, until it prints where it listens.
+ */
+export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', '0', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const deadline = Date.now() + 20_000
+  while (!/listening on (http:\/\/\S+)/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  return { child, url: /listening on (http:\/\/\S+)/.exec(output)![1]!, output: () => output }
 }
 
 /** Runs the CLI in-process and captures its output. */

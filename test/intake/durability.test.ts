@@ -1,30 +1,14 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { stringify } from 'yaml'
 import { openSqliteLog } from '../../src/log/index.ts'
-import { bundledSchemas, repoRoot, tempDir } from '../helpers.ts'
+import { bundledSchemas, repoRoot, spawnServer, tempDir } from '../helpers.ts'
 
 /** `eventplane serve` as its own process, so it can be killed with SIGKILL. */
-async function serve(config: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--config', config, '--port', '0'], {
-    cwd: repoRoot,
-    env: { ...process.env, EVENTPLANE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
-  const deadline = Date.now() + 20_000
-  while (!/listening on (http:\/\/\S+)/.test(output)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  return { child, url: /listening on (http:\/\/\S+)/.exec(output)![1]! }
-}
+const serve = (config: string) => spawnServer(['--config', config], { EVENTPLANE_LOG_LEVEL: 'warn' })
 
 test('kill -9 with requests in flight: every event that got a 201 is in the log exactly once', async () => {
   const dir = tempDir()

@@ -4,26 +4,10 @@ import { once } from 'node:events'
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { repoRoot, tempDir } from '../helpers.ts'
+import { repoRoot, spawnServer, tempDir } from '../helpers.ts'
 
-/** Starts `eventplane serve` as its own process and waits for its URL. */
-async function serve(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', '0', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, EVENTPLANE_LOG_LEVEL: 'info', EVENTPLANE_DATA_DIR: tempDir(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
-  const deadline = Date.now() + 20_000
-  while (!/listening on (http:\/\/\S+)/.test(output)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  const url = /listening on (http:\/\/\S+)/.exec(output)![1]!
-  return { child, url, output: () => output }
-}
+/** `eventplane serve` on a free port, with its own data folder and info logs. */
+const serve = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnServer(args, { EVENTPLANE_LOG_LEVEL: 'info', EVENTPLANE_DATA_DIR: tempDir(), ...env })
 
 test('serve answers on its port, and SIGTERM drains and exits 0', async () => {
   const { child, url } = await serve([])
