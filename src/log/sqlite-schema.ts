@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3'
 import { EventplaneError } from '../core/errors.ts'
 
 /** The schema version this code writes; a file with a newer one is refused. */
-export const sqliteSchemaVersion = 1
+export const sqliteSchemaVersion = 2
 /** `PRAGMA application_id` of an Eventplane log file ("EvpL"). */
 const applicationId = 0x4576704c
 
@@ -38,8 +38,10 @@ const schema = `
     payload BLOB NOT NULL
   ) STRICT;
   CREATE UNIQUE INDEX batches_by_offset ON batches (part_id, base_offset);
-  CREATE INDEX batches_by_time ON batches (part_id, ts_high, base_offset);
 `
+// Version 2 dropped the index by time, (part_id, ts_high, base_offset): ts_high grows with the
+// offset, so a search by time can bisect the index by offset instead, and every commit writes
+// one B-tree page fewer (a third of the pages of a small commit).
 
 /** WAL, durability and the schema; refuses files that are not (or are newer) Eventplane logs. */
 export function prepareDatabase(db: Database.Database, path: string, sync: 'normal' | 'full'): void {
@@ -71,6 +73,10 @@ export function prepareDatabase(db: Database.Database, path: string, sync: 'norm
         `${path} has log schema version ${version}; this Eventplane reads up to ${sqliteSchemaVersion}`,
       )
     }
-    // Migrations from older versions go here, one step per version.
+    // Migrations from older versions, one step per version.
+    if (version < 2) db.exec('DROP INDEX IF EXISTS batches_by_time')
+    if (version < sqliteSchemaVersion) {
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(sqliteSchemaVersion))
+    }
   }).immediate()
 }

@@ -241,9 +241,9 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     page: db.prepare<[number, number], BatchRow>(
       'SELECT base_offset, count, bytes, payload FROM batches WHERE part_id = ? AND base_offset >= ? ORDER BY base_offset',
     ),
-    timeCandidate: db.prepare<[number, number], number>(
-      'SELECT base_offset FROM batches WHERE part_id = ? AND ts_high >= ? ORDER BY ts_high, base_offset LIMIT 1',
-    ).pluck(),
+    probe: db.prepare<[number, number], { base_offset: number; count: number; ts_high: number }>(
+      'SELECT base_offset, count, ts_high FROM batches WHERE part_id = ? AND base_offset <= ? ORDER BY base_offset DESC LIMIT 1',
+    ),
     timeBatch: db.prepare<[number, number, number], BatchRow>(
       `SELECT base_offset, count, bytes, payload FROM batches
        WHERE part_id = ? AND base_offset >= ? AND max_ts >= ? ORDER BY base_offset LIMIT 1`,
@@ -345,7 +345,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
 
   /** Kafka's ListOffsets by time: the first offset whose timestamp is >= `timestamp`, else the end. */
   function offsetForTime(partId: number, timestamp: number): number {
-    const candidate = sql.timeCandidate.get(partId, timestamp)
+    const candidate = firstBatchReaching(partId, timestamp)
     if (candidate !== undefined) {
       // ts_high may come from a batch retention has deleted since; the scan then moves on to
       // the first remaining batch that really holds such a record.
@@ -353,6 +353,25 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       if (batch !== undefined) return batch.base_offset + firstIndexAtOrAfter(batch.payload, batch.count, timestamp)
     }
     return latestOffset(partId)
+  }
+
+  /**
+   * Base offset of the first batch whose ts_high (the largest timestamp up to it) is at least
+   * `timestamp`. ts_high never decreases along the offsets, so this bisects the offset index
+   * with point lookups (about log2 of the offset range of them).
+   */
+  function firstBatchReaching(partId: number, timestamp: number): number | undefined {
+    const first = sql.first.get(partId)
+    const last = sql.last.get(partId)
+    if (first === undefined || last === undefined || last.ts_high < timestamp) return undefined
+    let lo = first
+    let hi = sql.probe.get(partId, last.next - 1)!.base_offset
+    while (lo < hi) {
+      const batch = sql.probe.get(partId, lo + Math.floor((hi - lo) / 2))!
+      if (batch.ts_high >= timestamp) hi = batch.base_offset
+      else lo = batch.base_offset + batch.count
+    }
+    return lo
   }
 
   // ---- group commit -------------------------------------------------------------------------

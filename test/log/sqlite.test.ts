@@ -12,6 +12,7 @@ import {
   openSqliteLog,
   type AppendMessage,
   type SqliteLogOptions,
+  sqliteSchemaVersion,
 } from '../../src/log/index.ts'
 import { repoRoot, tempDir } from '../helpers.ts'
 import { contractPartitions, eventLogContract, readAll, rejectsWith, take, within } from './contract.ts'
@@ -61,7 +62,7 @@ describe('sqlite log: storage', () => {
     const { peek, close } = await fresh()
     try {
       assert.equal(peek.pragma('journal_mode', { simple: true }), 'wal')
-      assert.equal(peek.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), '1')
+      assert.equal(peek.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(sqliteSchemaVersion))
       assert.notEqual(peek.pragma('application_id', { simple: true }), 0)
     } finally {
       await close()
@@ -462,4 +463,25 @@ describe('sqlite log: other processes', () => {
       await log.close()
     }
   })
+})
+
+test('a version 1 file (with the index by time) is migrated to the current version and still searches by time', async () => {
+  const path = join(tempDir(), 'v1.sqlite')
+  const first = await openSqliteLog({ path, sync: 'normal' })
+  await first.append([1000, 2000, 3000].map((timestamp) => ({ topic: 'old.topic', value: `at ${timestamp}`, timestamp })))
+  await first.close()
+  const raw = new Database(path)
+  raw.exec("CREATE INDEX batches_by_time ON batches (part_id, ts_high, base_offset); UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+  raw.close()
+  const reopened = await openSqliteLog({ path, sync: 'normal' })
+  try {
+    const [found] = await reopened.offsetsForTimes('old.topic', 1500)
+    assert.equal(found!.offset, 1)
+  } finally {
+    await reopened.close()
+  }
+  const check = new Database(path, { readonly: true })
+  assert.equal(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(sqliteSchemaVersion))
+  assert.equal(check.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'batches_by_time'").pluck().get(), 0)
+  check.close()
 })
