@@ -127,7 +127,7 @@ export function processHastily(intake: Intake, events: unknown[], context: Reque
   })
 }
 
-export function single(value: string | string[] | undefined): string | undefined {
+function single(value: string | string[] | undefined): string | undefined {
   const one = Array.isArray(value) ? value[value.length - 1] : value
   return one === '' ? undefined : one
 }
