@@ -153,6 +153,37 @@ export const configSchema = {
         },
       },
     },
+    streams: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        allowed: {
+          type: ['array', 'null'],
+          items: { type: 'string', minLength: 1 },
+          default: null,
+          description: 'Streams served over SSE; null: every configured stream (not regex keys) and its aliases.',
+        },
+        event_id: {
+          type: 'string',
+          enum: ['both', 'offset', 'timestamp'],
+          default: 'both',
+          description:
+            'What SSE ids hold per partition: offset and timestamp (both; a resume uses the offset), or only one of them.',
+        },
+        heartbeat_interval_s: { type: 'number', minimum: 0.05, maximum: 3600, default: 15, description: 'Comment sent to idle connections.' },
+        retry_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 2000, description: 'SSE retry: hint for reconnecting clients.' },
+        max_connections_per_ip: { type: 'integer', minimum: 0, default: 10, description: '0: no limit. Over it: 429.' },
+        max_buffered_bytes: {
+          type: 'integer',
+          minimum: 4096,
+          default: 4194304,
+          description: 'A client whose unsent data passes this is too slow: it gets an error event and is disconnected.',
+        },
+        max_filter_length: { type: 'integer', minimum: 1, maximum: 100000, default: 2000 },
+        max_filter_nodes: { type: 'integer', minimum: 1, maximum: 10000, default: 200, description: 'Cost bound of a CEL filter.' },
+      },
+    },
     event_log: {
       type: 'object',
       additionalProperties: false,

@@ -63,6 +63,15 @@ export const errorCodes = {
   EVP_STREAM_NOT_ALLOWED: { status: 400, canRetry: false, title: 'Stream is not configured' },
   EVP_SCHEMA_NOT_ALLOWED_FOR_STREAM: { status: 400, canRetry: false, title: "Schema is not the stream's schema" },
 
+  // Streams (Server-Sent Events)
+  EVP_STREAM_UNKNOWN: { status: 400, canRetry: false, title: 'Stream is not served' },
+  EVP_SINCE_INVALID: { status: 400, canRetry: false, title: 'since is not a time' },
+  EVP_LAST_EVENT_ID_INVALID: { status: 400, canRetry: false, title: 'Last-Event-ID is not a list of positions' },
+  EVP_TOPIC_NOT_AVAILABLE: { status: 404, canRetry: false, title: 'Last-Event-ID names a topic outside the streams asked for' },
+  EVP_FILTER_INVALID: { status: 400, canRetry: false, title: 'Filter is invalid or too complex' },
+  EVP_TOO_MANY_CONNECTIONS: { status: 429, canRetry: true, title: 'Too many connections from this client' },
+  EVP_CLIENT_TOO_SLOW: { status: 503, canRetry: true, title: 'Client reads too slowly' },
+
   // Event log
   EVP_LOG_UNAVAILABLE: { status: 503, canRetry: true, title: 'Event log is unavailable' },
   EVP_LOG_CLOSED: { status: 503, canRetry: true, title: 'Event log is closed' },

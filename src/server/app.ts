@@ -14,6 +14,7 @@ import { openSqliteLog, type EventLog } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfigSource } from '../streamconfig/index.ts'
+import { streamRoutes } from '../streams/index.ts'
 import { createMetricsRegistry, instrumentHttp, type ObserveRequest } from './metrics.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
 
@@ -234,6 +235,19 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     await app.register(streamConfigRoutes, {
       source: platform.streamConfig,
       cacheMaxAgeS: config.stream_config.cache_max_age_s,
+    })
+    await app.register(streamRoutes, {
+      log: platform.log,
+      streamConfig: platform.streamConfig,
+      logger: logger.child({ part: 'streams' }),
+      registry,
+      allowed: config.streams.allowed as string[] | null,
+      idMode: config.streams.event_id,
+      heartbeatIntervalMs: config.streams.heartbeat_interval_s * 1000,
+      retryMs: config.streams.retry_ms,
+      maxConnectionsPerIp: config.streams.max_connections_per_ip,
+      maxBufferedBytes: config.streams.max_buffered_bytes,
+      filterLimits: { maxLength: config.streams.max_filter_length, maxNodes: config.streams.max_filter_nodes },
     })
   }
 

@@ -1,0 +1,248 @@
+import type { ServerResponse } from 'node:http'
+import { EventplaneError, toProblem } from '../core/errors.ts'
+import type { EventLog } from '../log/types.ts'
+import type { EventFilter } from './filter.ts'
+import { toDelivery, type Delivery, type FrameCache, type Hub, type PartitionSubscriber, type Tail } from './hub.ts'
+import type { IdPosition } from './positions.ts'
+
+export type IdMode = 'both' | 'offset' | 'timestamp'
+export type Format = 'sse' | 'ndjson'
+
+/** Where one partition of a connection starts. */
+export type Start = { kind: 'latest' } | { kind: 'offset'; offset: number } | { kind: 'timestamp'; timestamp: number }
+
+export interface Assignment {
+  topic: string
+  partition: number
+  start: Start
+}
+
+export interface ClientHooks {
+  onDelivered(count: number): void
+  onFilterError(): void
+  onSlowClient(): void
+  onClose(): void
+}
+
+export interface ClientOptions {
+  log: EventLog
+  hub: Hub
+  response: ServerResponse
+  assignments: Assignment[]
+  format: Format
+  idMode: IdMode
+  filter: EventFilter
+  maxBufferedBytes: number
+  hooks: ClientHooks
+}
+
+interface PartitionState {
+  topic: string
+  partition: number
+  /** Offset of the next record this client has not seen. */
+  next: number
+  /** Timestamp of the last record this client has seen (sent or filtered out). */
+  lastTimestamp: number | undefined
+  tail: Tail | undefined
+  subscriber: PartitionSubscriber | undefined
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * One SSE (or NDJSON) connection. Each of its partitions first reads history on its own
+ * (from `Last-Event-ID` or `since`) until it reaches the shared tail, then joins the tail;
+ * from then on it gets what every other live client gets, and frames are built once per
+ * delivery for all live clients with the same partitions. Ids point one past the last event
+ * seen in every partition, so a reconnect neither replays nor skips.
+ */
+export class StreamClient {
+  readonly #options: ClientOptions
+  readonly #states: PartitionState[]
+  readonly #assignmentKey: string
+  readonly #abort = new AbortController()
+  #live = 0
+  #closed = false
+  lastWrite = Date.now()
+
+  constructor(options: ClientOptions) {
+    this.#options = options
+    this.#states = options.assignments.map((a) => ({ topic: a.topic, partition: a.partition, next: 0, lastTimestamp: undefined, tail: undefined, subscriber: undefined }))
+    this.#assignmentKey = `${options.format}\0${options.idMode}\0${options.assignments.map((a) => `${a.topic}\0${a.partition}`).join('\0')}`
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Resolves starting offsets, then runs every partition (history, then the live tail). */
+  async start(): Promise<void> {
+    const { log } = this.#options
+    const byTime = new Map<string, Map<number, number>>()
+    for (const [i, assignment] of this.#options.assignments.entries()) {
+      const state = this.#states[i]!
+      const start = assignment.start
+      if (start.kind === 'offset' && start.offset >= 0) state.next = start.offset
+      else if (start.kind === 'timestamp') {
+        let offsets = byTime.get(`${assignment.topic}\0${start.timestamp}`)
+        if (offsets === undefined) {
+          offsets = new Map((await log.offsetsForTimes(assignment.topic, start.timestamp)).map((o) => [o.partition, o.offset]))
+          byTime.set(`${assignment.topic}\0${start.timestamp}`, offsets)
+        }
+        state.next = offsets.get(assignment.partition) ?? (await log.latest(assignment.topic, assignment.partition))
+      } else state.next = -1 // latest: joins the tail where it is
+    }
+    await Promise.all(this.#states.map((state) => this.#runPartition(state)))
+  }
+
+  async #runPartition(state: PartitionState): Promise<void> {
+    const { log, hub } = this.#options
+    const tail = hub.tail(state.topic, state.partition)
+    state.tail = tail
+    await tail.ready
+    if (state.next < 0) state.next = tail.position
+    while (!this.#closed) {
+      if (state.next >= tail.position) {
+        // Caught up: from here the shared tail delivers (records it delivers below `next` are
+        // ones this client has read already, and are skipped).
+        if (state.lastTimestamp === undefined) state.lastTimestamp = tail.lastTimestamp
+        state.subscriber = this.#subscriber(state)
+        tail.add(state.subscriber)
+        this.#live++
+        return
+      }
+      const target = tail.position
+      let read = 0
+      try {
+        for await (const record of log.read({ topic: state.topic, partition: state.partition, offset: state.next }, { follow: false, signal: this.#abort.signal })) {
+          if (this.#closed) return
+          read++
+          const delivery = toDelivery(record)
+          if (!this.#take(state, delivery, undefined)) return
+          if (this.#options.response.writableNeedDrain) await this.#drained()
+          if (record.offset + 1 >= target) break
+        }
+        // Nothing left to read below the tail (retention removed it): continue from the tail.
+        if (read === 0) state.next = Math.max(state.next, target)
+      } catch (error) {
+        if (!this.#closed) this.fail(error)
+        return
+      }
+    }
+  }
+
+  #subscriber(state: PartitionState): PartitionSubscriber {
+    return {
+      deliver: (delivery, frames) => {
+        this.#take(state, delivery, frames)
+      },
+      fail: (error) => this.fail(error),
+    }
+  }
+
+  /** Handles one record of a partition; false when the client is gone. */
+  #take(state: PartitionState, delivery: Delivery, frames: FrameCache | undefined): boolean {
+    if (this.#closed) return false
+    if (delivery.offset < state.next) return true // seen already (read as history before joining)
+    state.next = delivery.offset + 1
+    state.lastTimestamp = delivery.timestamp
+    const { filter } = this.#options
+    let verdict = frames?.get(filter.key) as ReturnType<EventFilter['test']> | undefined
+    if (verdict === undefined) {
+      verdict = filter.test(delivery.event)
+      frames?.set(filter.key, verdict)
+      if (verdict === 'error') this.#options.hooks.onFilterError()
+    }
+    if (verdict !== 'pass') return true
+    // Frames are shared only between clients whose every partition is live: then their
+    // positions are the tails' positions, the same for all of them.
+    const shareable = frames !== undefined && this.#live === this.#states.length
+    let frame = shareable ? (frames.get(this.#assignmentKey) as Uint8Array | undefined) : undefined
+    if (frame === undefined) {
+      frame = this.#frame(delivery)
+      if (shareable) frames.set(this.#assignmentKey, frame)
+    }
+    this.#write(frame)
+    this.#options.hooks.onDelivered(1)
+    return !this.#closed
+  }
+
+  #frame(delivery: Delivery): Uint8Array {
+    if (this.#options.format === 'ndjson') return encoder.encode(`${delivery.json}\n`)
+    return encoder.encode(`event: message\nid: ${this.#id()}\ndata: ${delivery.json}\n\n`)
+  }
+
+  /** Positions of every partition of the connection, one past what it has seen. */
+  #id(): string {
+    const mode = this.#options.idMode
+    const positions: IdPosition[] = this.#states.map((state) => {
+      const position: IdPosition = { topic: state.topic, partition: state.partition }
+      if (mode !== 'timestamp' || state.lastTimestamp === undefined) position.offset = state.next
+      if (mode !== 'offset' && state.lastTimestamp !== undefined) position.timestamp = state.lastTimestamp + 1
+      return position
+    })
+    return JSON.stringify(positions)
+  }
+
+  #write(chunk: Uint8Array | string): void {
+    const response = this.#options.response
+    response.write(chunk)
+    this.lastWrite = Date.now()
+    if (response.writableLength > this.#options.maxBufferedBytes) {
+      this.#options.hooks.onSlowClient()
+      this.#end(
+        new EventplaneError(
+          'EVP_CLIENT_TOO_SLOW',
+          `more than ${this.#options.maxBufferedBytes} bytes were waiting to be sent: the client reads too slowly; reconnect with the last event id`,
+        ),
+      )
+    }
+  }
+
+  #drained(): Promise<void> {
+    const response = this.#options.response
+    return new Promise((resolve) => {
+      const done = () => {
+        response.off('drain', done)
+        response.off('close', done)
+        resolve()
+      }
+      response.on('drain', done)
+      response.on('close', done)
+    })
+  }
+
+  /** A comment line that keeps idle connections (and proxies) from timing out. */
+  heartbeat(now: number): void {
+    if (!this.#closed && this.#options.format === 'sse' && this.#options.response.writableLength === 0) {
+      this.#options.response.write(':\n\n')
+      this.lastWrite = now
+    }
+  }
+
+  fail(error: unknown): void {
+    const e = error instanceof EventplaneError ? error : new EventplaneError('EVP_LOG_UNAVAILABLE', `reading the stream failed: ${(error as Error).message}`, { cause: error })
+    this.#end(e)
+  }
+
+  #end(error: EventplaneError | undefined): void {
+    if (this.#closed) return
+    const response = this.#options.response
+    if (error !== undefined && !response.destroyed) {
+      const body = JSON.stringify(toProblem(error))
+      if (this.#options.format === 'sse') response.write(`event: error\nid: ${this.#id()}\ndata: ${body}\n\n`)
+      else response.write(`${body}\n`)
+    }
+    this.close()
+  }
+
+  /** Leaves the tails and ends the response. */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#abort.abort()
+    for (const state of this.#states) if (state.subscriber !== undefined) state.tail?.remove(state.subscriber)
+    if (!this.#options.response.writableEnded) this.#options.response.end()
+    this.#options.hooks.onClose()
+  }
+}

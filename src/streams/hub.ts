@@ -1,0 +1,170 @@
+import type { Logger } from 'pino'
+import { isPlainObject, type JsonObject } from '../core/objects.ts'
+import type { EventLog, LogRecord } from '../log/types.ts'
+
+/** A record of the log as clients get it: parsed once, `meta.topic/partition/offset` added, serialized once. */
+export interface Delivery {
+  topic: string
+  partition: number
+  offset: number
+  timestamp: number
+  /** The event (shared: never modify). */
+  event: unknown
+  /** The event as one line of JSON. */
+  json: string
+}
+
+/** Something that takes the deliveries of a live partition (a client, for one of its partitions). */
+export interface PartitionSubscriber {
+  deliver(delivery: Delivery, frames: FrameCache): void
+  /** The tail failed (the log broke): the subscriber should end. */
+  fail(error: unknown): void
+}
+
+/**
+ * Per-delivery memo shared by every subscriber of it: frames and filter verdicts are made
+ * once per distinct (assignment, format, filter), not once per client.
+ */
+export type FrameCache = Map<string, unknown>
+
+/**
+ * One reader per topic-partition for the live tail, shared by every client that is caught up
+ * (KafkaSSE opens a consumer per client). It starts at the end of the partition when its
+ * first subscriber arrives and stops a little after its last one leaves.
+ */
+export class Tail {
+  readonly topic: string
+  readonly partition: number
+  /** The offset of the next record this tail delivers. */
+  position = 0
+  /** Timestamp of the last record delivered, if any. */
+  lastTimestamp: number | undefined
+  readonly ready: Promise<void>
+  readonly #subscribers = new Set<PartitionSubscriber>()
+  readonly #abort = new AbortController()
+  readonly #log: EventLog
+  readonly #logger: Logger | undefined
+  #idleTimer: NodeJS.Timeout | undefined
+  #onStop: () => void
+
+  constructor(log: EventLog, topic: string, partition: number, logger: Logger | undefined, onStop: () => void) {
+    this.#log = log
+    this.topic = topic
+    this.partition = partition
+    this.#logger = logger
+    this.#onStop = onStop
+    this.ready = log.latest(topic, partition).then((offset) => {
+      this.position = offset
+      void this.#run()
+    })
+  }
+
+  get size(): number {
+    return this.#subscribers.size
+  }
+
+  /** Adds a subscriber; it gets every record from `position` on. Call only after `ready`. */
+  add(subscriber: PartitionSubscriber): void {
+    clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
+    this.#subscribers.add(subscriber)
+  }
+
+  remove(subscriber: PartitionSubscriber): void {
+    this.#subscribers.delete(subscriber)
+    if (this.#subscribers.size === 0 && this.#idleTimer === undefined) {
+      // Kept a moment, so clients that reconnect at once find it running.
+      this.#idleTimer = setTimeout(() => {
+        if (this.#subscribers.size === 0) this.stop()
+      }, 5000)
+      this.#idleTimer.unref()
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.#idleTimer)
+    this.#abort.abort()
+    this.#onStop()
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for await (const record of this.#log.read({ topic: this.topic, partition: this.partition, offset: this.position }, { signal: this.#abort.signal })) {
+        const delivery = toDelivery(record)
+        this.position = record.offset + 1
+        this.lastTimestamp = record.timestamp
+        const frames: FrameCache = new Map()
+        for (const subscriber of this.#subscribers) {
+          try {
+            subscriber.deliver(delivery, frames)
+          } catch (error) {
+            this.#logger?.error({ err: error }, 'delivering to a client failed')
+          }
+        }
+      }
+    } catch (error) {
+      if (this.#abort.signal.aborted) return
+      this.#logger?.error({ err: error, topic: this.topic, partition: this.partition }, 'reading the log for a stream failed')
+      for (const subscriber of [...this.#subscribers]) subscriber.fail(error)
+      this.stop()
+    }
+  }
+}
+
+/** The shared tails, created on demand. */
+export class Hub {
+  readonly #tails = new Map<string, Tail>()
+  readonly #log: EventLog
+  readonly #logger: Logger | undefined
+
+  constructor(log: EventLog, logger?: Logger) {
+    this.#log = log
+    this.#logger = logger
+  }
+
+  tail(topic: string, partition: number): Tail {
+    const key = `${topic}\0${partition}`
+    let tail = this.#tails.get(key)
+    if (tail === undefined) {
+      tail = new Tail(this.#log, topic, partition, this.#logger, () => {
+        if (this.#tails.get(key) === tail) this.#tails.delete(key)
+      })
+      this.#tails.set(key, tail)
+    }
+    return tail
+  }
+
+  get tails(): number {
+    return this.#tails.size
+  }
+
+  close(): void {
+    for (const tail of [...this.#tails.values()]) tail.stop()
+  }
+}
+
+/** Decorates a record as EventStreams does: meta.topic, meta.partition, meta.offset (and meta.key). */
+export function toDelivery(record: LogRecord): Delivery {
+  const text = record.value.toString('utf8')
+  let event: unknown
+  try {
+    event = JSON.parse(text)
+  } catch {
+    event = text
+  }
+  if (isPlainObject(event)) {
+    const meta: JsonObject = isPlainObject(event['meta']) ? event['meta'] : (event['meta'] = {})
+    meta['topic'] = record.topic
+    meta['partition'] = record.partition
+    meta['offset'] = record.offset
+    if (record.key !== null) meta['key'] = record.key.toString('utf8')
+  }
+  return {
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset,
+    timestamp: record.timestamp,
+    event,
+    json: JSON.stringify(event),
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * @module streams: EventStreams. `GET /v2/stream/{streams}` as Server-Sent Events from the event
+ * log, with resume (`Last-Event-ID`), replay (`since`), server-side filters, and one shared
+ * reader per partition for every live client.
+ */
+export { streamRoutes, type StreamServiceOptions } from './service.ts'
+export { servedStreams, type ServedStream } from './exposure.ts'
+export { compileFilter, type EventFilter, type FilterRequest, type FilterLimits, type FilterVerdict } from './filter.ts'
+export { parseLastEventId, parseSince, type IdPosition } from './positions.ts'
+export { Hub, Tail, toDelivery, type Delivery } from './hub.ts'
+export { StreamClient, type IdMode, type Format, type Assignment, type Start } from './client.ts'

@@ -1,0 +1,203 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import { EventplaneError } from '../core/errors.ts'
+import type { EventLog } from '../log/types.ts'
+import type { StreamConfigSource } from '../streamconfig/index.ts'
+import { StreamClient, type Assignment, type Format, type IdMode } from './client.ts'
+import { servedStreams, type ServedStream } from './exposure.ts'
+import { compileFilter, type FilterLimits } from './filter.ts'
+import { Hub } from './hub.ts'
+import { parseLastEventId, parseSince } from './positions.ts'
+
+export interface StreamServiceOptions {
+  log: EventLog
+  streamConfig: StreamConfigSource
+  logger: Logger
+  registry?: Registry
+  /** Streams served; null or absent: every configured stream and alias. */
+  allowed?: readonly string[] | null
+  idMode?: IdMode
+  heartbeatIntervalMs?: number
+  retryMs?: number
+  /** 0: no limit. */
+  maxConnectionsPerIp?: number
+  maxBufferedBytes?: number
+  filterLimits?: FilterLimits
+}
+
+type Query = Record<string, string | string[] | undefined>
+
+/**
+ * `GET /v2/stream/{streams}`: EventStreams. Events of every topic of the streams asked for,
+ * merged into one Server-Sent Events response (or NDJSON with `Accept: application/json`),
+ * from `?since=` or `Last-Event-ID`, through an optional server-side filter.
+ */
+export async function streamRoutes(app: FastifyInstance, options: StreamServiceOptions): Promise<void> {
+  const hub = new Hub(options.log, options.logger)
+  const clients = new Set<StreamClient>()
+  const perIp = new Map<string, number>()
+  const idMode = options.idMode ?? 'both'
+  const maxPerIp = options.maxConnectionsPerIp ?? 10
+  const limits = options.filterLimits ?? { maxLength: 2000, maxNodes: 200 }
+  const registers = options.registry ? [options.registry] : []
+  const connected = new Gauge({ name: 'eventplane_streams_connected_clients', help: 'Clients connected, by stream.', labelNames: ['stream'] as const, registers })
+  const connections = new Counter({ name: 'eventplane_streams_connections_total', help: 'Connections opened, by stream.', labelNames: ['stream'] as const, registers })
+  const sent = new Counter({ name: 'eventplane_streams_events_sent_total', help: 'Events sent to clients (after filters).', registers })
+  const dropped = new Counter({ name: 'eventplane_streams_slow_clients_dropped_total', help: 'Clients disconnected because they read too slowly.', registers })
+  const filterErrors = new Counter({ name: 'eventplane_streams_filter_errors_total', help: 'Events a filter failed on (skipped).', registers })
+
+  const heartbeat = setInterval(() => {
+    const now = Date.now()
+    const interval = options.heartbeatIntervalMs ?? 15000
+    for (const client of clients) if (now - client.lastWrite >= interval) client.heartbeat(now)
+  }, Math.max(10, Math.min(1000, (options.heartbeatIntervalMs ?? 15000) / 2)))
+  heartbeat.unref()
+
+  // Streams never end by themselves: end them when the server stops, so it can stop.
+  app.addHook('preClose', (done) => {
+    clearInterval(heartbeat)
+    for (const client of [...clients]) client.close()
+    hub.close()
+    done()
+  })
+
+  app.get('/v2/stream/*', async (request, reply) => {
+    const names = decodeURIComponent((request.params as { '*': string })['*'] ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '')
+    const served = servedStreams(options.streamConfig.current(), options.allowed)
+    if (names.length === 0) {
+      throw new EventplaneError('EVP_STREAM_UNKNOWN', 'name at least one stream: /v2/stream/{stream}[,{stream}…]', { details: { available: [...served.keys()].sort() } })
+    }
+    const unknown = names.filter((n) => !served.has(n))
+    if (unknown.length > 0) {
+      throw new EventplaneError('EVP_STREAM_UNKNOWN', `invalid streams: ${unknown.join(',')}`, { details: { invalid: unknown, available: [...served.keys()].sort() } })
+    }
+    const streams = names.map((n) => served.get(n)!)
+    const query = request.query as Query
+    const since = parseSince(single(query['since']))
+    const filter = compileFilter(
+      {
+        expression: single(query['filter']),
+        matches: matchParams(query),
+        includeCanary: single(query['canary']) === 'include',
+      },
+      limits,
+    )
+    const topics = [...new Set(streams.flatMap((s) => s.topics))]
+    const lastEventId = parseLastEventId(single(request.headers['last-event-id']), new Set(topics))
+    const assignments = await assign(options.log, topics, since, lastEventId)
+
+    const ip = request.ip
+    const open = perIp.get(ip) ?? 0
+    if (maxPerIp > 0 && open >= maxPerIp) {
+      reply.header('retry-after', '10')
+      throw new EventplaneError('EVP_TOO_MANY_CONNECTIONS', `${ip} has ${open} streams open; the limit is ${maxPerIp}`, { details: { limit: maxPerIp } })
+    }
+    perIp.set(ip, open + 1)
+
+    const format: Format = wantsJson(request) ? 'ndjson' : 'sse'
+    const headers: Record<string, string | number | string[]> = {}
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value as string
+    headers['content-type'] = format === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/json; charset=utf-8'
+    headers['cache-control'] = 'no-cache, no-transform'
+    headers['x-accel-buffering'] = 'no'
+    headers['x-request-id'] = request.id
+    reply.hijack()
+    const response = reply.raw
+    response.writeHead(200, headers)
+    response.flushHeaders()
+    response.socket?.setNoDelay(true)
+    if (format === 'sse') response.write(`:ok\n\nretry: ${options.retryMs ?? 2000}\n\n`)
+    else response.write('\n')
+
+    const streamLabels = streams.map((s) => s.stream)
+    const client = new StreamClient({
+      log: options.log,
+      hub,
+      response,
+      assignments,
+      format,
+      idMode,
+      filter,
+      maxBufferedBytes: options.maxBufferedBytes ?? 4 * 1024 * 1024,
+      hooks: {
+        onDelivered: (n) => sent.inc(n),
+        onFilterError: () => filterErrors.inc(),
+        onSlowClient: () => dropped.inc(),
+        onClose: () => {
+          clients.delete(client)
+          const left = (perIp.get(ip) ?? 1) - 1
+          if (left <= 0) perIp.delete(ip)
+          else perIp.set(ip, left)
+          for (const stream of streamLabels) connected.dec({ stream })
+          request.log.debug({ streams: names, ip }, 'stream closed')
+        },
+      },
+    })
+    clients.add(client)
+    for (const stream of streamLabels) {
+      connected.inc({ stream })
+      connections.inc({ stream })
+    }
+    request.log.debug({ streams: names, ip, since, resumed: lastEventId !== undefined, filter: filter.key }, 'stream opened')
+    request.raw.on('close', () => client.close())
+    response.on('close', () => client.close())
+    client.start().catch((error: unknown) => client.fail(error))
+  })
+}
+
+/** Every partition of every topic, starting from Last-Event-ID where it names one, else `since`, else the end. */
+async function assign(log: EventLog, topics: string[], since: number | undefined, lastEventId: ReturnType<typeof parseLastEventId>): Promise<Assignment[]> {
+  const named = new Map((lastEventId ?? []).map((p) => [`${p.topic}\0${p.partition}`, p]))
+  const assignments: Assignment[] = []
+  for (const topic of topics) {
+    const partitions = await log.partitions(topic)
+    for (const position of lastEventId ?? []) {
+      if (position.topic === topic && position.partition >= partitions) {
+        throw new EventplaneError('EVP_LAST_EVENT_ID_INVALID', `Last-Event-ID names partition ${position.partition} of ${topic}, which has ${partitions}`)
+      }
+    }
+    for (let partition = 0; partition < partitions; partition++) {
+      const position = named.get(`${topic}\0${partition}`)
+      const start: Assignment['start'] =
+        position !== undefined
+          ? position.offset !== undefined
+            ? position.offset < 0
+              ? { kind: 'latest' }
+              : { kind: 'offset', offset: position.offset }
+            : { kind: 'timestamp', timestamp: position.timestamp! }
+          : since !== undefined
+            ? { kind: 'timestamp', timestamp: since }
+            : { kind: 'latest' }
+      assignments.push({ topic, partition, start })
+    }
+  }
+  return assignments
+}
+
+function matchParams(query: Query): Array<[string, string]> {
+  const matches: Array<[string, string]> = []
+  for (const [key, value] of Object.entries(query)) {
+    const m = /^match\[(.+)\]$/.exec(key)
+    if (m === null) continue
+    const last = single(value)
+    if (last === undefined) throw new EventplaneError('EVP_FILTER_INVALID', `${key} needs a value`)
+    matches.push([m[1]!, last])
+  }
+  return matches
+}
+
+function wantsJson(request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? ''
+  return /(^|,)\s*application\/json\b/i.test(accept) && !/text\/event-stream/i.test(accept)
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  const one = Array.isArray(value) ? value[value.length - 1] : value
+  return one === '' ? undefined : one
+}
+
+export type { ServedStream }
