@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { EventplaneError } from '../core/errors.ts'
@@ -62,8 +62,8 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     done()
   })
 
-  app.get('/v2/stream/*', async (request, reply) => {
-    const names = decodeURIComponent((request.params as { '*': string })['*'] ?? '')
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const names = decodeURIComponent((request.params as { '*'?: string })['*'] ?? '')
       .split(',')
       .map((n) => n.trim())
       .filter((n) => n !== '')
@@ -146,7 +146,9 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     request.raw.on('close', () => client.close())
     response.on('close', () => client.close())
     client.start().catch((error: unknown) => client.fail(error))
-  })
+  }
+  app.get('/v2/stream', handler)
+  app.get('/v2/stream/*', handler)
 }
 
 /** Every partition of every topic, starting from Last-Event-ID where it names one, else `since`, else the end. */
