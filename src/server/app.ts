@@ -13,8 +13,8 @@ import { createIntake, createIntakeListener, intakeRoutes, type Intake } from '.
 import { openSqliteLog, type EventLog } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
-import { openStreamConfig, streamConfigRoutes, type StreamConfigSource } from '../streamconfig/index.ts'
-import { streamRoutes } from '../streams/index.ts'
+import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
+import { servedStreams, streamRoutes, streamsOpenApi } from '../streams/index.ts'
 import { createMetricsRegistry, instrumentHttp, type ObserveRequest } from './metrics.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
 
@@ -273,16 +273,43 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     description: packageJson.description,
   }))
   app.get('/robots.txt', async (_request, reply) => reply.type('text/plain').send('User-agent: *\nDisallow: /\n'))
-  const spec = openApiDocument(packageJson.version)
-  const specHtml = openApiHtml(spec)
+  const specs = apiDocuments(platform)
   // EventGate's conventions: `/?spec` is the OpenAPI document, `/?doc` a page describing it.
   app.get('/', async (request, reply) => {
     const query = request.query as Record<string, unknown>
-    if ('spec' in query) return reply.type('application/json; charset=utf-8').send(spec)
-    if ('doc' in query) return reply.type('text/html; charset=utf-8').send(specHtml)
+    if ('spec' in query) return reply.type('application/json; charset=utf-8').send((await specs()).json)
+    if ('doc' in query) return reply.type('text/html; charset=utf-8').send((await specs()).html)
     return reply.type('application/json; charset=utf-8').send(index(platform))
   })
   return app
+}
+
+/**
+ * The OpenAPI document and its page, with one path per served stream: rebuilt when the stream
+ * config changes (one build per generation, shared by concurrent requests).
+ */
+function apiDocuments(platform: Platform): () => Promise<{ json: string; html: string }> {
+  const build = async (config: StreamConfig | undefined) => {
+    let streamPaths: Record<string, unknown> = {}
+    if (config !== undefined) {
+      const described = await streamsOpenApi(servedStreams(config, platform.config.streams.allowed as string[] | null), platform.schemas)
+      for (const failure of described.failures) {
+        platform.logger.warn(failure, 'a stream is described in /?spec without its schema')
+      }
+      streamPaths = described.paths
+    }
+    const document = openApiDocument(packageJson.version, streamPaths)
+    return { json: JSON.stringify(document), html: openApiHtml(document) }
+  }
+  const byGeneration = new WeakMap<StreamConfig, Promise<{ json: string; html: string }>>()
+  let without: Promise<{ json: string; html: string }> | undefined
+  return () => {
+    const config = platform.streamConfig?.current()
+    if (config === undefined) return (without ??= build(undefined))
+    let hit = byGeneration.get(config)
+    if (hit === undefined) byGeneration.set(config, (hit = build(config)))
+    return hit
+  }
 }
 
 function index(platform: Platform) {
@@ -296,7 +323,12 @@ function index(platform: Platform) {
       schemas: '/repositories',
       ...Object.fromEntries(platform.repositories.map((r) => [`schemas:${r.name}`, `/repositories/${r.name}/jsonschema/`])),
       ...(platform.streamConfig
-        ? { stream_configs: '/v1/stream-configs', stream_configs_mediawiki: '/w/api.php?action=streamconfigs&format=json' }
+        ? {
+            stream_configs: '/v1/stream-configs',
+            stream_configs_mediawiki: '/w/api.php?action=streamconfigs&format=json',
+            streams: '/v2/stream/{streams}',
+            stream_viewer: '/v2/ui',
+          }
         : {}),
       health: '/healthz',
       ready: '/readyz',

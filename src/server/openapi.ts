@@ -5,7 +5,7 @@ import { errorCodes } from '../core/errors.ts'
  * routes it describes; test/server/openapi.test.ts checks that every documented path answers
  * and that the example event is accepted.
  */
-export function openApiDocument(version: string): Record<string, unknown> {
+export function openApiDocument(version: string, streamPaths: Record<string, unknown> = {}): Record<string, unknown> {
   const problem = {
     description: 'An RFC 9457 problem document with a stable code (docs/errors.md).',
     content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
@@ -21,10 +21,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
       title: 'Eventplane',
       version,
       description:
-        'An open event platform: schema registry, stream config, and event intake. Intake answers follow ' +
-        "Wikimedia's EventGate (201/202/207/400/500), with 400/413/415 problem documents for bad bodies.",
+        'An open event platform: schema registry, stream config, event intake and event streams. Intake answers follow ' +
+        "Wikimedia's EventGate (201/202/207/400/500), with 400/413/415 problem documents for bad bodies; streams follow " +
+        "Wikimedia's EventStreams (Server-Sent Events with Last-Event-ID resume), with server-side filters.",
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
+    tags: [{ name: 'streams', description: 'One path per stream: its events, described by its latest schema.' }],
     paths: {
       '/v1/events': {
         post: {
@@ -89,6 +91,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { '200': { description: '{"streams":{…}}' }, '400': { description: 'MediaWiki-shaped error.' } },
         },
       },
+      ...streamPaths,
+      '/v2/ui': { get: { summary: 'Live viewer: pick streams, type a filter, watch events and their rate', responses: { '200': { description: 'HTML page (no external assets).' } } } },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: '{"status":"ok"}' } } } },
       '/readyz': { get: { summary: 'Readiness', responses: { '200': { description: 'Ready.' }, '503': { description: 'Not ready.' } } } },
       '/metrics': { get: { summary: 'Prometheus metrics (eventplane_*)', responses: { '200': { description: 'text/plain exposition format' } } } },
@@ -139,17 +143,37 @@ export function openApiDocument(version: string): Record<string, unknown> {
   }
 }
 
+interface Operation {
+  summary?: string
+  description?: string
+  parameters?: Array<{ name: string; in: string; description?: string }>
+  responses?: Record<string, { description?: string; content?: Record<string, { schema?: { title?: string; required?: string[]; properties?: Record<string, { type?: string | string[]; description?: string }> }; example?: unknown }> }>
+}
+
 /** A self-contained page describing the API (no scripts or assets from other hosts). */
 export function openApiHtml(document: Record<string, unknown>): string {
   const esc = (text: unknown) => String(text ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-  const paths = document['paths'] as Record<string, Record<string, { summary?: string; description?: string; parameters?: Array<{ name: string; in: string; description?: string }>; responses?: Record<string, { description?: string }> }>>
+  const paths = document['paths'] as Record<string, Record<string, Operation>>
+  // Streams: the fields of the events, from the stream's latest schema.
+  const fields = (op: Operation): string => {
+    const content = op.responses?.['200']?.content?.['text/event-stream']
+    const properties = content?.schema?.properties
+    if (properties === undefined) return ''
+    const required = new Set(content?.schema?.required ?? [])
+    const rows = Object.entries(properties)
+      .map(([name, p]) => `<tr><td><code>${esc(name)}</code>${required.has(name) ? ' *' : ''}</td><td>${esc(Array.isArray(p.type) ? p.type.join(' | ') : p.type)}</td><td>${esc(p.description)}</td></tr>`)
+      .join('')
+    return `<h3>Event fields (${esc(content?.schema?.title)})</h3><table><tr><th>field</th><th>type</th><th>description</th></tr>${rows}</table>${
+      content?.example === undefined ? '' : `<details><summary>Example</summary><pre>${esc(JSON.stringify(content.example, null, 2))}</pre></details>`
+    }`
+  }
   const sections = Object.entries(paths)
     .flatMap(([path, methods]) =>
       Object.entries(methods).map(
         ([method, op]) => `<section><h2><span class="m ${esc(method)}">${esc(method.toUpperCase())}</span> <code>${esc(path)}</code></h2>
 <p>${esc(op.summary)}</p>${op.description ? `<p class="d">${esc(op.description)}</p>` : ''}
 ${op.parameters?.length ? `<h3>Parameters</h3><ul>${op.parameters.map((p) => `<li><code>${esc(p.name)}</code> (${esc(p.in)}) ${esc(p.description)}</li>`).join('')}</ul>` : ''}
-<h3>Responses</h3><ul>${Object.entries(op.responses ?? {}).map(([status, r]) => `<li><b>${esc(status)}</b> ${esc(r.description)}</li>`).join('')}</ul></section>`,
+<h3>Responses</h3><ul>${Object.entries(op.responses ?? {}).map(([status, r]) => `<li><b>${esc(status)}</b> ${esc(r.description)}</li>`).join('')}</ul>${fields(op)}</section>`,
       ),
     )
     .join('\n')
@@ -159,7 +183,8 @@ ${op.parameters?.length ? `<h3>Parameters</h3><ul>${op.parameters.map((p) => `<l
 <title>${esc(info.title)} API</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#222}
 section{border-top:1px solid #ddd;padding:.5rem 0}code{background:#f4f4f4;padding:0 .2rem}.m{font-size:.8rem;padding:.1rem .4rem;border-radius:3px;color:#fff}
-.get{background:#2a7ae2}.post{background:#2e9b4f}.d{color:#555}h2{font-size:1.1rem}h3{font-size:.95rem;margin-bottom:.2rem}</style></head>
+.get{background:#2a7ae2}.post{background:#2e9b4f}.d{color:#555}h2{font-size:1.1rem}h3{font-size:.95rem;margin-bottom:.2rem}
+table{border-collapse:collapse;font-size:.9rem}td,th{border-bottom:1px solid #eee;padding:.15rem .5rem;text-align:left;vertical-align:top}pre{background:#f7f7f7;padding:.5rem;overflow:auto}</style></head>
 <body><h1>${esc(info.title)} ${esc(info.version)}</h1><p>${esc(info.description)}</p>
 <p>The machine-readable document: <a href="/?spec"><code>/?spec</code></a> (OpenAPI 3.1).</p>
 ${sections}

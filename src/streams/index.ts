@@ -9,3 +9,4 @@ export { compileFilter, type EventFilter, type FilterRequest, type FilterLimits,
 export { parseLastEventId, parseSince, type IdPosition } from './positions.ts'
 export { Hub, Tail, toDelivery, type Delivery } from './hub.ts'
 export { StreamClient, type IdMode, type Format, type Assignment, type Start } from './client.ts'
+export { streamsOpenApi, latestSchemaUri, type StreamsOpenApi } from './openapi.ts'
