@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { loadConfig } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
 
 export interface OptionSpec {
@@ -103,4 +104,22 @@ export function formatHelp(command: Command): string {
 
 export function write(stream: NodeJS.WritableStream, text: string): void {
   stream.write(text.endsWith('\n') ? text : text + '\n')
+}
+
+/** `--url`, else the address of the server the config describes (http://127.0.0.1:8192 by default). */
+export function serverUrl(values: CommandContext['values'], env: NodeJS.ProcessEnv, cwd: string): string {
+  const given = values['url']
+  if (typeof given === 'string') {
+    let parsed: URL
+    try {
+      parsed = new URL(given)
+    } catch {
+      throw new EventplaneError('EVP_CLI_USAGE', `--url ${JSON.stringify(given)} is not a URL (e.g. http://127.0.0.1:8192)`)
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new EventplaneError('EVP_CLI_USAGE', `--url must be http:// or https://, not ${parsed.protocol}`)
+    return given.replace(/\/+$/, '')
+  }
+  const { config } = loadConfig({ path: values['config'] as string | undefined, env, cwd })
+  const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`
 }

@@ -6,12 +6,14 @@ import { schemaInstallHookCommand, schemaMaterializeCommand, schemaNewCommand } 
 import { schemaCompatCommand, schemaDiffCommand, schemaLintCommand, schemaTypesCommand } from './schema-check.ts'
 import { serveCommand } from './serve.ts'
 import { streamsListCommand, streamsShowCommand } from './streams.ts'
+import { tailCommand } from './tail.ts'
 
 /** Every `eventplane` subcommand; `eventplane --help` lists them in this order. */
 export const commands: readonly Command[] = [
   serveCommand,
   configCheckCommand,
   produceCommand,
+  tailCommand,
   logTailCommand,
   schemaMaterializeCommand,
   schemaLintCommand,

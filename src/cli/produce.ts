@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { loadConfig } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
 import { isPlainObject } from '../core/objects.ts'
-import { configOption, write, type Command } from './command.ts'
+import { configOption, serverUrl, write, type Command } from './command.ts'
 
 export const produceCommand: Command = {
   path: ['produce'],
@@ -33,12 +32,7 @@ Example:
     if (stream === undefined) throw new EventplaneError('EVP_CLI_USAGE', 'name the stream to produce to')
     const batch = values['batch'] === undefined ? 100 : Number(values['batch'])
     if (!Number.isInteger(batch) || batch < 1 || batch > 100000) throw new EventplaneError('EVP_CLI_USAGE', '--batch must be an integer from 1 to 100000')
-    let url = values['url'] as string | undefined
-    if (url === undefined) {
-      const { config } = loadConfig({ path: values['config'] as string | undefined, env, cwd })
-      const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host
-      url = `http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}`
-    }
+    const url = serverUrl(values, env, cwd)
     const text = file === '-' ? await readStdin() : await readFile(resolve(cwd, file), 'utf8')
     const events = parseInput(text)
     for (const event of events) {

@@ -114,6 +114,11 @@ export class EventplaneError extends Error {
   }
 }
 
+/** Whether a string (say, the `code` of a problem from a server) is one of our codes. */
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(errorCodes, value)
+}
+
 export function isEventplaneError(value: unknown): value is EventplaneError {
   return value instanceof EventplaneError
 }

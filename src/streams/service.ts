@@ -9,6 +9,7 @@ import { servedStreams, type ServedStream } from './exposure.ts'
 import { compileFilter, type FilterLimits } from './filter.ts'
 import { Hub } from './hub.ts'
 import { parseLastEventId, parseSince } from './positions.ts'
+import { viewerRoutes } from './ui.ts'
 
 export interface StreamServiceOptions {
   log: EventLog
@@ -149,6 +150,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
   }
   app.get('/v2/stream', handler)
   app.get('/v2/stream/*', handler)
+  viewerRoutes(app)
 }
 
 /** Every partition of every topic, starting from Last-Event-ID where it names one, else `since`, else the end. */
