@@ -9,12 +9,10 @@
  * intake issue. See /work/shared/reference/bench-method.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
-import yaml from 'js-yaml'
 import {
   backgroundLoadPercent,
   benchDir,
@@ -23,6 +21,7 @@ import {
   fixed,
   freePort,
   hasTaskset,
+  inTempDir,
   machineBusySeconds,
   machineNotes,
   median,
@@ -37,8 +36,12 @@ import {
   stop,
   table,
   thousands,
+  track,
   unpinnedWarning,
   UsageError,
+  waitUntilAnswering,
+  writeBundledConfig,
+  serverEnv,
 } from './lib.ts'
 
 export const usage = `npm run bench -- intake [--rounds N] [--duration S] [--warmup S] [--connections N] [--batches 1,100]
@@ -163,38 +166,8 @@ export function prepare(args: string[]): () => Promise<number> {
   return () => run(options)
 }
 
-// Children still running are killed when the benchmark is interrupted or fails, and the temp
-// folder (configs, event logs) is removed.
-const live = new Set<ChildProcess>()
-function track(child: ChildProcess): ChildProcess {
-  live.add(child)
-  child.once('exit', () => live.delete(child))
-  return child
-}
-function killAll(): void {
-  for (const child of live) child.kill('SIGKILL')
-}
-
-async function run(options: Options): Promise<number> {
-  const work = mkdtempSync(join(tmpdir(), 'eventplane-bench-intake-'))
-  const interrupted = (signal: NodeJS.Signals) => {
-    console.error(`\n${signal}: stopping the servers and the load generator`)
-    killAll()
-    rmSync(work, { recursive: true, force: true })
-    process.exit(130)
-  }
-  process.once('SIGINT', interrupted)
-  process.once('SIGTERM', interrupted)
-  process.once('exit', killAll)
-  try {
-    return await runIn(work, options)
-  } finally {
-    killAll()
-    process.off('SIGINT', interrupted)
-    process.off('SIGTERM', interrupted)
-    process.off('exit', killAll)
-    rmSync(work, { recursive: true, force: true })
-  }
+function run(options: Options): Promise<number> {
+  return inTempDir('intake', (work) => runIn(work, options))
 }
 
 async function runIn(work: string, options: Options): Promise<number> {
@@ -298,35 +271,6 @@ function writeBodies(work: string, batches: number[]): Bodies {
   return { files, bytes }
 }
 
-/**
- * The bundled config (defaults/eventplane.yaml) with its paths made absolute, a data_dir of its
- * own, log level warn and event_log.sync: normal spelled out. Returns the config file's path.
- */
-function writeConfig(dir: string): { configFile: string; logFile: string } {
-  mkdirSync(dir, { recursive: true })
-  const bundled = yaml.safeLoad(readFileSync(join(repoRoot, 'defaults/eventplane.yaml'), 'utf8')) as Record<string, Record<string, unknown>>
-  const defaults = join(repoRoot, 'defaults')
-  const repositories = (bundled['schemas']?.['repositories'] as { name: string; path: string }[] | undefined) ?? []
-  const config = {
-    ...bundled,
-    data_dir: join(dir, 'data'),
-    log: { ...bundled['log'], level: 'warn' },
-    schemas: { ...bundled['schemas'], repositories: repositories.map((r) => ({ ...r, path: join(defaults, r.path) })) },
-    stream_config: { ...bundled['stream_config'], source: join(defaults, String(bundled['stream_config']?.['source'] ?? './streams.yaml')) },
-    event_log: { ...bundled['event_log'], sync: 'normal' },
-  }
-  const configFile = join(dir, 'eventplane.yaml')
-  writeFileSync(configFile, yaml.safeDump(config))
-  return { configFile, logFile: join(dir, 'data', 'events.sqlite') }
-}
-
-/** The environment of the servers, without variables that would override the config. */
-function serverEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  for (const name of Object.keys(env)) if (name.startsWith('EVENTPLANE_') || name === 'PORT' || name === 'HOST') delete env[name]
-  return env
-}
-
 // ---------------------------------------------------------------------------------------------
 // Servers and checks
 
@@ -342,29 +286,16 @@ async function startServer(kind: ServerKind, dir: string): Promise<Started> {
   let args: string[]
   let files: { configFile: string; logFile: string } | undefined
   if (kind === 'eventplane') {
-    files = writeConfig(dir)
+    files = writeBundledConfig(dir)
     args = [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', files.configFile, '--port', String(port)]
   } else {
     args = [join(benchDir, 'bare-intake.mjs'), String(port)]
   }
   const child = track(spawnPinned(0, process.execPath, args, { cwd: repoRoot, env: serverEnv(), stdio: ['ignore', 'ignore', 'inherit'] }))
   const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${label[kind]} exited before answering (${child.exitCode ?? child.signalCode})`)
-    try {
-      // Any answer means it listens; GET writes nothing.
-      const response = await fetch(`${base}/`, { signal: AbortSignal.timeout(2000) })
-      await response.arrayBuffer()
-      return { child, url: base + intakePath, ...files }
-    } catch {
-      if (Date.now() > deadline) {
-        await stop(child)
-        throw new Error(`${label[kind]} did not answer on ${base} within 20 s`)
-      }
-      await sleep(50)
-    }
-  }
+  // Any answer means it listens; GET writes nothing.
+  await waitUntilAnswering(child, `${base}/`, label[kind])
+  return { child, url: base + intakePath, ...files }
 }
 
 async function post(url: string, body: Buffer | string): Promise<{ status: number; text: string }> {

@@ -3,11 +3,12 @@
  * memory from /proc, child processes, medians and the tables the benchmarks print.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { cpus } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import yaml from 'js-yaml'
 
 /** The repository root (the folder holding package.json). */
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
@@ -211,4 +212,92 @@ export interface Benchmark {
   usage: string
   /** Checks the flags (throwing UsageError) and returns the run, which resolves with an exit code. */
   prepare(args: string[]): () => Promise<number>
+}
+
+// Children still running are killed when a benchmark is interrupted or fails, and its temp
+// folder (configs, event logs) is removed.
+const live = new Set<ChildProcess>()
+
+/** Registers a child to be killed when the benchmark ends, however it ends. */
+export function track(child: ChildProcess): ChildProcess {
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  return child
+}
+
+function killAll(): void {
+  for (const child of live) child.kill('SIGKILL')
+}
+
+/** Runs `work` in a fresh temp folder; on return, failure or Ctrl-C the tracked children are killed and the folder removed. */
+export async function inTempDir(name: string, work: (dir: string) => Promise<number>): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), `eventplane-bench-${name}-`))
+  const interrupted = (signal: NodeJS.Signals) => {
+    console.error(`\n${signal}: stopping the servers and the load generator`)
+    killAll()
+    rmSync(dir, { recursive: true, force: true })
+    process.exit(130)
+  }
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
+  process.once('exit', killAll)
+  try {
+    return await work(dir)
+  } finally {
+    killAll()
+    process.off('SIGINT', interrupted)
+    process.off('SIGTERM', interrupted)
+    process.off('exit', killAll)
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * The bundled config (defaults/eventplane.yaml) with its paths made absolute, a data_dir of its
+ * own, log level warn and event_log.sync: normal spelled out, then `overrides` (merged one
+ * level deep). Returns the config file's path and the event log's.
+ */
+export function writeBundledConfig(dir: string, overrides: Record<string, Record<string, unknown>> = {}): { configFile: string; logFile: string } {
+  mkdirSync(dir, { recursive: true })
+  const bundled = yaml.safeLoad(readFileSync(join(repoRoot, 'defaults/eventplane.yaml'), 'utf8')) as Record<string, Record<string, unknown>>
+  const defaults = join(repoRoot, 'defaults')
+  const repositories = (bundled['schemas']?.['repositories'] as { name: string; path: string }[] | undefined) ?? []
+  const config: Record<string, unknown> = {
+    ...bundled,
+    data_dir: join(dir, 'data'),
+    log: { ...bundled['log'], level: 'warn' },
+    schemas: { ...bundled['schemas'], repositories: repositories.map((r) => ({ ...r, path: join(defaults, r.path) })) },
+    stream_config: { ...bundled['stream_config'], source: join(defaults, String(bundled['stream_config']?.['source'] ?? './streams.yaml')) },
+    event_log: { ...bundled['event_log'], sync: 'normal' },
+  }
+  for (const [key, value] of Object.entries(overrides)) config[key] = { ...(config[key] as object | undefined), ...value }
+  const configFile = join(dir, 'eventplane.yaml')
+  writeFileSync(configFile, yaml.safeDump(config))
+  return { configFile, logFile: join(dir, 'data', 'events.sqlite') }
+}
+
+/** The environment of servers under test, without variables that would override their config. */
+export function serverEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const name of Object.keys(env)) if (name.startsWith('EVENTPLANE_') || name === 'PORT' || name === 'HOST') delete env[name]
+  return env
+}
+
+/** Waits (at most 20 s) until `url` answers anything; stops the child and throws when it does not. */
+export async function waitUntilAnswering(child: ChildProcess, url: string, name: string): Promise<void> {
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited before answering (${child.exitCode ?? child.signalCode})`)
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2000) })
+      await response.arrayBuffer()
+      return
+    } catch {
+      if (Date.now() > deadline) {
+        await stop(child)
+        throw new Error(`${name} did not answer on ${url} within 20 s`)
+      }
+      await sleep(50)
+    }
+  }
 }

@@ -35,6 +35,7 @@ import {
   thousands,
   unpinnedWarning,
   UsageError,
+  waitUntilAnswering,
 } from './lib.ts'
 
 export const usage = `npm run bench -- schema-get [--rounds N] [--duration S] [--warmup S] [--connections N]
@@ -181,21 +182,8 @@ async function startServer(kind: ServerKind, bare: { bodyFile: string; headers: 
     stdio: ['ignore', 'ignore', 'inherit'],
   })
   const url = `http://127.0.0.1:${port}${schemaPath}`
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${label[kind]} exited before answering (${child.exitCode ?? child.signalCode})`)
-    try {
-      const response = await fetch(url)
-      await response.arrayBuffer()
-      return { child, url }
-    } catch {
-      if (Date.now() > deadline) {
-        await stop(child)
-        throw new Error(`${label[kind]} did not answer on ${url} within 20 s`)
-      }
-      await sleep(50)
-    }
-  }
+  await waitUntilAnswering(child, url, label[kind])
+  return { child, url }
 }
 
 /** The response must be 200 with exactly the schema file's bytes (and, for the bare server, the same headers). */

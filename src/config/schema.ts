@@ -182,6 +182,11 @@ export const configSchema = {
         },
         max_filter_length: { type: 'integer', minimum: 1, maximum: 100000, default: 2000 },
         max_filter_nodes: { type: 'integer', minimum: 1, maximum: 10000, default: 200, description: 'Cost bound of a CEL filter.' },
+        reader_per_client: {
+          type: 'boolean',
+          default: false,
+          description: 'One log reader per client (the KafkaSSE design) instead of one shared per partition; kept as the baseline of bench/sse.',
+        },
       },
     },
     event_log: {

@@ -248,6 +248,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       maxConnectionsPerIp: config.streams.max_connections_per_ip,
       maxBufferedBytes: config.streams.max_buffered_bytes,
       filterLimits: { maxLength: config.streams.max_filter_length, maxNodes: config.streams.max_filter_nodes },
+      readerPerClient: config.streams.reader_per_client,
     })
   }
 

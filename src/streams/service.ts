@@ -25,6 +25,8 @@ export interface StreamServiceOptions {
   maxConnectionsPerIp?: number
   maxBufferedBytes?: number
   filterLimits?: FilterLimits
+  /** One log reader per client instead of one shared per partition (the KafkaSSE design; a benchmark baseline). */
+  readerPerClient?: boolean
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -115,9 +117,10 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     else response.write('\n')
 
     const streamLabels = streams.map((s) => s.stream)
+    const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger) : hub
     const client = new StreamClient({
       log: options.log,
-      hub,
+      hub: clientHub,
       response,
       assignments,
       format,
@@ -129,6 +132,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
         onFilterError: () => filterErrors.inc(),
         onSlowClient: () => dropped.inc(),
         onClose: () => {
+          if (clientHub !== hub) clientHub.close()
           clients.delete(client)
           const left = (perIp.get(ip) ?? 1) - 1
           if (left <= 0) perIp.delete(ip)
