@@ -38,7 +38,7 @@ import {
   writeBundledConfig,
 } from './lib.ts'
 
-export const usage = `npm run bench -- sse [--clients 1000,5000,10000] [--baseline-clients LIST] [--rates LIST] [--step S] [--drain-ms MS] [--no-baseline]
+export const usage = `npm run bench -- sse [--clients 1000,5000,10000] [--baseline-clients LIST] [--rates LIST] [--step S] [--drain-ms MS] [--no-baseline] [--report FILE]
 
 eventplane serve (dist/, core 0, fresh SQLite log per server, streams.max_connections_per_ip: 0)
 against a load generator on core 1 that holds the SSE connections on raw sockets and produces
@@ -53,7 +53,8 @@ client as in KafkaSSE) climbs the same ladder in the same run.
   --rates LIST             producer ladder in events/s (default 1,2,5,10,20,50,100,200,500,1000,2000,5000)
   --step S                 seconds per rate (default 5)
   --drain-ms MS            wait after a step for the last deliveries (default 3000)
-  --no-baseline            only eventplane's shared fan-out`
+  --no-baseline            only eventplane's shared fan-out
+  --report FILE            print the tables of a saved run (bench/results/sse-*.json) again, measuring nothing`
 
 const targetP99Ms = 250
 const stream = 'test.event'
@@ -120,12 +121,21 @@ export function prepare(args: string[]): () => Promise<number> {
         step: { type: 'string' },
         'drain-ms': { type: 'string' },
         'no-baseline': { type: 'boolean' },
+        report: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
     }))
   } catch (error) {
     throw new UsageError((error as Error).message)
+  }
+  if (values.report !== undefined) {
+    const file = values.report
+    return async () => {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { options: Options; series: Series[]; machine: string }
+      console.log(`${saved.machine}\n(reprinted from ${file})`)
+      return report(saved.series, saved.options, file)
+    }
   }
   const list = (text: string, name: string) => text.split(',').map((v) => positiveInt(v.trim(), name, 1))
   const clients = list(values.clients ?? '1000,5000,10000', 'clients')
@@ -280,8 +290,9 @@ function best(s: Series | undefined): StepResult | undefined {
   return s?.steps.filter((step) => step.passed).sort((a, b) => b.deliveredPerSecond - a.deliveredPerSecond)[0]
 }
 
-function report(series: Series[], options: Options): number {
-  const path = saveResults('sse', { options, series, machine: machineNotes(), busySeconds: machineBusySeconds() })
+/** Prints the tables and the verdicts; saves the raw results unless they come from `savedPath`. */
+function report(series: Series[], options: Options, savedPath?: string): number {
+  const path = savedPath ?? saveResults('sse', { options, series, machine: machineNotes(), busySeconds: machineBusySeconds() })
   console.log('\n### Every step\n')
   const rows: string[][] = []
   for (const s of series) {

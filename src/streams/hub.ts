@@ -134,8 +134,9 @@ export class Hub {
     return tail
   }
 
-  get tails(): number {
-    return this.#tails.size
+  /** Adds, for each topic, the number of partitions this hub is reading, into `counts`. */
+  countReaders(counts: Map<string, number>): void {
+    for (const tail of this.#tails.values()) counts.set(tail.topic, (counts.get(tail.topic) ?? 0) + 1)
   }
 
   close(): void {

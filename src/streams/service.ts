@@ -49,6 +49,19 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
   const sent = new Counter({ name: 'eventplane_streams_events_sent_total', help: 'Events sent to clients (after filters).', registers })
   const dropped = new Counter({ name: 'eventplane_streams_slow_clients_dropped_total', help: 'Clients disconnected because they read too slowly.', registers })
   const filterErrors = new Counter({ name: 'eventplane_streams_filter_errors_total', help: 'Events a filter failed on (skipped).', registers })
+  const hubs = new Set<Hub>([hub])
+  new Gauge({
+    name: 'eventplane_streams_log_readers',
+    help: 'Live readers of the log per topic (one per partition followed; one per client and partition with streams.reader_per_client).',
+    labelNames: ['topic'],
+    registers,
+    collect() {
+      const counts = new Map<string, number>()
+      for (const h of hubs) h.countReaders(counts)
+      this.reset()
+      for (const [topic, readers] of counts) this.set({ topic }, readers)
+    },
+  })
 
   const heartbeat = setInterval(() => {
     const now = Date.now()
@@ -118,6 +131,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
 
     const streamLabels = streams.map((s) => s.stream)
     const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger) : hub
+    hubs.add(clientHub)
     const client = new StreamClient({
       log: options.log,
       hub: clientHub,
@@ -132,7 +146,10 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
         onFilterError: () => filterErrors.inc(),
         onSlowClient: () => dropped.inc(),
         onClose: () => {
-          if (clientHub !== hub) clientHub.close()
+          if (clientHub !== hub) {
+            clientHub.close()
+            hubs.delete(clientHub)
+          }
           clients.delete(client)
           const left = (perIp.get(ip) ?? 1) - 1
           if (left <= 0) perIp.delete(ip)

@@ -139,7 +139,23 @@ describe('GET /v2/stream/{streams} with a real EventSource client', () => {
     await until(() => clients.every((c) => c.received.length === 1))
     const metrics = await (await fetch(`${s.url}/metrics`)).text()
     assert.match(metrics, /eventplane_streams_connected_clients\{stream="test\.event"\} 2\d/)
+    assert.match(metrics, /^eventplane_streams_log_readers\{topic="datacenter1\.test\.event"\} 1$/m, 'one reader for the one partition of datacenter1.test.event')
     for (const c of clients) c.close()
+  })
+
+  test('with streams.reader_per_client (the benchmark baseline) every client reads on its own, and gets the same events', async () => {
+    const baseline = await sseServer({ streams: { reader_per_client: true } })
+    try {
+      const clients = Array.from({ length: 5 }, () => listen(`${baseline.url}/v2/stream/test.event`))
+      await Promise.all(clients.map((c) => c.opened))
+      await produce(baseline.url, [testEvent('one'), testEvent('two')])
+      await until(() => clients.every((c) => c.received.length === 2))
+      for (const c of clients) assert.deepEqual(c.received.map((r) => r.data['test']), ['one', 'two'])
+      assert.match(await (await fetch(`${baseline.url}/metrics`)).text(), /^eventplane_streams_log_readers\{topic="datacenter1\.test\.event"\} 5$/m)
+      for (const c of clients) c.close()
+    } finally {
+      await baseline.close()
+    }
   })
 
   test('a client that does not read is disconnected; the others are not slowed', async () => {
