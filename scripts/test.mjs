@@ -2,7 +2,7 @@
 // Runs the test suites: every test/**/*.test.ts file (or the files and folders named on the
 // command line) under node:test, with TypeScript loaded by tsx. Node 20's --test cannot glob
 // .ts files itself, hence this script.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
@@ -44,6 +44,32 @@ if (files.length === 0) {
   console.error(`no test files found under ${targets.join(', ') || 'test'}`)
   process.exit(1)
 }
+
+// The Kafka suites (test/kafka/) share one real broker, started here from the Maven Central jars
+// (scripts/kafka/broker.ts) and passed on in EVENTPLANE_TEST_KAFKA. In CI it must start; outside
+// CI, without Java, the suites skip and this says so loudly.
+const env = { ...process.env, NODE_ENV: 'test' }
+let broker
+if (files.some((f) => f.includes(`${join('test', 'kafka')}/`)) && !process.env.EVENTPLANE_TEST_KAFKA) {
+  const java = spawnSync(process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java', ['-version'], { stdio: 'ignore' })
+  if (java.error || java.status !== 0) {
+    if (process.env.CI) {
+      console.error('The Kafka suites need Java 17+ and Maven, and CI must run them: apt-get install openjdk-17-jre-headless maven (.ci/run does)')
+      process.exit(1)
+    }
+    console.error(
+      '\n' + '!'.repeat(78) + '\n' +
+        '!! SKIPPING the Kafka suites (test/kafka/): no Java on this machine.\n' +
+        '!! To run them: apt-get install openjdk-17-jre-headless maven, then npm test again.\n' +
+        '!'.repeat(78) + '\n',
+    )
+    env.EVENTPLANE_TEST_KAFKA = 'skip'
+  } else {
+    broker = await startBroker()
+    env.EVENTPLANE_TEST_KAFKA = broker.bootstrap
+  }
+}
+
 console.log(`running ${files.length} test files`)
 const result = spawnSync(
   process.execPath,
@@ -57,6 +83,45 @@ const result = spawnSync(
     ...flags,
     ...files.map((f) => relative(root, f)),
   ],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+  { cwd: root, stdio: 'inherit', env },
 )
+await broker?.stop()
 process.exit(result.status ?? 1)
+
+/** Starts `scripts/kafka/broker.ts start` and resolves once it prints its address. */
+function startBroker() {
+  console.log('== kafka: starting a broker for the Kafka suites (the first run fetches its jars with Maven)')
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'scripts/kafka/broker.ts'), 'start', '--partitions', '3'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let errors = ''
+  child.stderr.on('data', (chunk) => {
+    errors += chunk
+    if (errors.length > 100_000) errors = errors.slice(-50_000)
+  })
+  const stop = () =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve()
+      child.once('exit', resolve)
+      child.kill('SIGTERM')
+    })
+  process.once('SIGINT', () => void stop().then(() => process.exit(130)))
+  return new Promise((resolve) => {
+    let out = ''
+    child.stdout.on('data', (chunk) => {
+      out += chunk
+      const match = /KAFKA_BOOTSTRAP=(\S+)/.exec(out)
+      if (match) {
+        console.log(`== kafka: broker ready at ${match[1]}`)
+        child.off('exit', failed)
+        resolve({ bootstrap: match[1], stop })
+      }
+    })
+    const failed = (code) => {
+      console.error(`The Kafka broker for the Kafka suites did not start (exit ${code}):\n${errors.trim().split('\n').slice(-30).join('\n')}`)
+      process.exit(1)
+    }
+    child.once('exit', failed)
+  })
+}

@@ -70,3 +70,16 @@ export async function cli(args: string[], options: { cwd?: string; env?: NodeJS.
   const code = await runCli(args, { stdout, stderr, cwd: options.cwd ?? repoRoot, env: options.env ?? {} })
   return { code, stdout: stdout.text, stderr: stderr.text }
 }
+
+/**
+ * The `event_log` settings the intake and streams suites run with: the embedded SQLite log, or,
+ * when EVENTPLANE_TEST_BACKEND=kafka (the files in test/kafka/ set it), the test broker, each
+ * platform in a topic namespace of its own so that it starts from empty topics.
+ */
+export async function testEventLog(settings: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  if (process.env['EVENTPLANE_TEST_BACKEND'] !== 'kafka') return settings
+  const { kafkaBootstrap } = await import('./kafka/broker.ts')
+  const namespace = `test-${process.pid}-${++namespaces}-${Math.random().toString(36).slice(2, 8)}.`
+  return { ...settings, backend: 'kafka', kafka: { brokers: [await kafkaBootstrap()], topic_namespace: namespace, request_timeout_ms: 5000 } }
+}
+let namespaces = 0

@@ -83,8 +83,10 @@ function applyEnv(data: Record<string, unknown>, env: NodeJS.ProcessEnv, file: s
   for (const { env: name, path, type } of envOverrides) {
     const text = env[name]
     if (text === undefined || text === '') continue
-    let value: string | number = text
-    if (type === 'integer') {
+    let value: string | number | string[] = text
+    if (type === 'list') {
+      value = text.split(',').map((item) => item.trim()).filter((item) => item !== '')
+    } else if (type === 'integer') {
       if (!/^-?\d+$/.test(text.trim())) {
         throw new EventplaneError('EVP_CONFIG_INVALID', `${name}=${JSON.stringify(text)} must be an integer`, {
           details: { file, env: name },

@@ -194,7 +194,12 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        backend: { type: 'string', enum: ['sqlite'], default: 'sqlite' },
+        backend: {
+          type: 'string',
+          enum: ['sqlite', 'kafka'],
+          default: 'sqlite',
+          description: 'sqlite: embedded, one file (one process); kafka: Apache Kafka, for several processes and machines.',
+        },
         path: { type: 'string', minLength: 1, description: 'SQLite file (default: <data_dir>/events.sqlite).' },
         partitions: { type: 'integer', minimum: 1, maximum: 1024, default: 1, description: 'Partitions of a new topic.' },
         topic_partitions: {
@@ -210,6 +215,39 @@ export const configSchema = {
           properties: {
             max_age_s: { type: ['integer', 'null'], minimum: 1, default: 604800, description: 'Drop records older than this (7 days); null keeps them.' },
             max_bytes: { type: ['integer', 'null'], minimum: 1024, default: null, description: 'Per partition; null: no limit.' },
+          },
+        },
+        kafka: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'Settings of the kafka backend (event_log.backend: kafka).',
+          properties: {
+            brokers: {
+              type: 'array',
+              items: { type: 'string', pattern: '^[^\\s:,]+:[0-9]{1,5}$' },
+              minItems: 1,
+              description: 'Bootstrap brokers, host:port (EVENTPLANE_KAFKA_BROKERS: comma-separated).',
+            },
+            client_id: { type: 'string', minLength: 1, default: 'eventplane', description: 'The client id brokers see (quotas, logs).' },
+            create_topics: {
+              type: 'boolean',
+              default: true,
+              description: 'Create a missing topic with event_log.partitions (or topic_partitions) and replication_factor; false: a missing topic is EVP_LOG_TOPIC_MISSING.',
+            },
+            replication_factor: {
+              type: 'integer',
+              minimum: -1,
+              maximum: 32,
+              default: -1,
+              description: "Replicas of topics Eventplane creates; -1: the broker's default.replication.factor.",
+            },
+            topic_namespace: {
+              type: 'string',
+              pattern: '^[A-Za-z0-9._-]{1,200}$',
+              description: 'Prepended to every topic name in Kafka (and hidden again), so several installations can share one cluster.',
+            },
+            request_timeout_ms: { type: 'integer', minimum: 100, maximum: 300000, default: 10000, description: 'Timeout of one request to a broker.' },
           },
         },
         sync: {
@@ -254,4 +292,6 @@ export const envOverrides = [
   { env: 'EVENTPLANE_DATA_DIR', path: ['data_dir'], type: 'string' },
   { env: 'EVENTPLANE_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
   { env: 'EVENTPLANE_STREAM_CONFIG', path: ['stream_config', 'source'], type: 'string' },
+  { env: 'EVENTPLANE_EVENT_LOG', path: ['event_log', 'backend'], type: 'string' },
+  { env: 'EVENTPLANE_KAFKA_BROKERS', path: ['event_log', 'kafka', 'brokers'], type: 'list' },
 ] as const

@@ -76,6 +76,7 @@ export const errorCodes = {
   EVP_LOG_UNAVAILABLE: { status: 503, canRetry: true, title: 'Event log is unavailable' },
   EVP_LOG_CLOSED: { status: 503, canRetry: true, title: 'Event log is closed' },
   EVP_LOG_INVALID_ARGUMENT: { status: 400, canRetry: false, title: 'Invalid topic, partition or offset' },
+  EVP_LOG_TOPIC_MISSING: { status: 500, canRetry: false, title: 'Topic does not exist in the event log' },
 } as const satisfies Record<string, ErrorSpec>
 
 export interface ErrorSpec {

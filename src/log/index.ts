@@ -20,3 +20,4 @@ export {
   type SqliteLogStats,
 } from './sqlite.ts'
 export { sqliteSchemaVersion } from './sqlite-schema.ts'
+export { openKafkaLog, type KafkaEventLog, type KafkaLogOptions } from './kafka.ts'

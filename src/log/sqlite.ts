@@ -52,6 +52,7 @@ import {
   assertTopic,
   invalid,
   isValidTopic,
+  readArguments,
 } from './validate.ts'
 
 export interface SqliteLogOptions {
@@ -627,12 +628,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
 
   async function* read(from: ReadFrom, readOptions: ReadOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
     ensureOpen()
-    const { signal } = readOptions
-    const follow = readOptions.follow ?? true
-    const batchSize = readOptions.batchSize ?? defaultBatchSize
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw invalid(`batchSize must be an integer >= 1, not ${batchSize}`)
-    if (typeof from !== 'object' || from === null) throw invalid('read needs {topic, partition, offset | timestamp}')
-    const { topic, partition } = from
+    const { topic, partition, signal, follow, batchSize } = readArguments(from, readOptions, defaultBatchSize)
     let next: number
     let partId: number
     try {

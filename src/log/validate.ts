@@ -3,7 +3,7 @@
  * refuse the same inputs with EVP_LOG_INVALID_ARGUMENT.
  */
 import { EventplaneError } from '../core/errors.ts'
-import type { AppendRecord } from './types.ts'
+import type { AppendRecord, ReadFrom, ReadOptions } from './types.ts'
 
 /** Kafka's rule for topic names (`org.apache.kafka.common.internals.Topic.validate`). */
 const topicPattern = /^[A-Za-z0-9._-]{1,249}$/
@@ -66,4 +66,12 @@ export function assertRecordShape(record: AppendRecord, index: number): void {
   if (timestamp !== undefined && (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > maxTimestamp)) {
     throw invalid(`record ${index}: timestamp must be an integer number of milliseconds >= 0`, { index, timestamp })
   }
+}
+
+/** The checked arguments of `read`: where it starts, and its options with their defaults. */
+export function readArguments(from: ReadFrom, options: ReadOptions, defaultBatchSize: number) {
+  const batchSize = options.batchSize ?? defaultBatchSize
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw invalid(`batchSize must be an integer >= 1, not ${batchSize}`)
+  if (typeof from !== 'object' || from === null) throw invalid('read needs {topic, partition, offset | timestamp}')
+  return { topic: from.topic, partition: from.partition, signal: options.signal, follow: options.follow ?? true, batchSize }
 }

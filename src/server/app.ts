@@ -10,7 +10,7 @@ import { frameworkErrors, installErrorHandling } from '../core/http.ts'
 import { EventplaneError } from '../core/errors.ts'
 import { createServer } from 'node:http'
 import { createIntake, createIntakeListener, intakeRoutes, type Intake } from '../intake/index.ts'
-import { openSqliteLog, type EventLog } from '../log/index.ts'
+import { openKafkaLog, openSqliteLog, type EventLog } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
@@ -116,6 +116,25 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
 
 async function openEventLog(config: Readonly<Config>, logger: Logger, registry: Registry): Promise<EventLog> {
   const settings = config.event_log
+  if (settings.backend === 'kafka') {
+    const kafka = settings.kafka
+    if (kafka.brokers === undefined) {
+      throw new EventplaneError('EVP_CONFIG_INVALID', 'event_log.backend is kafka but event_log.kafka.brokers is not set: list the bootstrap brokers (host:port), or set EVENTPLANE_KAFKA_BROKERS', {
+        details: { key: 'event_log.kafka.brokers' },
+      })
+    }
+    return openKafkaLog({
+      brokers: kafka.brokers,
+      clientId: kafka.client_id,
+      defaultPartitions: settings.partitions,
+      topicPartitions: settings.topic_partitions as Record<string, number>,
+      replicationFactor: kafka.replication_factor,
+      createTopics: kafka.create_topics,
+      requestTimeoutMs: kafka.request_timeout_ms,
+      ...(kafka.topic_namespace === undefined ? {} : { topicNamespace: kafka.topic_namespace }),
+      logger: logger.child({ part: 'event-log' }),
+    })
+  }
   const path = settings.path!
   mkdirSync(dirname(path), { recursive: true })
   return openSqliteLog({

@@ -6,7 +6,7 @@ import { stringify } from 'yaml'
 import { loadConfig } from '../../src/config/index.ts'
 import type { LogRecord } from '../../src/log/index.ts'
 import { buildApp, openPlatform, type Platform } from '../../src/server/index.ts'
-import { bundledSchemas, repoRoot, tempDir } from '../helpers.ts'
+import { bundledSchemas, repoRoot, tempDir, testEventLog } from '../helpers.ts'
 
 export interface TestPlatform {
   app: FastifyInstance
@@ -70,6 +70,7 @@ export async function testPlatform(overrides: Record<string, unknown> = {}): Pro
     stream_config: { source: streams, watch: false },
     data_dir: join(dir, 'data'),
     ...overrides,
+    event_log: await testEventLog((overrides['event_log'] as Record<string, unknown> | undefined) ?? {}),
   }
   const file = join(dir, 'eventplane.yaml')
   writeFileSync(file, stringify(config))

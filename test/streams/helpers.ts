@@ -5,7 +5,7 @@ import { pino } from 'pino'
 import { stringify } from 'yaml'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer, type RunningServer } from '../../src/server/index.ts'
-import { bundledSchemas, tempDir } from '../helpers.ts'
+import { bundledSchemas, tempDir, testEventLog } from '../helpers.ts'
 
 export const streamsConfig = {
   defaults: { topic_prefixes: ['datacenter1.'] },
@@ -30,8 +30,8 @@ export async function sseServer(overrides: Record<string, unknown> = {}) {
       schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
       stream_config: { source: streams, watch: false },
       data_dir: join(dir, 'data'),
-      event_log: { topic_partitions: { 'datacenter1.other.event': 2 } },
       ...overrides,
+      event_log: await testEventLog({ topic_partitions: { 'datacenter1.other.event': 2 }, ...((overrides['event_log'] as object | undefined) ?? {}) }),
     }),
   )
   const open = async () => startServer(loadConfig({ path: file, env: {} }).config, { logger: pino({ level: 'silent' }) })

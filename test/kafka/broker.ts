@@ -1,0 +1,41 @@
+/**
+ * The Kafka broker the Kafka suites run against. `npm test` (scripts/test.mjs) starts one real
+ * broker for the whole run and passes its address in EVENTPLANE_TEST_KAFKA; a Kafka test file
+ * run on its own starts its own (stopped when the file's process ends). Without Java, outside
+ * CI, scripts/test.mjs sets EVENTPLANE_TEST_KAFKA=skip and these suites skip, saying why.
+ */
+import { after } from 'node:test'
+import { startKafka, type KafkaBroker } from '../../scripts/kafka/broker.ts'
+
+export const kafkaSkipped = process.env['EVENTPLANE_TEST_KAFKA'] === 'skip'
+  ? 'Kafka suites skipped: no Java on this machine (apt-get install openjdk-17-jre-headless maven, then npm test)'
+  : undefined
+
+let own: Promise<KafkaBroker> | undefined
+
+/** host:port of a broker whose new topics get 3 partitions unless told otherwise. */
+export async function kafkaBootstrap(): Promise<string> {
+  const shared = process.env['EVENTPLANE_TEST_KAFKA']
+  if (shared !== undefined && shared !== '' && shared !== 'skip') return shared
+  if (own === undefined) {
+    own = startKafka({ partitions: 3, quiet: true })
+    after(async () => (await own)?.stop())
+  }
+  return (await own).bootstrap
+}
+
+/** A broker of this test's own, for tests that stop and start it. */
+export function privateKafka(options: { partitions?: number; logDir?: string } = {}): Promise<KafkaBroker> {
+  return startKafka({ partitions: options.partitions ?? 3, quiet: true, ...options })
+}
+
+/** Runs suites written for the embedded log again on the test broker (or one skipping test saying why). */
+export async function onKafka(name: string, suites: Array<() => Promise<unknown>>): Promise<void> {
+  if (kafkaSkipped !== undefined) {
+    const { test } = await import('node:test')
+    test(`${name} on Kafka`, (t) => t.skip(kafkaSkipped))
+    return
+  }
+  process.env['EVENTPLANE_TEST_BACKEND'] = 'kafka'
+  for (const suite of suites) await suite()
+}
