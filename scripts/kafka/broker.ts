@@ -104,6 +104,8 @@ export interface KafkaOptions {
   readyTimeoutMs?: number
   /** Where the jars are or go (see fetchKafkaJars). */
   jarsDir?: string
+  /** Listen on these ports (to restart a broker where its clients expect it) instead of free ones. */
+  ports?: { port: number; controllerPort: number }
 }
 
 export interface KafkaBroker {
@@ -113,6 +115,8 @@ export interface KafkaBroker {
   pid: number
   /** The Kafka version running. */
   version: string
+  /** The client and controller ports, to start it again at the same address (with the same logDir). */
+  ports: { port: number; controllerPort: number }
   /** The broker's output so far (its last 256 KiB). */
   logs(): string
   /** Resolves with the exit code (or signal) when the broker JVM exits, for whatever reason. */
@@ -134,7 +138,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<KafkaBroke
     try {
       return await launch(java, jars, options)
     } catch (error) {
-      if (!(error instanceof PortTakenError) || attempt === 3) throw error
+      if (!(error instanceof PortTakenError) || attempt === 3 || options.ports !== undefined) throw error
     }
   }
 }
@@ -146,7 +150,7 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
   const started = Date.now()
   const work = mkdtempSync(join(tmpdir(), 'eventplane-kafka-'))
   const removeWork = () => rmSync(work, { recursive: true, force: true })
-  const [port, controllerPort] = await freePorts(2)
+  const [port, controllerPort] = options.ports === undefined ? await freePorts(2) : [options.ports.port, options.ports.controllerPort]
   const config = join(work, 'server.properties')
   writeFileSync(config, serverProperties({ port: port!, controllerPort: controllerPort!, dataDir: options.logDir ?? join(work, 'data'), partitions: options.partitions ?? 1 }))
   const classpath = join(jars, '*')
@@ -154,10 +158,11 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
 
   // StorageTool calls System.exit, so it gets a JVM of its own; a short-lived one, hence the
   // small heap and the C1-only compiler.
-  const format = await run(java, [
+  // A kept data folder is formatted once; later starts reuse it (and its cluster id) as it is.
+  const formatted = options.logDir !== undefined && existsSync(join(options.logDir, 'meta.properties'))
+  const format = formatted ? { code: 0, output: '' } : await run(java, [
     '-Xmx256m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', ...logging, '-cp', classpath,
     'kafka.tools.StorageTool', 'format', '--config', config, '--cluster-id', clusterId(),
-    ...(options.logDir === undefined ? [] : ['--ignore-formatted']),
   ])
   if (format.code !== 0) {
     removeWork()
@@ -227,7 +232,7 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
     await sleep(200)
   }
   say(`Kafka ${kafkaVersion} ready on 127.0.0.1:${port} in ${((Date.now() - started) / 1000).toFixed(1)} s (format ${formatSeconds.toFixed(1)} s), pid ${child.pid}, RSS ${rssMiB(child.pid!)}`)
-  return { bootstrap: `127.0.0.1:${port}`, pid: child.pid!, version: kafkaVersion, logs: () => output.text(), exited, stop }
+  return { bootstrap: `127.0.0.1:${port}`, pid: child.pid!, version: kafkaVersion, ports: { port: port!, controllerPort: controllerPort! }, logs: () => output.text(), exited, stop }
 }
 
 /**

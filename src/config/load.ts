@@ -130,7 +130,9 @@ function describe(error: ErrorObject, parsed: ParsedYaml, file: string, fromEnv:
   const unknownKey = error.keyword === 'additionalProperties'
   if (unknownKey) path.push(String(error.params['additionalProperty']))
   const key = path.map((p) => (typeof p === 'number' ? `[${p}]` : p)).join('.').replace(/\.\[/g, '[') || '(root)'
-  const envName = fromEnv.get(path.join('.'))
+  // A list from the environment (EVENTPLANE_ROLES=a,b) is wrong at one of its items.
+  const named = path.findIndex((_, i) => fromEnv.has(path.slice(0, i + 1).join('.')))
+  const envName = named === -1 ? undefined : fromEnv.get(path.slice(0, named + 1).join('.'))
   const what =
     error.keyword === 'additionalProperties'
       ? `${key} is not a known key`

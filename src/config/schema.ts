@@ -18,6 +18,15 @@ export const configSchema = {
       properties: {
         host: { type: 'string', minLength: 1, default: '127.0.0.1', description: 'Interface to listen on (env HOST).' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8192, description: 'TCP port (env PORT).' },
+        roles: {
+          type: 'array',
+          items: { type: 'string', enum: ['all', 'intake', 'streams', 'schemas'] },
+          minItems: 1,
+          uniqueItems: true,
+          default: ['all'],
+          description:
+            'What this process serves: intake (POST /v1/events), streams (/v2/stream, /v2/ui), schemas (schema repositories and the stream config API), or all. Health, metrics and the API document are always served (env EVENTPLANE_ROLES, serve --role).',
+        },
         shutdown_timeout_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
         trust_proxy: {
           description:
@@ -293,5 +302,6 @@ export const envOverrides = [
   { env: 'EVENTPLANE_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
   { env: 'EVENTPLANE_STREAM_CONFIG', path: ['stream_config', 'source'], type: 'string' },
   { env: 'EVENTPLANE_EVENT_LOG', path: ['event_log', 'backend'], type: 'string' },
+  { env: 'EVENTPLANE_ROLES', path: ['server', 'roles'], type: 'list' },
   { env: 'EVENTPLANE_KAFKA_BROKERS', path: ['event_log', 'kafka', 'brokers'], type: 'list' },
 ] as const

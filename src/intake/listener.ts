@@ -143,6 +143,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       options.intake.process(events, context).then(
         (result) => {
           const answer = answerFor(result)
+          if (answer.retryAfterS !== undefined) headers['retry-after'] = String(answer.retryAfterS)
           finish(answer.status, answer.message, answer.body === undefined ? undefined : JSON.stringify(answer.body))
         },
         problem,

@@ -79,6 +79,12 @@ export interface Answer {
   status: number
   message: string
   body?: { invalid: unknown[]; error?: unknown[] }
+  /** Seconds for a Retry-After header. */
+  retryAfterS?: number
+}
+
+function isRetryable(item: unknown): boolean {
+  return (item as { context?: { canRetry?: unknown } }).context?.canRetry === true
 }
 
 /** EventGate's status for a batch outcome, with its reason phrase. */
@@ -96,6 +102,16 @@ export function answerFor(result: BatchResult): Answer {
     }
   }
   if (errored === 0) return { status: 400, message: `${invalid} out of ${total} events were invalid and not accepted.`, body: { invalid: result.invalid } }
+  // Where EventGate answers 500, a batch that failed only for a passing reason (the event log was
+  // unavailable) is 503 with Retry-After: the producer should send it again as it is.
+  if (invalid === 0 && result.error.every(isRetryable)) {
+    return {
+      status: 503,
+      message: `${errored} out of ${total} events could not be appended now; retry.`,
+      body: { invalid: [], error: result.error },
+      retryAfterS: 5,
+    }
+  }
   return {
     status: 500,
     message: `${failed} out of ${total} events had failures and were not accepted. (${invalid} invalid and ${errored} errored).`,
@@ -110,6 +126,7 @@ export function hastyMessage(count: number): string {
 function sendResult(reply: FastifyReply, result: BatchResult): FastifyReply {
   const answer = answerFor(result)
   reply.raw.statusMessage = answer.message
+  if (answer.retryAfterS !== undefined) reply.header('retry-after', String(answer.retryAfterS))
   return answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body)
 }
 

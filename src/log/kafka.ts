@@ -22,7 +22,9 @@ import {
   type MessageToProduce,
 } from '@platformatic/kafka'
 import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
 import { EventplaneError } from '../core/errors.ts'
+import { createLogMetrics } from './metrics.ts'
 import { murmur2, toPositive } from './partitioner.ts'
 import type { AppendRecord, EventLog, LogRecord, Position, ReadFrom, ReadOptions, TopicPartitionOffset } from './types.ts'
 import { assertOffset, assertPartition, assertRecordShape, assertSearchTime, assertTopic, invalid, readArguments } from './validate.ts'
@@ -52,6 +54,8 @@ export interface KafkaLogOptions {
   /** Longest a fetch waits at the broker for new records (default 100 ms). */
   fetchWaitMs?: number
   logger?: Logger
+  /** Where the `eventplane_log_*` metrics go (the same as the SQLite log's). */
+  registry?: Registry
 }
 
 /** Most bytes of records in one produce request unless one append alone is larger. */
@@ -117,6 +121,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   /** The name of a topic in Kafka. */
   const inKafka = (topic: string) => namespace + topic
 
+  const metrics = options.registry === undefined ? undefined : createLogMetrics(options.registry)
   const admin = new Admin(base)
   // Separate clients, so that a reader's long poll never queues an offset lookup behind it.
   const offsetsClient = new Consumer({ ...base, groupId: `${clientId}-offsets` })
@@ -327,6 +332,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   /** Sends a group of appends in one request; on a record-level refusal, each alone, so one bad append fails only itself. */
   async function produce(group: PendingAppend[]): Promise<void> {
     const items = group.flatMap((append) => append.items)
+    const started = process.hrtime.bigint()
     let positions: Position[]
     try {
       positions = await send(items)
@@ -335,9 +341,17 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
         for (const append of group) await produce([append])
         return
       }
+      metrics?.failures.inc()
       const failure = asLogError(error)
       for (const append of group) append.reject(failure)
       return
+    }
+    if (metrics !== undefined) {
+      metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9)
+      metrics.groupSize.observe(group.length)
+      const perTopic = new Map<string, number>()
+      for (const item of items) perTopic.set(item.topic, (perTopic.get(item.topic) ?? 0) + 1)
+      for (const [topic, n] of perTopic) metrics.records.inc({ topic }, n)
     }
     let at = 0
     for (const append of group) {
@@ -504,6 +518,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       while (inFlight.size > 0) await Promise.allSettled([...inFlight])
       fetcher.close()
       await Promise.allSettled([producer.close(), admin.close(), offsetsClient.close(), new Promise<void>((resolve) => fetchClient.close(true, () => resolve()))])
+      metrics?.remove()
       closed = true
     },
   }

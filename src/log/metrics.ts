@@ -27,7 +27,7 @@ export function createLogMetrics(registry: Registry) {
       () =>
         new Histogram({
           name: logMetricNames.duration,
-          help: 'Time to write and commit one group of appends (one transaction).',
+          help: 'Time to write and commit one group of appends (a SQLite transaction, or a Kafka produce acknowledged by all in-sync replicas).',
           buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
           registers,
         }),

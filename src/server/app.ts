@@ -33,8 +33,10 @@ export interface Platform {
   /** Looks schemas up by URI across `schemas.base_uris` (what the intake validates against). */
   readonly schemas: SchemaSource
   readonly streamConfig: StreamConfigSource | undefined
-  readonly log: EventLog
-  readonly intake: Intake
+  /** The event log: opened only for the intake and streams roles. */
+  readonly log: EventLog | undefined
+  /** The intake: only with the intake role. */
+  readonly intake: Intake | undefined
   /** Compiled schemas of the intake (bounded). */
   readonly validators: ValidatorCache
   /** Closes what the platform opened: pending error events, the stream config, the log. */
@@ -71,16 +73,16 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
           registry,
         })
   if (streamConfig === undefined) logger.warn('no stream_config.source configured: the stream config API is off, and any stream is accepted')
-  let log: EventLog
+  let log: EventLog | undefined
   try {
-    log = await openEventLog(config, logger, registry)
+    if (hasRole(config, 'intake') || hasRole(config, 'streams')) log = await openEventLog(config, logger, registry)
   } catch (error) {
     await streamConfig?.close()
     throw error
   }
   const baseUris = resolveBaseUris(config, repositories)
   const validators = createValidatorCache({ source: schemas, maxEntries: config.intake.validator_cache_size })
-  const intake = createIntake({
+  const intake = log === undefined || !hasRole(config, 'intake') ? undefined : createIntake({
     validators,
     streamConfig,
     log,
@@ -107,11 +109,19 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     intake,
     validators,
     async close() {
-      await intake.close()
+      await intake?.close()
       await streamConfig?.close()
-      await log.close()
+      await log?.close()
     },
   }
+}
+
+export type Role = 'intake' | 'streams' | 'schemas'
+
+/** Whether this process serves a role (`server.roles`, where `all` is every one). */
+export function hasRole(config: Readonly<Config>, role: Role): boolean {
+  const roles = config.server.roles as readonly string[]
+  return roles.includes('all') || roles.includes(role)
 }
 
 async function openEventLog(config: Readonly<Config>, logger: Logger, registry: Registry): Promise<EventLog> {
@@ -133,6 +143,7 @@ async function openEventLog(config: Readonly<Config>, logger: Logger, registry: 
       requestTimeoutMs: kafka.request_timeout_ms,
       ...(kafka.topic_namespace === undefined ? {} : { topicNamespace: kafka.topic_namespace }),
       logger: logger.child({ part: 'event-log' }),
+      registry,
     })
   }
   const path = settings.path!
@@ -185,8 +196,9 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   const { config, logger, registry } = platform
   const observed: { observe?: ObserveRequest } = {}
   const newRequestId = requestIds()
-  const intakeListener = createIntakeListener({
-    intake: platform.intake,
+  const intake = platform.intake
+  const intakeListener = intake === undefined ? undefined : createIntakeListener({
+    intake,
     maxBodyBytes: config.intake.max_body_bytes,
     maxDepth: config.intake.max_depth,
     schemaUriQueryParam: config.intake.schema_uri_query_param,
@@ -201,7 +213,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     // POST /v1/events is answered before fastify sees it (intake/listener.ts): the hot path.
     serverFactory: (handler) =>
       createServer((request, response) => {
-        if (!intakeListener(request, response)) handler(request, response)
+        if (intakeListener === undefined || !intakeListener(request, response)) handler(request, response)
       }),
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -237,24 +249,30 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       maxAge: config.server.cors.max_age_s,
     })
   }
-  await app.register(intakeRoutes, {
-    intake: platform.intake,
-    maxBodyBytes: config.intake.max_body_bytes,
-    maxDepth: config.intake.max_depth,
-    schemaUriQueryParam: config.intake.schema_uri_query_param,
-    streamQueryParam: config.intake.stream_query_param,
-    trustClientIpHeader: config.server.trust_proxy !== false,
-    testEvents: config.intake.test_events,
-  })
-  await app.register(schemaRoutes, {
-    repositories: platform.repositories,
-    cacheMaxAgeS: config.schemas.cache_max_age_s,
-  })
-  if (platform.streamConfig !== undefined) {
-    await app.register(streamConfigRoutes, {
-      source: platform.streamConfig,
-      cacheMaxAgeS: config.stream_config.cache_max_age_s,
+  if (intake !== undefined) {
+    await app.register(intakeRoutes, {
+      intake,
+      maxBodyBytes: config.intake.max_body_bytes,
+      maxDepth: config.intake.max_depth,
+      schemaUriQueryParam: config.intake.schema_uri_query_param,
+      streamQueryParam: config.intake.stream_query_param,
+      trustClientIpHeader: config.server.trust_proxy !== false,
+      testEvents: config.intake.test_events,
     })
+  }
+  if (hasRole(config, 'schemas')) {
+    await app.register(schemaRoutes, {
+      repositories: platform.repositories,
+      cacheMaxAgeS: config.schemas.cache_max_age_s,
+    })
+    if (platform.streamConfig !== undefined) {
+      await app.register(streamConfigRoutes, {
+        source: platform.streamConfig,
+        cacheMaxAgeS: config.stream_config.cache_max_age_s,
+      })
+    }
+  }
+  if (platform.streamConfig !== undefined && platform.log !== undefined && hasRole(config, 'streams')) {
     await app.register(streamRoutes, {
       log: platform.log,
       streamConfig: platform.streamConfig,
@@ -276,10 +294,14 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     const checks = {
       schemas: platform.repositories.length > 0,
       stream_config: platform.streamConfig !== undefined,
-      event_log: await platform.log.topics().then(
-        () => true,
-        () => false,
-      ),
+      ...(platform.log === undefined
+        ? {}
+        : {
+            event_log: await platform.log.topics().then(
+              () => true,
+              () => false,
+            ),
+          }),
     }
     const ready = Object.values(checks).every(Boolean)
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
@@ -333,23 +355,26 @@ function apiDocuments(platform: Platform): () => Promise<{ json: string; html: s
 }
 
 function index(platform: Platform) {
+  const { config } = platform
+  const streams = platform.streamConfig !== undefined && platform.log !== undefined && hasRole(config, 'streams')
   return {
     name: packageJson.name,
     version: packageJson.version,
+    roles: config.server.roles,
     endpoints: {
-      events: '/v1/events',
+      ...(platform.intake === undefined ? {} : { events: '/v1/events' }),
       api: '/?spec',
       api_docs: '/?doc',
-      schemas: '/repositories',
-      ...Object.fromEntries(platform.repositories.map((r) => [`schemas:${r.name}`, `/repositories/${r.name}/jsonschema/`])),
-      ...(platform.streamConfig
+      ...(hasRole(config, 'schemas')
         ? {
-            stream_configs: '/v1/stream-configs',
-            stream_configs_mediawiki: '/w/api.php?action=streamconfigs&format=json',
-            streams: '/v2/stream/{streams}',
-            stream_viewer: '/v2/ui',
+            schemas: '/repositories',
+            ...Object.fromEntries(platform.repositories.map((r) => [`schemas:${r.name}`, `/repositories/${r.name}/jsonschema/`])),
+            ...(platform.streamConfig
+              ? { stream_configs: '/v1/stream-configs', stream_configs_mediawiki: '/w/api.php?action=streamconfigs&format=json' }
+              : {}),
           }
         : {}),
+      ...(streams ? { streams: '/v2/stream/{streams}', stream_viewer: '/v2/ui' } : {}),
       health: '/healthz',
       ready: '/readyz',
       metrics: '/metrics',

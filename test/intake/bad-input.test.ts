@@ -126,7 +126,7 @@ describe('bad input: the right status and code, the server stays up, valid event
   test('a flood of distinct unknown schema URIs keeps memory bounded', async () => {
     v8.setFlagsFromString('--expose-gc')
     const gc = runInNewContext('gc') as () => void
-    await t.platform.intake.close() // error events of earlier tests written
+    await t.platform.intake!.close() // error events of earlier tests written
     gc()
     const heapBefore = process.memoryUsage().heapUsed
     for (let round = 0; round < 20; round++) {
@@ -137,7 +137,7 @@ describe('bad input: the right status and code, the server stays up, valid event
     }
     // Not-found results are not cached: only schemas that exist are compiled and kept.
     assert.ok(t.platform.validators.size <= 5, `validator cache holds ${t.platform.validators.size}`)
-    await t.platform.intake.close() // the 10,000 error events written
+    await t.platform.intake!.close() // the 10,000 error events written
     gc()
     const grown = process.memoryUsage().heapUsed - heapBefore
     // 10,000 distinct URIs: nothing of them is kept (not-found results are not cached).

@@ -78,11 +78,11 @@ export async function testPlatform(overrides: Record<string, unknown> = {}): Pro
   const platform = await openPlatform(loaded, { logger: pino({ level: 'silent' }) })
   const app = await buildApp(platform)
   const records = async (topic: string) => {
-    if (!(await platform.log.topics()).includes(topic)) return []
+    if (!(await platform.log!.topics()).includes(topic)) return []
     const out: LogRecord[] = []
-    const partitions = await platform.log.partitions(topic)
+    const partitions = await platform.log!.partitions(topic)
     for (let partition = 0; partition < partitions; partition++) {
-      for await (const record of platform.log.read({ topic, partition, offset: 0 }, { follow: false })) out.push(record)
+      for await (const record of platform.log!.read({ topic, partition, offset: 0 }, { follow: false })) out.push(record)
     }
     return out
   }

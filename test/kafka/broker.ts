@@ -25,7 +25,7 @@ export async function kafkaBootstrap(): Promise<string> {
 }
 
 /** A broker of this test's own, for tests that stop and start it. */
-export function privateKafka(options: { partitions?: number; logDir?: string } = {}): Promise<KafkaBroker> {
+export function privateKafka(options: { partitions?: number; logDir?: string; ports?: KafkaBroker['ports'] } = {}): Promise<KafkaBroker> {
   return startKafka({ partitions: options.partitions ?? 3, quiet: true, ...options })
 }
 

@@ -176,7 +176,7 @@ describe('GET /v2/stream/{streams} with a real EventSource client', () => {
         dropped = /eventplane_streams_slow_clients_dropped_total [1-9]/.test(await (await fetch(`${small.url}/metrics`)).text())
       }
       assert.ok(dropped, 'the client that does not read was dropped')
-      const sentCount = (await small.server.platform.log.latest('datacenter1.test.event', 0))
+      const sentCount = (await small.server.platform.log!.latest('datacenter1.test.event', 0))
       await until(() => reader.received.length === sentCount, 10_000, `the reading client got everything (got ${reader.received.length} of ${sentCount}, errors ${reader.errors.join()})`)
       reader.close()
       socket.destroy()
