@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
 import {
@@ -67,7 +67,7 @@ const targets: Record<number, { ratio: number; what: string }> = {
   100: { ratio: 0.5, what: 'events/s' },
 }
 
-interface Options {
+export interface Options {
   rounds: number
   duration: number
   warmup: number
@@ -75,7 +75,7 @@ interface Options {
   batches: number[]
 }
 
-interface LoadSummary {
+export interface LoadSummary {
   requestsPerSecond: number
   requestsTotal: number
   latencyP50: number
@@ -93,10 +93,17 @@ interface LoadSummary {
   duration: number
 }
 
-type ServerKind = 'eventplane' | 'bare'
-const label: Record<ServerKind, string> = { eventplane: 'eventplane serve', bare: 'bare node:http' }
+export type ServerKind = 'eventplane' | 'bare' | 'kafka'
+export const label: Record<ServerKind, string> = { eventplane: 'eventplane serve', bare: 'bare node:http', kafka: 'eventplane serve on Kafka' }
 
-interface Measurement {
+/** The broker `kafka` servers use (bench/kafka.ts sets it); each run gets a topic namespace of its own. */
+let kafkaBootstrap: string | undefined
+export function useKafka(bootstrap: string): void {
+  kafkaBootstrap = bootstrap
+}
+const namespaceOf = (dir: string) => `${basename(dir)}.`
+
+export interface Measurement {
   batch: number
   round: number
   server: ServerKind
@@ -128,7 +135,7 @@ interface LogAccount {
   acknowledged: number
 }
 
-interface Bodies {
+export interface Bodies {
   /** batch size → body file */
   files: Map<number, string>
   /** batch size → body bytes */
@@ -256,7 +263,7 @@ function testEvent(i: number, random: () => number, now: number): Record<string,
   }
 }
 
-function writeBodies(work: string, batches: number[]): Bodies {
+export function writeBodies(work: string, batches: number[]): Bodies {
   const files = new Map<number, string>()
   const bytes = new Map<number, Buffer>()
   const now = Date.now()
@@ -285,8 +292,12 @@ async function startServer(kind: ServerKind, dir: string): Promise<Started> {
   const port = await freePort()
   let args: string[]
   let files: { configFile: string; logFile: string } | undefined
-  if (kind === 'eventplane') {
-    files = writeBundledConfig(dir)
+  if (kind === 'eventplane' || kind === 'kafka') {
+    if (kind === 'kafka' && kafkaBootstrap === undefined) throw new Error('no Kafka broker: call useKafka() first')
+    files = writeBundledConfig(
+      dir,
+      kind === 'kafka' ? { event_log: { backend: 'kafka', kafka: { brokers: [kafkaBootstrap], topic_namespace: namespaceOf(dir) } } } : {},
+    )
     args = [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', files.configFile, '--port', String(port)]
   } else {
     args = [join(benchDir, 'bare-intake.mjs'), String(port)]
@@ -330,6 +341,23 @@ function countEvents(logFile: string): Map<string, number> {
     throw new Error(`cannot count the events in ${logFile} (has the log's table layout changed? see src/log/sqlite-schema.ts): ${(error as Error).message}`)
   } finally {
     db.close()
+  }
+}
+
+/** Events per topic in Kafka under a topic namespace (all partitions, earliest to latest). */
+async function countKafkaEvents(namespace: string): Promise<Map<string, number>> {
+  const { openKafkaLog } = await import('../src/log/kafka.ts')
+  const log = await openKafkaLog({ brokers: [kafkaBootstrap!], topicNamespace: namespace, createTopics: false })
+  try {
+    const counts = new Map<string, number>()
+    for (const name of await log.topics()) {
+      let events = 0
+      for (let partition = 0; partition < (await log.partitions(name)); partition++) events += (await log.latest(name, partition)) - (await log.earliest(name, partition))
+      counts.set(name, events)
+    }
+    return counts
+  } finally {
+    await log.close()
   }
 }
 
@@ -398,7 +426,7 @@ async function checkBoth(work: string, bodies: Bodies): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // One run
 
-async function measure(kind: ServerKind, batch: number, round: number, options: Options, bodies: Bodies, dir: string): Promise<Measurement> {
+export async function measure(kind: ServerKind, batch: number, round: number, options: Options, bodies: Bodies, dir: string): Promise<Measurement> {
   const server = await startServer(kind, dir)
   const pid = server.child.pid!
   let measurement: Omit<Measurement, 'log'>
@@ -475,7 +503,7 @@ async function measure(kind: ServerKind, batch: number, round: number, options: 
     return measurement
   }
   // Eventplane stopped (it drains and closes its log on SIGTERM): count what the log holds.
-  const counts = countEvents(server.logFile!)
+  const counts = kind === 'kafka' ? await countKafkaEvents(namespaceOf(dir)) : countEvents(server.logFile!)
   const created = (s: LoadSummary | undefined) => s?.statusCodes['201'] ?? 0
   const log: LogAccount = {
     logged: counts.get(topic) ?? 0,
@@ -487,13 +515,13 @@ async function measure(kind: ServerKind, batch: number, round: number, options: 
 }
 
 /** Errors (timeouts included) and responses other than 201 during the measured run. */
-function failures(load: LoadSummary): number {
+export function failures(load: LoadSummary): number {
   const other = Object.entries(load.statusCodes).reduce((sum, [code, count]) => sum + (code === '201' ? 0 : count), 0)
   return load.errors + other
 }
 
 /** The log must hold every acknowledged event (more is fine: requests cut off at the end of warm-up and run). */
-function logProblem(m: Measurement): string | undefined {
+export function logProblem(m: Measurement): string | undefined {
   if (m.log === undefined) return undefined
   if (m.log.logged < m.log.acknowledged) return `the log holds ${m.log.logged} events but ${m.log.acknowledged} were acknowledged`
   if (m.log.errorEvents > 0) return `${m.log.errorEvents} validation error events: some events were refused`

@@ -23,6 +23,11 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     load: () => import('./sse.ts'),
   },
   {
+    name: 'kafka',
+    summary: 'events/s of POST /v1/events with the event log on a real Kafka broker, against the embedded SQLite log; SSE latency through each',
+    load: () => import('./kafka.ts'),
+  },
+  {
     name: 'materialize',
     summary: 'time to materialize the 53 schemas of the WMF primary fixture, against jsonschema-tools',
     load: () => import('./materialize.ts'),

@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
   backgroundLoadPercent,
@@ -59,7 +59,7 @@ client as in KafkaSSE) climbs the same ladder in the same run.
 const targetP99Ms = 250
 const stream = 'test.event'
 
-interface Options {
+export interface Options {
   clients: number[]
   baselineClients: number[]
   rates: number[]
@@ -68,16 +68,22 @@ interface Options {
   baseline: boolean
 }
 
-type Mode = 'shared' | 'per-client'
-const label: Record<Mode, string> = { shared: 'eventplane (shared reader)', 'per-client': 'baseline (reader per client)' }
+export type Mode = 'shared' | 'per-client' | 'kafka'
+const label: Record<Mode, string> = { shared: 'eventplane (shared reader)', 'per-client': 'baseline (reader per client)', kafka: 'eventplane on Kafka (shared reader)' }
 
-interface Latency {
+/** The broker of the `kafka` mode (bench/kafka.ts sets it). */
+let kafkaBootstrap: string | undefined
+export function useKafka(bootstrap: string): void {
+  kafkaBootstrap = bootstrap
+}
+
+export interface Latency {
   p50: number
   p99: number
   p999: number
 }
 
-interface StepResult {
+export interface StepResult {
   clients: number
   closedClients: number
   rate: number
@@ -99,7 +105,7 @@ interface StepResult {
   why: string
 }
 
-interface Series {
+export interface Series {
   mode: Mode
   clients: number
   connectMs: number
@@ -178,11 +184,12 @@ async function run(dir: string, options: Options): Promise<number> {
   return report(series, options)
 }
 
-async function runSeries(mode: Mode, clients: number, rates: number[], options: Options, dir: string, lowLoad: boolean): Promise<Series> {
+export async function runSeries(mode: Mode, clients: number, rates: number[], options: Options, dir: string, lowLoad: boolean): Promise<Series> {
   const port = await freePort()
   const { configFile } = writeBundledConfig(dir, {
     streams: { max_connections_per_ip: 0, reader_per_client: mode === 'per-client' },
     server: { port },
+    ...(mode === 'kafka' ? { event_log: { backend: 'kafka', kafka: { brokers: [kafkaBootstrap], topic_namespace: `${basename(dir)}.` } } } : {}),
   })
   const server = track(
     spawnPinned(0, process.execPath, [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', configFile], {

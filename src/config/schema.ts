@@ -256,6 +256,13 @@ export const configSchema = {
               pattern: '^[A-Za-z0-9._-]{1,200}$',
               description: 'Prepended to every topic name in Kafka (and hidden again), so several installations can share one cluster.',
             },
+            max_in_flight: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 16,
+              default: 5,
+              description: 'Produce requests in flight at once (each from an idempotent producer of its own); appends that arrive meanwhile are grouped.',
+            },
             request_timeout_ms: { type: 'integer', minimum: 100, maximum: 300000, default: 10000, description: 'Timeout of one request to a broker.' },
           },
         },

@@ -2,9 +2,10 @@
  * The event log on Apache Kafka (@platformatic/kafka): the same contract as the embedded SQLite
  * log (test/log/contract.ts), so intake and streams run on either.
  *
- * - Appends are group-committed: appends that arrive while a produce request is in flight go
- *   together in the next one (one request in flight per log, which also keeps the idempotent
- *   producer's sequence numbers in order). `acks=all`, idempotent; a record's partition is
+ * - Appends are group-committed: appends that arrive while the produce requests in flight are
+ *   out go together in the next one. Each in-flight request has an idempotent producer of its
+ *   own (the client keeps one producer's sequence numbers right only with one request in flight),
+ *   so one append is always in order, and concurrent appends may land in either order. `acks=all`, idempotent; a record's partition is
  *   chosen here exactly as the SQLite log chooses it (murmur2 of the key, as Kafka's default
  *   partitioner; keyless records of one append stick to one partition), and its timestamp is
  *   the caller's (for events: `meta.dt`).
@@ -51,6 +52,8 @@ export interface KafkaLogOptions {
   requestTimeoutMs?: number
   /** Retries of one request inside the client, with backoff (default 3). */
   retries?: number
+  /** Produce requests in flight at once, each from a producer of its own (default 5). */
+  maxInFlight?: number
   /** Longest a fetch waits at the broker for new records (default 100 ms). */
   fetchWaitMs?: number
   logger?: Logger
@@ -127,13 +130,17 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   const offsetsClient = new Consumer({ ...base, groupId: `${clientId}-offsets` })
   const fetchClient = new Consumer({ ...base, groupId: `${clientId}-reader` })
   const newProducer = () => new Producer({ ...base, idempotent: true, acks: ProduceAcks.ALL, autocreateTopics: false })
-  let producer = newProducer()
+  const maxInFlight = options.maxInFlight ?? 5
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 16) throw new EventplaneError('EVP_CONFIG_INVALID', `maxInFlight must be 1 to 16, not ${maxInFlight}`)
+  /** Producers that are free; one is taken for each request in flight. */
+  const idle: Producer[] = Array.from({ length: maxInFlight }, newProducer)
+  const all = new Set(idle)
 
   // Fail fast on a wrong address: one metadata round trip.
   try {
     await admin.metadata({ topics: [] })
   } catch (error) {
-    await Promise.allSettled([admin.close(), offsetsClient.close(), fetchClient.close(), producer.close()])
+    await Promise.allSettled([admin.close(), offsetsClient.close(), fetchClient.close(), ...[...all].map((p) => p.close())])
     throw unavailable(error, `cannot reach Kafka at ${options.brokers.join(', ')}`)
   }
 
@@ -249,7 +256,6 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   // ---- appending ----------------------------------------------------------------------------
 
   let queue: PendingAppend[] = []
-  let sending = false
 
   function append(records: readonly AppendRecord[]): Promise<Position[]> {
     try {
@@ -308,37 +314,41 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     })
   }
 
+  let flushScheduled = false
+
   function schedule(): void {
-    if (sending || queue.length === 0) return
-    sending = true
+    if (flushScheduled || queue.length === 0 || idle.length === 0) return
+    flushScheduled = true
     // One turn of the event loop, so that appends of the same moment go together.
-    setImmediate(() => void flush())
+    setImmediate(flush)
   }
 
-  async function flush(): Promise<void> {
-    let bytes = 0
-    let taken = 0
-    while (taken < queue.length && (taken === 0 || bytes + queue[taken]!.bytes <= maxRequestBytes)) bytes += queue[taken++]!.bytes
-    const group = queue.slice(0, taken)
-    queue = queue.slice(taken)
-    try {
-      await produce(group)
-    } finally {
-      sending = false
-      schedule()
+  function flush(): void {
+    flushScheduled = false
+    while (queue.length > 0 && idle.length > 0) {
+      let bytes = 0
+      let taken = 0
+      while (taken < queue.length && (taken === 0 || bytes + queue[taken]!.bytes <= maxRequestBytes)) bytes += queue[taken++]!.bytes
+      const group = queue.slice(0, taken)
+      queue = queue.slice(taken)
+      const slot = { producer: idle.pop()! }
+      void produce(group, slot).finally(() => {
+        idle.push(slot.producer)
+        schedule()
+      })
     }
   }
 
   /** Sends a group of appends in one request; on a record-level refusal, each alone, so one bad append fails only itself. */
-  async function produce(group: PendingAppend[]): Promise<void> {
-    const items = group.flatMap((append) => append.items)
+  async function produce(group: PendingAppend[], slot: { producer: Producer }): Promise<void> {
+    const items = group.length === 1 ? group[0]!.items : group.flatMap((append) => append.items)
     const started = process.hrtime.bigint()
     let positions: Position[]
     try {
-      positions = await send(items)
+      positions = await send(items, slot)
     } catch (error) {
       if (group.length > 1 && isRecordRefusal(error)) {
-        for (const append of group) await produce([append])
+        for (const append of group) await produce([append], slot)
         return
       }
       metrics?.failures.inc()
@@ -366,7 +376,15 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
    * sign shift, so a delta beyond ±2^31 ms (24.8 days) from the first record of its partition
    * in the request is written wrong. Records that far apart go in separate requests.
    */
-  async function send(items: Item[]): Promise<Position[]> {
+  async function send(items: Item[], slot: { producer: Producer }): Promise<Position[]> {
+    // Nearly always every timestamp of a request lies within the limit of the first: one request.
+    let low = items[0]!.timestamp
+    let high = low
+    for (const item of items) {
+      if (item.timestamp < low) low = item.timestamp
+      else if (item.timestamp > high) high = item.timestamp
+    }
+    if (high - low < maxTimestampDelta) return sendRequest(items, slot)
     const positions: Position[] = []
     let start = 0
     let first = new Map<string, number>()
@@ -376,46 +394,55 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       const base = first.get(key)
       if (base === undefined) first.set(key, item.timestamp)
       else if (Math.abs(item.timestamp - base) >= maxTimestampDelta) {
-        positions.push(...(await sendRequest(items.slice(start, i))))
+        positions.push(...(await sendRequest(items.slice(start, i), slot)))
         start = i
         first = new Map([[key, item.timestamp]])
       }
     }
-    positions.push(...(await sendRequest(start === 0 ? items : items.slice(start))))
+    positions.push(...(await sendRequest(start === 0 ? items : items.slice(start), slot)))
     return positions
   }
 
-  async function sendRequest(items: Item[]): Promise<Position[]> {
-    const messages: MessageToProduce[] = items.map((item) => ({
-      topic: inKafka(item.topic),
-      partition: item.partition,
-      ...(item.key === null ? {} : { key: item.key }),
-      value: item.value,
-      timestamp: BigInt(item.timestamp),
-    }))
+  async function sendRequest(items: Item[], slot: { producer: Producer }): Promise<Position[]> {
+    const messages: MessageToProduce[] = new Array(items.length)
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      const message: MessageToProduce = { topic: inKafka(item.topic), partition: item.partition, value: item.value, timestamp: BigInt(item.timestamp) }
+      if (item.key !== null) message.key = item.key
+      messages[i] = message
+    }
     const started = Date.now()
     let result
     try {
-      result = await producer.send({ messages })
+      result = await slot.producer.send({ messages })
     } catch (error) {
       // The producer's sequence numbers may no longer match the broker's: start a new one.
-      const old = producer
-      producer = newProducer()
+      const old = slot.producer
+      all.delete(old)
+      slot.producer = newProducer()
+      all.add(slot.producer)
       old.close(true, () => undefined)
       logger?.warn({ err: error, records: items.length, ms: Date.now() - started }, 'producing to Kafka failed')
       throw error
     }
-    const bases = new Map<string, number>()
-    for (const { topic, partition, offset } of result.offsets ?? []) bases.set(`${topic.slice(namespace.length)}\0${partition}`, Number(offset))
-    const next = new Map<string, number>()
-    return items.map((item) => {
-      const key = `${item.topic}\0${item.partition}`
-      const base = bases.get(key)
-      if (base === undefined) throw new Error(`Kafka acknowledged no offset for ${item.topic}/${item.partition}`)
-      const index = next.get(key) ?? 0
-      next.set(key, index + 1)
-      return { topic: item.topic, partition: item.partition, offset: base + index }
-    })
+    // Each partition's records got consecutive offsets from its base offset, in request order.
+    const next = new Map<string, number[]>()
+    for (const { topic, partition, offset } of result.offsets ?? []) {
+      const name = topic.slice(namespace.length)
+      let offsets = next.get(name)
+      if (offsets === undefined) next.set(name, (offsets = []))
+      offsets[partition] = Number(offset)
+    }
+    const positions: Position[] = new Array(items.length)
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      const offsets = next.get(item.topic)
+      const offset = offsets?.[item.partition]
+      if (offset === undefined) throw new Error(`Kafka acknowledged no offset for ${item.topic}/${item.partition}`)
+      offsets![item.partition] = offset + 1
+      positions[i] = { topic: item.topic, partition: item.partition, offset }
+    }
+    return positions
   }
 
   // ---- reading ------------------------------------------------------------------------------
@@ -517,7 +544,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       // Appends made before close are acknowledged (or refused) before the clients go.
       while (inFlight.size > 0) await Promise.allSettled([...inFlight])
       fetcher.close()
-      await Promise.allSettled([producer.close(), admin.close(), offsetsClient.close(), new Promise<void>((resolve) => fetchClient.close(true, () => resolve()))])
+      await Promise.allSettled([...[...all].map((p) => p.close()), admin.close(), offsetsClient.close(), new Promise<void>((resolve) => fetchClient.close(true, () => resolve()))])
       metrics?.remove()
       closed = true
     },

@@ -141,6 +141,7 @@ async function openEventLog(config: Readonly<Config>, logger: Logger, registry: 
       replicationFactor: kafka.replication_factor,
       createTopics: kafka.create_topics,
       requestTimeoutMs: kafka.request_timeout_ms,
+      maxInFlight: kafka.max_in_flight,
       ...(kafka.topic_namespace === undefined ? {} : { topicNamespace: kafka.topic_namespace }),
       logger: logger.child({ part: 'event-log' }),
       registry,
