@@ -11,7 +11,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
 import {
   backgroundLoadPercent,
@@ -42,6 +41,7 @@ import {
   waitUntilAnswering,
   writeBundledConfig,
   serverEnv,
+  parseFlags,
 } from './lib.ts'
 
 export const usage = `npm run bench -- intake [--rounds N] [--duration S] [--warmup S] [--connections N] [--batches 1,100]
@@ -143,23 +143,13 @@ export interface Bodies {
 }
 
 export function prepare(args: string[]): () => Promise<number> {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args,
-      options: {
+  const values = parseFlags(args, {
         rounds: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
         connections: { type: 'string' },
         batches: { type: 'string' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+      } as const)
   const batches = (values.batches ?? '1,100').split(',').map((b) => positiveInt(b.trim(), 'batches', 1))
   if (new Set(batches).size !== batches.length) throw new UsageError(`--batches lists a size twice: ${values.batches}`)
   if (batches.some((b) => b > 10_000)) throw new UsageError('--batches: at most 10000 events per request')

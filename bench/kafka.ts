@@ -9,7 +9,6 @@
  */
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { startKafka } from '../scripts/kafka/broker.ts'
 import { failures, label, logProblem, measure, useKafka as intakeOnKafka, writeBodies, type Measurement, type Options as IntakeOptions } from './intake.ts'
 import {
@@ -27,6 +26,7 @@ import {
   thousands,
   unpinnedWarning,
   UsageError,
+  parseFlags,
 } from './lib.ts'
 import { runSeries, useKafka as sseOnKafka, type Options as SseOptions, type Series } from './sse.ts'
 
@@ -56,11 +56,7 @@ interface Options extends IntakeOptions {
 }
 
 export function prepare(args: string[]): () => Promise<number> {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args,
-      options: {
+  const values = parseFlags(args, {
         rounds: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
@@ -70,13 +66,7 @@ export function prepare(args: string[]): () => Promise<number> {
         'sse-rate': { type: 'string' },
         'sse-seconds': { type: 'string' },
         'no-sse': { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+      } as const)
   const batches = (values.batches ?? '1,100').split(',').map((b) => positiveInt(b.trim(), 'batches', 1))
   if (new Set(batches).size !== batches.length) throw new UsageError(`--batches lists a size twice: ${values.batches}`)
   const options: Options = {

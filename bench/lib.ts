@@ -8,6 +8,7 @@ import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import yaml from 'js-yaml'
 
 /** The repository root (the folder holding package.json). */
@@ -299,5 +300,16 @@ export async function waitUntilAnswering(child: ChildProcess, url: string, name:
       }
       await sleep(50)
     }
+  }
+}
+
+type FlagSpec = Record<string, { type: 'string' } | { type: 'boolean' }>
+
+/** A benchmark's flags (no positionals); a mistake is a UsageError, which prints the usage. */
+export function parseFlags<O extends FlagSpec>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values
+  } catch (error) {
+    throw new UsageError((error as Error).message)
   }
 }

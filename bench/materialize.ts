@@ -11,7 +11,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readd
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { isDeepStrictEqual, parseArgs } from 'node:util'
+import { isDeepStrictEqual } from 'node:util'
 import YAML from 'yaml'
 import {
   backgroundLoadPercent,
@@ -28,7 +28,7 @@ import {
   saveResults,
   table,
   unpinnedWarning,
-  UsageError,
+  parseFlags,
 } from './lib.ts'
 
 export const usage = `npm run bench -- materialize [--runs N] [--no-baseline]
@@ -58,17 +58,7 @@ interface Options {
 }
 
 export function prepare(args: string[]): () => Promise<number> {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args,
-      options: { runs: { type: 'string' }, 'no-baseline': { type: 'boolean' } },
-      strict: true,
-      allowPositionals: false,
-    }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+  const values = parseFlags(args, { runs: { type: 'string' }, 'no-baseline': { type: 'boolean' } } as const)
   const options: Options = { runs: positiveInt(values.runs, 'runs', 5), baseline: values['no-baseline'] !== true }
   return () => run(options)
 }

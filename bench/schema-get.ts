@@ -10,7 +10,6 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import {
   backgroundLoadPercent,
   benchDir,
@@ -34,8 +33,8 @@ import {
   table,
   thousands,
   unpinnedWarning,
-  UsageError,
   waitUntilAnswering,
+  parseFlags,
 } from './lib.ts'
 
 export const usage = `npm run bench -- schema-get [--rounds N] [--duration S] [--warmup S] [--connections N]
@@ -94,22 +93,12 @@ type ServerKind = 'eventplane' | 'bare'
 const label: Record<ServerKind, string> = { eventplane: 'eventplane serve', bare: 'bare node:http' }
 
 export function prepare(args: string[]): () => Promise<number> {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args,
-      options: {
+  const values = parseFlags(args, {
         rounds: { type: 'string' },
         duration: { type: 'string' },
         warmup: { type: 'string' },
         connections: { type: 'string' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+      } as const)
   const options: Options = {
     rounds: positiveInt(values.rounds, 'rounds', 3),
     duration: positiveInt(values.duration, 'duration', 15),

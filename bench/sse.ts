@@ -11,7 +11,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { parseArgs } from 'node:util'
 import {
   backgroundLoadPercent,
   benchDir,
@@ -36,6 +35,7 @@ import {
   UsageError,
   waitUntilAnswering,
   writeBundledConfig,
+  parseFlags,
 } from './lib.ts'
 
 export const usage = `npm run bench -- sse [--clients 1000,5000,10000] [--baseline-clients LIST] [--rates LIST] [--step S] [--drain-ms MS] [--no-baseline] [--report FILE]
@@ -116,11 +116,7 @@ export interface Series {
 }
 
 export function prepare(args: string[]): () => Promise<number> {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args,
-      options: {
+  const values = parseFlags(args, {
         clients: { type: 'string' },
         'baseline-clients': { type: 'string' },
         rates: { type: 'string' },
@@ -128,13 +124,7 @@ export function prepare(args: string[]): () => Promise<number> {
         'drain-ms': { type: 'string' },
         'no-baseline': { type: 'boolean' },
         report: { type: 'string' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+      } as const)
   if (values.report !== undefined) {
     const file = values.report
     return async () => {
