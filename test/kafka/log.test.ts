@@ -1,0 +1,68 @@
+/** What only the Kafka event log has: topics that must exist, namespaces, an unreachable cluster. */
+import assert from 'node:assert/strict'
+import { createServer } from 'node:net'
+import { describe, test } from 'node:test'
+import { openKafkaLog } from '../../src/log/kafka.ts'
+import { readAll, rejectsWith } from '../log/contract.ts'
+import { kafkaBootstrap, kafkaSkipped } from './broker.ts'
+
+const unique = (label: string) => `${label}-${process.pid}-${Date.now()}`
+
+describe('the Kafka event log', { skip: kafkaSkipped }, () => {
+  test('with create_topics false a missing topic is EVP_LOG_TOPIC_MISSING, and an existing one works', async () => {
+    const brokers = [await kafkaBootstrap()]
+    const ns = `${unique('strict')}.`
+    const creating = await openKafkaLog({ brokers, topicNamespace: ns, defaultPartitions: 2 })
+    const strict = await openKafkaLog({ brokers, topicNamespace: ns, createTopics: false })
+    try {
+      await rejectsWith(() => strict.append([{ topic: 'missing', value: 'x' }]), 'EVP_LOG_TOPIC_MISSING', 'append to a missing topic')
+      await rejectsWith(() => strict.partitions('missing'), 'EVP_LOG_TOPIC_MISSING', 'partitions of a missing topic')
+      assert.deepEqual(await creating.topics(), [], 'nothing was created')
+      assert.equal(await creating.partitions('present'), 2)
+      const [position] = await strict.append([{ topic: 'present', partition: 1, value: 'y' }])
+      assert.deepEqual(position, { topic: 'present', partition: 1, offset: 0 })
+    } finally {
+      await Promise.all([creating.close(), strict.close()])
+    }
+  })
+
+  test('a topic namespace hides other namespaces and gives back names without it', async () => {
+    const brokers = [await kafkaBootstrap()]
+    const [a, b] = [`${unique('ns-a')}.`, `${unique('ns-b')}.`]
+    const logA = await openKafkaLog({ brokers, topicNamespace: a })
+    const logB = await openKafkaLog({ brokers, topicNamespace: b })
+    const plain = await openKafkaLog({ brokers })
+    try {
+      await logA.append([{ topic: 'shared.name', value: 'from a' }])
+      await logB.append([{ topic: 'shared.name', value: 'from b' }, { topic: 'shared.name', value: 'again b' }])
+      assert.deepEqual(await logA.topics(), ['shared.name'])
+      assert.deepEqual((await readAll(logA, { topic: 'shared.name', partition: 0, offset: 0 })).map((r) => [r.topic, r.value.toString()]), [['shared.name', 'from a']])
+      assert.equal(await logB.latest('shared.name', 0), 2)
+      const all = await plain.topics()
+      assert.ok(all.includes(`${a}shared.name`) && all.includes(`${b}shared.name`), 'in Kafka the names carry their namespace')
+      await rejectsWith(() => logA.partitions(`x${'y'.repeat(248 - a.length)}z`), 'EVP_LOG_INVALID_ARGUMENT', 'a name too long with its namespace')
+    } finally {
+      await Promise.all([logA.close(), logB.close(), plain.close()])
+    }
+  })
+
+  test('a cluster that does not answer fails the open with EVP_LOG_UNAVAILABLE naming the address', async () => {
+    // A port that accepts nothing: bound, then closed.
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as { port: number }).port
+    await new Promise((resolve) => server.close(resolve))
+    const started = Date.now()
+    await assert.rejects(openKafkaLog({ brokers: [`127.0.0.1:${port}`], retries: 1, requestTimeoutMs: 1000 }), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'EVP_LOG_UNAVAILABLE')
+      assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`))
+      return true
+    })
+    assert.ok(Date.now() - started < 15_000, 'it gives up within seconds')
+  })
+
+  test('brokers that are not host:port are refused as configuration', async () => {
+    await assert.rejects(openKafkaLog({ brokers: ['kafka1'] }), (error: Error & { code?: string }) => error.code === 'EVP_CONFIG_INVALID' && /host:port/.test(error.message))
+    await assert.rejects(openKafkaLog({ brokers: [] }), (error: Error & { code?: string }) => error.code === 'EVP_CONFIG_INVALID')
+  })
+})
