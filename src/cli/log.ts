@@ -5,10 +5,11 @@ import { configOption, write, type Command } from './command.ts'
 
 export const logTailCommand: Command = {
   path: ['log', 'tail'],
-  summary: 'Print the records of a topic of the embedded event log, and follow new ones.',
+  summary: 'Print the records of a topic of the event log (SQLite or Kafka), and follow new ones.',
   usage: 'eventplane log tail TOPIC [--from-beginning | --offset N | --since TIME] [--partition N] [--no-follow]',
-  help: `Reads the event log file of the config (event_log.path, by default <data_dir>/events.sqlite)
-directly, also while a server is writing to it, and prints one record per line: the event
+  help: `Reads the event log of the config: the SQLite file (event_log.path, by default
+<data_dir>/events.sqlite) directly, also while a server is writing to it, or the Kafka cluster
+(event_log.backend: kafka), and prints one record per line: the event
 JSON, or with --meta a JSON object with topic, partition, offset, timestamp, key and value.
 Without a start option it starts at the end and prints only new records.
 TIME is epoch milliseconds or an ISO-8601 time. Stop with Ctrl-C.
@@ -45,10 +46,19 @@ Example: eventplane log tail datacenter1.test.event --from-beginning --no-follow
       if (!Number.isFinite(since)) throw new EventplaneError('EVP_CLI_USAGE', `--since ${JSON.stringify(values['since'])} is neither epoch milliseconds nor an ISO-8601 time`)
     }
     const { config } = loadConfig({ path: values['config'] as string | undefined, env, cwd })
-    const path = config.event_log.path!
-    if (!existsSync(path)) throw new EventplaneError('EVP_LOG_UNAVAILABLE', `no event log at ${path} (has the server run with this config?)`)
-    const { openSqliteLog } = await import('../log/index.ts')
-    const log = await openSqliteLog({ path })
+    const kafka = config.event_log.backend === 'kafka'
+    const path = kafka ? `Kafka at ${(config.event_log.kafka.brokers ?? []).join(', ')}` : config.event_log.path!
+    if (!kafka && !existsSync(path)) throw new EventplaneError('EVP_LOG_UNAVAILABLE', `no event log at ${path} (has the server run with this config?)`)
+    let log
+    if (kafka) {
+      const [{ openEventLog }, { pino }] = await Promise.all([import('../server/app.ts'), import('pino')])
+      // Reading creates nothing: a topic that does not exist is reported below, not made.
+      log = await openEventLog({ ...config, event_log: { ...config.event_log, kafka: { ...config.event_log.kafka, create_topics: false } } }, pino({ level: 'silent' }))
+    } else {
+      // The file alone: a reader runs no retention of its own.
+      const { openSqliteLog } = await import('../log/index.ts')
+      log = await openSqliteLog({ path })
+    }
     const abort = new AbortController()
     const stop = () => abort.abort()
     process.once('SIGINT', stop)

@@ -124,7 +124,18 @@ export function hasRole(config: Readonly<Config>, role: Role): boolean {
   return roles.includes('all') || roles.includes(role)
 }
 
-async function openEventLog(config: Readonly<Config>, logger: Logger, registry: Registry): Promise<EventLog> {
+/** How long /readyz waits for the event log (a Kafka client retries for longer than a health check waits). */
+const readyTimeoutMs = 2000
+
+/** Whether `work` succeeds within `ms`. */
+function answersWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  return Promise.race([work.then(() => true, () => false), late]).finally(() => clearTimeout(timer))
+}
+
+/** The event log the config names: the SQLite file, or the Kafka cluster. */
+export async function openEventLog(config: Readonly<Config>, logger: Logger, registry?: Registry): Promise<EventLog> {
   const settings = config.event_log
   if (settings.backend === 'kafka') {
     const kafka = settings.kafka
@@ -298,10 +309,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       ...(platform.log === undefined
         ? {}
         : {
-            event_log: await platform.log.topics().then(
-              () => true,
-              () => false,
-            ),
+            event_log: await answersWithin(platform.log.topics(), readyTimeoutMs),
           }),
     }
     const ready = Object.values(checks).every(Boolean)

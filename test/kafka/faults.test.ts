@@ -19,6 +19,7 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
   let received: Received[] = []
   let stoppedAt = 0
   let restartedAt = 0
+  const readiness: Array<{ when: string; status: number; ms: number }> = []
   let cleanup: () => Promise<void> = async () => {}
 
   // One scenario, observed by the tests below: producers post one event per request the whole
@@ -67,12 +68,19 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
     await kafka.stop()
     stoppedAt = Date.now()
     await until(() => [...answers.values()].filter((a) => a.status === 503).length >= 5, 30_000, '503 answers while the broker is down')
+    const ready = async (when: string) => {
+      const started = Date.now()
+      const status = (await fetch(`${server.url}/readyz`)).status
+      readiness.push({ when, status, ms: Date.now() - started })
+    }
+    await ready('down')
     kafka = await privateKafka({ partitions: 1, logDir: dataDir, ports: kafka.ports })
     restartedAt = Date.now()
     const ackedBefore = acked().length
     await until(() => acked().length >= ackedBefore + 50, 60_000, 'the intake to accept events again after the broker returned')
     running = false
     await Promise.all(producers)
+    await ready('back')
 
     const log = await openKafkaLog({ brokers: [kafka.bootstrap] })
     try {
@@ -111,6 +119,14 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
     const afterRestart = [...answers.values()].filter((a) => a.status === 201 && a.at > restartedAt)
     assert.ok(afterRestart.length >= 50, `${afterRestart.length} events accepted after the restart`)
     assert.ok(restartedAt > stoppedAt)
+  })
+
+  test('/readyz says not ready while the broker is away (within its 2 s timeout), and ready when it is back', () => {
+    const down = readiness.find((r) => r.when === 'down')!
+    const back = readiness.find((r) => r.when === 'back')!
+    assert.equal(down.status, 503)
+    assert.ok(down.ms < 4000, `answered in ${down.ms} ms`)
+    assert.equal(back.status, 200)
   })
 
   test('the SSE client waited through the outage and got every acknowledged event, in order, none twice', () => {

@@ -66,3 +66,28 @@ describe('the Kafka event log', { skip: kafkaSkipped }, () => {
     await assert.rejects(openKafkaLog({ brokers: [] }), (error: Error & { code?: string }) => error.code === 'EVP_CONFIG_INVALID')
   })
 })
+
+describe('eventplane log tail on Kafka', { skip: kafkaSkipped }, () => {
+  test('reads a topic of the Kafka log the config names, and names the topics when one is missing', async () => {
+    const { writeFileSync } = await import('node:fs')
+    const { join } = await import('node:path')
+    const { cli, tempDir } = await import('../helpers.ts')
+    const brokers = [await kafkaBootstrap()]
+    const namespace = `${unique('cli')}.`
+    const log = await openKafkaLog({ brokers, topicNamespace: namespace })
+    try {
+      await log.append([{ topic: 'dc1.cli.event', value: '{"n":1}' }, { topic: 'dc1.cli.event', value: '{"n":2}' }])
+    } finally {
+      await log.close()
+    }
+    const dir = tempDir()
+    const config = join(dir, 'eventplane.yaml')
+    writeFileSync(config, `data_dir: ${join(dir, 'data')}\nevent_log:\n  backend: kafka\n  kafka:\n    brokers: [${brokers[0]}]\n    topic_namespace: ${namespace}\n`)
+    const tail = await cli(['log', 'tail', 'dc1.cli.event', '--from-beginning', '--no-follow', '--config', config])
+    assert.equal(tail.code, 0, tail.stderr)
+    assert.deepEqual(tail.stdout.trim().split('\n'), ['{"n":1}', '{"n":2}'])
+    const missing = await cli(['log', 'tail', 'dc1.other', '--no-follow', '--config', config])
+    assert.notEqual(missing.code, 0)
+    assert.match(missing.stderr, /no topic dc1\.other .*dc1\.cli\.event/)
+  })
+})
