@@ -52,6 +52,8 @@ export interface KafkaLogOptions {
   requestTimeoutMs?: number
   /** Retries of one request inside the client, with backoff (default 3). */
   retries?: number
+  /** How long a topic's partition count is trusted before it is looked up again (default 5 minutes). */
+  metadataMaxAgeMs?: number
   /** Produce requests in flight at once, each from a producer of its own (default 5). */
   maxInFlight?: number
   /** Longest a fetch waits at the broker for new records (default 100 ms). */
@@ -66,6 +68,7 @@ const maxRequestBytes = 1 << 20
 /** Most bytes a fetch asks for per partition (the broker still returns a larger first batch). */
 const partitionFetchBytes = 1 << 20
 const defaultBatchSize = 500
+
 type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>
 /** Topic configs for topics this log creates: events up to the intake's largest body, any timestamp. */
 const createdTopicConfigs = [
@@ -117,6 +120,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   const defaultPartitions = options.defaultPartitions ?? 1
   const topicPartitions = options.topicPartitions ?? {}
   const fetchWaitMs = options.fetchWaitMs ?? 100
+  const metadataMaxAgeMs = options.metadataMaxAgeMs ?? 5 * 60_000
   const namespace = options.topicNamespace ?? ''
   if (namespace !== '' && !/^[A-Za-z0-9._-]{1,200}$/.test(namespace)) {
     throw new EventplaneError('EVP_CONFIG_INVALID', `event_log.kafka.topic_namespace must be 1 to 200 of [A-Za-z0-9._-], not ${JSON.stringify(namespace)}`)
@@ -162,7 +166,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
 
   // ---- topics -------------------------------------------------------------------------------
 
-  const partitionCounts = new Map<string, number>()
+  const partitionCounts = new Map<string, { count: number; checkedAt: number }>()
   const resolving = new Map<string, Promise<number>>()
   const nextKeyless = new Map<string, number>()
 
@@ -172,7 +176,27 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       return Promise.reject(invalid(`topic name ${topic} is too long with the topic namespace ${namespace} (at most 249 characters in all)`, { topic }))
     }
     const known = partitionCounts.get(topic)
-    if (known !== undefined) return Promise.resolve(known)
+    if (known !== undefined) {
+      // Partitions can be added to a topic: look again now and then (Kafka's producers do every
+      // 5 minutes), in the background, going on with the count known meanwhile.
+      if (Date.now() - known.checkedAt > metadataMaxAgeMs && !resolving.has(topic)) {
+        known.checkedAt = Date.now()
+        const refresh = track(topicMetadata(topic)).then(
+          (metadata) => {
+            if (metadata !== undefined && metadata.partitionsCount !== known.count) {
+              logger?.warn({ topic, from: known.count, to: metadata.partitionsCount }, 'the topic has a new partition count; keys now map to other partitions')
+              // The client maps a partition it does not know onto the ones it knows (modulo its
+              // count): its producers must see the new count before any record is sent there.
+              for (const producer of all) producer.clearMetadata()
+              known.count = metadata.partitionsCount
+            }
+          },
+          (error: unknown) => logger?.warn({ err: error, topic }, 'checking the partition count of a topic failed'),
+        )
+        resolving.set(topic, refresh.then(() => known.count).finally(() => resolving.delete(topic)))
+      }
+      return Promise.resolve(known.count)
+    }
     let pending = resolving.get(topic)
     if (pending === undefined) {
       pending = resolveTopic(topic).finally(() => resolving.delete(topic))
@@ -219,7 +243,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
           await sleep(Math.min(20 * (attempt + 1), 200))
         }
       }
-      partitionCounts.set(topic, metadata!.partitionsCount)
+      partitionCounts.set(topic, { count: metadata!.partitionsCount, checkedAt: Date.now() })
       return metadata!.partitionsCount
     } catch (error) {
       throw unavailable(error, `looking up topic ${topic}`)

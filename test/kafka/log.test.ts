@@ -2,9 +2,18 @@
 import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { describe, test } from 'node:test'
+import { kafkaPartition } from '../../src/log/index.ts'
 import { openKafkaLog } from '../../src/log/kafka.ts'
 import { readAll, rejectsWith } from '../log/contract.ts'
 import { kafkaBootstrap, kafkaSkipped } from './broker.ts'
+
+async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
 
 const unique = (label: string) => `${label}-${process.pid}-${Date.now()}`
 
@@ -43,6 +52,32 @@ describe('the Kafka event log', { skip: kafkaSkipped }, () => {
       await rejectsWith(() => logA.partitions(`x${'y'.repeat(248 - a.length)}z`), 'EVP_LOG_INVALID_ARGUMENT', 'a name too long with its namespace')
     } finally {
       await Promise.all([logA.close(), logB.close(), plain.close()])
+    }
+  })
+
+  test('partitions added to a topic are noticed (after metadataMaxAgeMs), and keys then map over the new count', async () => {
+    const { Admin } = await import('@platformatic/kafka')
+    const brokers = [await kafkaBootstrap()]
+    const ns = `${unique('grow')}.`
+    const log = await openKafkaLog({ brokers, topicNamespace: ns, defaultPartitions: 1, metadataMaxAgeMs: 200 })
+    const admin = new Admin({ clientId: 'test', bootstrapBrokers: brokers })
+    try {
+      const keys = Array.from({ length: 20 }, (_, i) => `key-${i}`)
+      const before = await log.append(keys.map((key) => ({ topic: 'grows', key, value: key })))
+      assert.ok(before.every((p) => p.partition === 0))
+      // No assignments (null on the wire): the controller places the new partitions.
+      await admin.createPartitions({ topics: [{ name: `${ns}grows`, count: 4, assignments: null as unknown as [] }] })
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await log.partitions('grows') // starts the look-up in the background
+      await until(async () => (await log.partitions('grows')) === 4)
+      const after = await log.append(keys.map((key) => ({ topic: 'grows', key, value: key })))
+      assert.deepEqual(
+        after.map((p) => p.partition),
+        keys.map((key) => kafkaPartition(key, 4)),
+      )
+      assert.ok(new Set(after.map((p) => p.partition)).size > 1)
+    } finally {
+      await Promise.all([log.close(), admin.close()])
     }
   })
 
