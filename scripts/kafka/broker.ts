@@ -106,6 +106,8 @@ export interface KafkaOptions {
   jarsDir?: string
   /** Listen on these ports (to restart a broker where its clients expect it) instead of free ones. */
   ports?: { port: number; controllerPort: number }
+  /** Require SASL/PLAIN with this user (the listener is then SASL_PLAINTEXT) instead of no authentication. */
+  sasl?: { username: string; password: string }
 }
 
 export interface KafkaBroker {
@@ -152,7 +154,10 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
   const removeWork = () => rmSync(work, { recursive: true, force: true })
   const [port, controllerPort] = options.ports === undefined ? await freePorts(2) : [options.ports.port, options.ports.controllerPort]
   const config = join(work, 'server.properties')
-  writeFileSync(config, serverProperties({ port: port!, controllerPort: controllerPort!, dataDir: options.logDir ?? join(work, 'data'), partitions: options.partitions ?? 1 }))
+  writeFileSync(
+    config,
+    serverProperties({ port: port!, controllerPort: controllerPort!, dataDir: options.logDir ?? join(work, 'data'), partitions: options.partitions ?? 1, sasl: options.sasl }),
+  )
   const classpath = join(jars, '*')
   const logging = [`-Dlog4j2.configurationFile=${log4jConfig}`, '-Djava.awt.headless=true']
 
@@ -239,16 +244,29 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
  * server.properties for one node that is broker and controller, with a static quorum (so the
  * format step needs no --standalone) and every internal topic at one replica and partition.
  */
-function serverProperties(o: { port: number; controllerPort: number; dataDir: string; partitions: number }): string {
+function serverProperties(o: { port: number; controllerPort: number; dataDir: string; partitions: number; sasl: KafkaOptions['sasl'] }): string {
+  // With SASL the client listener is SASL_PLAINTEXT (PLAIN, one user, who is also the broker
+  // talking to itself); the controller listener stays PLAINTEXT on loopback.
+  const listener = o.sasl === undefined ? 'PLAINTEXT' : 'SASL_PLAINTEXT'
+  const quote = (text: string) => `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
+  const sasl =
+    o.sasl === undefined
+      ? []
+      : [
+          'sasl.enabled.mechanisms=PLAIN',
+          'sasl.mechanism.inter.broker.protocol=PLAIN',
+          `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=${quote(o.sasl.username)} password=${quote(o.sasl.password)} user_${o.sasl.username}=${quote(o.sasl.password)};`,
+        ]
   return `${[
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}`,
+    `listeners=${listener}://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
+    `advertised.listeners=${listener}://127.0.0.1:${o.port}`,
     'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    `inter.broker.listener.name=${listener}`,
+    `listener.security.protocol.map=CONTROLLER:PLAINTEXT,${listener}:${listener}`,
+    ...sasl,
     `log.dirs=${o.dataDir}`,
     `num.partitions=${o.partitions}`,
     'auto.create.topics.enable=true',

@@ -162,5 +162,12 @@ function resolvePaths(config: Config, base: string, raw: Record<string, unknown>
   }
   // data_dir from the file is relative to the file; the default is relative to where we run.
   config.data_dir = 'data_dir' in raw ? abs(config.data_dir) : resolve(cwd, config.data_dir)
+  const tls = config.event_log.kafka.tls
+  if (tls !== undefined) {
+    for (const key of ['ca_file', 'cert_file', 'key_file'] as const) {
+      const file = tls[key]
+      if (file !== undefined) tls[key] = abs(file)
+    }
+  }
   config.event_log.path = config.event_log.path === undefined ? join(config.data_dir, 'events.sqlite') : abs(config.event_log.path)
 }

@@ -256,6 +256,33 @@ export const configSchema = {
               pattern: '^[A-Za-z0-9._-]{1,200}$',
               description: 'Prepended to every topic name in Kafka (and hidden again), so several installations can share one cluster.',
             },
+            sasl: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['mechanism', 'username'],
+              description: 'Authenticate to the brokers with SASL (over TLS unless the network is trusted).',
+              properties: {
+                mechanism: { type: 'string', enum: ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] },
+                username: { type: 'string', minLength: 1 },
+                password_env: {
+                  type: 'string',
+                  pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+                  default: 'EVENTPLANE_KAFKA_PASSWORD',
+                  description: 'The environment variable that holds the password (passwords stay out of config files).',
+                },
+              },
+            },
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              description: "TLS to the brokers; an empty object uses the system's CAs.",
+              properties: {
+                ca_file: { type: 'string', minLength: 1, description: 'PEM file of the CA(s) that signed the brokers’ certificates.' },
+                cert_file: { type: 'string', minLength: 1, description: 'PEM client certificate (mutual TLS).' },
+                key_file: { type: 'string', minLength: 1, description: 'PEM key of the client certificate.' },
+                server_name: { type: 'string', minLength: 1, description: 'Name to check the brokers’ certificates against, when it is not the host name.' },
+              },
+            },
             max_in_flight: {
               type: 'integer',
               minimum: 1,

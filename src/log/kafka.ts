@@ -22,6 +22,7 @@ import {
   Producer,
   type MessageToProduce,
 } from '@platformatic/kafka'
+import type { ConnectionOptions } from 'node:tls'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { EventplaneError } from '../core/errors.ts'
@@ -52,6 +53,10 @@ export interface KafkaLogOptions {
   requestTimeoutMs?: number
   /** Retries of one request inside the client, with backoff (default 3). */
   retries?: number
+  /** Authentication: SASL PLAIN or SCRAM with a user and password. */
+  sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string }
+  /** TLS to the brokers (node:tls options: ca, cert, key, servername, rejectUnauthorized). */
+  tls?: ConnectionOptions
   /** How long a topic's partition count is trusted before it is looked up again (default 5 minutes). */
   metadataMaxAgeMs?: number
   /** Produce requests in flight at once, each from a producer of its own (default 5). */
@@ -113,6 +118,8 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     connectTimeout: Math.min(options.requestTimeoutMs ?? 10_000, 5_000),
     retries: options.retries ?? 3,
     retryDelay: (_client: unknown, _operation: string, attempt: number) => Math.min(100 * 2 ** attempt, 2_000),
+    ...(options.sasl === undefined ? {} : { sasl: { ...options.sasl } }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
   }
   const logger = options.logger
   const createTopics = options.createTopics ?? true

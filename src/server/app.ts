@@ -10,7 +10,7 @@ import { frameworkErrors, installErrorHandling } from '../core/http.ts'
 import { EventplaneError } from '../core/errors.ts'
 import { createServer } from 'node:http'
 import { createIntake, createIntakeListener, intakeRoutes, type Intake } from '../intake/index.ts'
-import { openKafkaLog, openSqliteLog, type EventLog } from '../log/index.ts'
+import { openKafkaLog, openSqliteLog, type EventLog, type KafkaLogOptions } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
@@ -124,6 +124,35 @@ export function hasRole(config: Readonly<Config>, role: Role): boolean {
   return roles.includes('all') || roles.includes(role)
 }
 
+/** SASL (password from the environment) and TLS (PEM files) settings of the Kafka clients. */
+function kafkaSecurity(kafka: Readonly<Config>['event_log']['kafka']): { sasl?: KafkaLogOptions['sasl']; tls?: KafkaLogOptions['tls'] } {
+  const security: { sasl?: KafkaLogOptions['sasl']; tls?: KafkaLogOptions['tls'] } = {}
+  if (kafka.sasl !== undefined) {
+    const name = kafka.sasl.password_env
+    const password = process.env[name]
+    if (password === undefined || password === '') {
+      throw new EventplaneError('EVP_CONFIG_INVALID', `event_log.kafka.sasl: the password is read from the environment variable ${name}, which is not set`, {
+        details: { key: 'event_log.kafka.sasl.password_env' },
+      })
+    }
+    security.sasl = { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password }
+  }
+  if (kafka.tls !== undefined) {
+    const read = (key: 'ca_file' | 'cert_file' | 'key_file') => {
+      const file = kafka.tls![key]
+      if (file === undefined) return undefined
+      try {
+        return readFileSync(file)
+      } catch (error) {
+        throw new EventplaneError('EVP_CONFIG_INVALID', `event_log.kafka.tls.${key}: cannot read ${file}: ${(error as Error).message}`, { details: { key: `event_log.kafka.tls.${key}` } })
+      }
+    }
+    const [ca, cert, key] = [read('ca_file'), read('cert_file'), read('key_file')]
+    security.tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(kafka.tls.server_name ? { servername: kafka.tls.server_name } : {}) }
+  }
+  return security
+}
+
 /** How long /readyz waits for the event log (a Kafka client retries for longer than a health check waits). */
 const readyTimeoutMs = 2000
 
@@ -146,6 +175,7 @@ export async function openEventLog(config: Readonly<Config>, logger: Logger, reg
     }
     return openKafkaLog({
       brokers: kafka.brokers,
+      ...kafkaSecurity(kafka),
       clientId: kafka.client_id,
       defaultPartitions: settings.partitions,
       topicPartitions: settings.topic_partitions as Record<string, number>,

@@ -4,8 +4,12 @@
  * run on its own starts its own (stopped when the file's process ends). Without Java, outside
  * CI, scripts/test.mjs sets EVENTPLANE_TEST_KAFKA=skip and these suites skip, saying why.
  */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { after } from 'node:test'
+import { stringify } from 'yaml'
 import { startKafka, type KafkaBroker } from '../../scripts/kafka/broker.ts'
+import { bundledSchemas } from '../helpers.ts'
 
 export const kafkaSkipped = process.env['EVENTPLANE_TEST_KAFKA'] === 'skip'
   ? 'Kafka suites skipped: no Java on this machine (apt-get install openjdk-17-jre-headless maven, then npm test)'
@@ -25,7 +29,7 @@ export async function kafkaBootstrap(): Promise<string> {
 }
 
 /** A broker of this test's own, for tests that stop and start it. */
-export function privateKafka(options: { partitions?: number; logDir?: string; ports?: KafkaBroker['ports'] } = {}): Promise<KafkaBroker> {
+export function privateKafka(options: { partitions?: number; logDir?: string; ports?: KafkaBroker['ports']; sasl?: { username: string; password: string } } = {}): Promise<KafkaBroker> {
   return startKafka({ partitions: options.partitions ?? 3, quiet: true, ...options })
 }
 
@@ -38,4 +42,25 @@ export async function onKafka(name: string, suites: Array<() => Promise<unknown>
   }
   process.env['EVENTPLANE_TEST_BACKEND'] = 'kafka'
   for (const suite of suites) await suite()
+}
+
+/**
+ * An eventplane.yaml in `dir` for a server on Kafka: the bundled schemas, test.event under the
+ * datacenter1. prefix, and these event_log.kafka settings. Returns the file's path.
+ */
+export function kafkaServerConfig(dir: string, kafka: Record<string, unknown>, logLevel = 'warn'): string {
+  const streams = join(dir, 'streams.yaml')
+  writeFileSync(streams, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'test/event' } } }))
+  const config = join(dir, 'eventplane.yaml')
+  writeFileSync(
+    config,
+    stringify({
+      schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
+      stream_config: { source: streams, watch: false },
+      data_dir: join(dir, 'data'),
+      event_log: { backend: 'kafka', kafka },
+      log: { level: logLevel },
+    }),
+  )
+  return config
 }

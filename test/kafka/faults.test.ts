@@ -2,14 +2,12 @@
  * Faults on a real broker: the broker stops under load and comes back (same address, same data).
  */
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { stringify } from 'yaml'
 import { openKafkaLog } from '../../src/log/kafka.ts'
-import { bundledSchemas, spawnServer, tempDir } from '../helpers.ts'
+import { spawnServer, tempDir } from '../helpers.ts'
 import { listen, testEvent, until, type Received } from '../streams/helpers.ts'
-import { kafkaSkipped, privateKafka } from './broker.ts'
+import { kafkaServerConfig, kafkaSkipped, privateKafka } from './broker.ts'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -29,19 +27,7 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
     const dir = tempDir()
     const dataDir = join(dir, 'kafka-data')
     let kafka = await privateKafka({ partitions: 1, logDir: dataDir })
-    const streams = join(dir, 'streams.yaml')
-    writeFileSync(streams, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'test/event' } } }))
-    const config = join(dir, 'eventplane.yaml')
-    writeFileSync(
-      config,
-      stringify({
-        schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
-        stream_config: { source: streams, watch: false },
-        data_dir: join(dir, 'data'),
-        event_log: { backend: 'kafka', kafka: { brokers: [kafka.bootstrap], request_timeout_ms: 2000 } },
-        log: { level: 'error' },
-      }),
-    )
+    const config = kafkaServerConfig(dir, { brokers: [kafka.bootstrap], request_timeout_ms: 2000 }, 'error')
     const server = await spawnServer(['--config', config])
     const client = listen(`${server.url}/v2/stream/test.event`)
     let running = true
