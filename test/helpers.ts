@@ -83,3 +83,13 @@ export async function testEventLog(settings: Record<string, unknown> = {}): Prom
   return { ...settings, backend: 'kafka', kafka: { brokers: [await kafkaBootstrap()], topic_namespace: namespace, request_timeout_ms: 5000 } }
 }
 let namespaces = 0
+
+/** Opens, to read it, the event log a platform with these `event_log` settings (from testEventLog) wrote. */
+export async function openWrittenLog(dataDir: string, settings: Record<string, unknown>) {
+  const { openKafkaLog, openSqliteLog } = await import('../src/log/index.ts')
+  if (settings['backend'] === 'kafka') {
+    const kafka = settings['kafka'] as { brokers: string[]; topic_namespace: string }
+    return openKafkaLog({ brokers: kafka.brokers, topicNamespace: kafka.topic_namespace, createTopics: false })
+  }
+  return openSqliteLog({ path: join(dataDir, 'events.sqlite') })
+}

@@ -4,8 +4,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { stringify } from 'yaml'
-import { openSqliteLog } from '../../src/log/index.ts'
-import { bundledSchemas, repoRoot, spawnServer, tempDir } from '../helpers.ts'
+import { bundledSchemas, openWrittenLog, repoRoot, spawnServer, tempDir, testEventLog } from '../helpers.ts'
 
 /** `eventplane serve` as its own process, so it can be killed with SIGKILL. */
 const serve = (config: string) => spawnServer(['--config', config], { EVENTPLANE_LOG_LEVEL: 'warn' })
@@ -13,6 +12,7 @@ const serve = (config: string) => spawnServer(['--config', config], { EVENTPLANE
 test('kill -9 with requests in flight: every event that got a 201 is in the log exactly once', async () => {
   const dir = tempDir()
   const config = join(dir, 'eventplane.yaml')
+  const eventLog = await testEventLog()
   writeFileSync(
     config,
     stringify({
@@ -20,6 +20,7 @@ test('kill -9 with requests in flight: every event that got a 201 is in the log 
       stream_config: { source: join(repoRoot, 'defaults/streams.yaml'), watch: false },
       data_dir: join(dir, 'data'),
       intake: { error_stream: null },
+      event_log: eventLog,
     }),
   )
   const { child, url } = await serve(config)
@@ -51,7 +52,7 @@ test('kill -9 with requests in flight: every event that got a 201 is in the log 
   assert.ok(acknowledged.size >= 300, `only ${acknowledged.size} events were acknowledged before the kill`)
   assert.ok(sent >= acknowledged.size)
 
-  const log = await openSqliteLog({ path: join(dir, 'data', 'events.sqlite') })
+  const log = await openWrittenLog(join(dir, 'data'), eventLog)
   try {
     const seen = new Map<string, number>()
     const partitions = await log.partitions('datacenter1.test.event')

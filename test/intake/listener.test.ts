@@ -7,7 +7,7 @@ import { pino } from 'pino'
 import { stringify } from 'yaml'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer, type RunningServer } from '../../src/server/index.ts'
-import { bundledSchemas, repoRoot, tempDir } from '../helpers.ts'
+import { bundledSchemas, openWrittenLog, repoRoot, tempDir, testEventLog } from '../helpers.ts'
 import { eventually } from './helpers.ts'
 
 // POST /v1/events over a real socket is answered by intake/listener.ts, before fastify (and
@@ -15,7 +15,9 @@ import { eventually } from './helpers.ts'
 describe('POST /v1/events over HTTP (the fast path)', () => {
   const dir = tempDir()
   let server: RunningServer
+  let eventLog: Record<string, unknown>
   before(async () => {
+    eventLog = await testEventLog()
     const file = join(dir, 'eventplane.yaml')
     writeFileSync(
       file,
@@ -25,6 +27,7 @@ describe('POST /v1/events over HTTP (the fast path)', () => {
         stream_config: { source: join(repoRoot, 'defaults/streams.yaml'), watch: false },
         data_dir: join(dir, 'data'),
         intake: { max_body_bytes: 65536 },
+        event_log: eventLog,
       }),
     )
     server = await startServer(loadConfig({ path: file, env: {} }).config, { logger: pino({ level: 'silent' }) })
@@ -95,9 +98,8 @@ describe('POST /v1/events over HTTP (the fast path)', () => {
     const hasty = await post(JSON.stringify([{ test: 'hasty' }]), { 'content-type': 'text/plain', 'x-forwarded-for': '198.51.100.20' }, '?hasty=1&schema_uri=/test/event/1.0.0&stream=test.event')
     assert.equal(hasty.status, 202)
     assert.equal(hasty.statusText, '1 events hastily received.')
-    const { openSqliteLog } = await import('../../src/log/index.ts')
     await eventually(async () => {
-      const log = await openSqliteLog({ path: join(dir, 'data', 'events.sqlite') })
+      const log = await openWrittenLog(join(dir, 'data'), eventLog)
       try {
         for await (const record of log.read({ topic: 'datacenter1.test.event', partition: 0, offset: 0 }, { follow: false })) {
           const stored = JSON.parse(record.value.toString()) as { test?: string; http?: { client_ip?: string } }
