@@ -30,12 +30,13 @@ import {
 } from './lib.ts'
 import { runSeries, useKafka as sseOnKafka, type Options as SseOptions, type Series } from './sse.ts'
 
-export const usage = `npm run bench -- kafka [--rounds N] [--duration S] [--warmup S] [--connections N] [--batches 1,100] [--sse-clients N] [--sse-rate R] [--sse-seconds S] [--no-sse]
+export const usage = `npm run bench -- kafka [--rounds N] [--duration S] [--warmup S] [--connections N] [--batches 1,100] [--sse-clients N] [--sse-rate R] [--sse-seconds S] [--fanout-clients N] [--fanout-rates LIST] [--no-sse]
 
 POST /v1/events of eventplane serve with its event log on Kafka (a real Kafka broker started
 from the Maven Central jars, on core 1 with the load generator) against the same server on the
 embedded SQLite log, alternating per batch size; the server under test on core 0. Then SSE
-latency through each log at low load. Needs Java 17+ and Maven (see README).
+latency through each log at low load, and fan-out to many clients at climbing rates through
+each log. Needs Java 17+ and Maven (see README).
 
   --rounds N       pairs (embedded + Kafka) per batch size (default 2)
   --duration S     measured seconds per run (default 15)
@@ -45,14 +46,16 @@ latency through each log at low load. Needs Java 17+ and Maven (see README).
   --sse-clients N  SSE clients for the latency part (default 100)
   --sse-rate R     events/s produced during it (default 10)
   --sse-seconds S  seconds it lasts per log (default 10)
-  --no-sse         skip the SSE part`
+  --fanout-clients N   SSE clients for the fan-out part (default 1000)
+  --fanout-rates LIST  events/s produced, one step of --sse-seconds each (default 50,100,200)
+  --no-sse         skip both SSE parts`
 
 /** The Kafka issue's target: Kafka-backed intake at least 0.7x the embedded one's events/s at batch 100. */
 const targetRatio = 0.7
 const targetBatch = 100
 
 interface Options extends IntakeOptions {
-  sse: { clients: number; rate: number; seconds: number } | undefined
+  sse: { clients: number; rate: number; seconds: number; fanoutClients: number; fanoutRates: number[] } | undefined
 }
 
 export function prepare(args: string[]): () => Promise<number> {
@@ -65,6 +68,8 @@ export function prepare(args: string[]): () => Promise<number> {
         'sse-clients': { type: 'string' },
         'sse-rate': { type: 'string' },
         'sse-seconds': { type: 'string' },
+        'fanout-clients': { type: 'string' },
+        'fanout-rates': { type: 'string' },
         'no-sse': { type: 'boolean' },
       } as const)
   const batches = (values.batches ?? '1,100').split(',').map((b) => positiveInt(b.trim(), 'batches', 1))
@@ -81,6 +86,8 @@ export function prepare(args: string[]): () => Promise<number> {
           clients: positiveInt(values['sse-clients'], 'sse-clients', 100),
           rate: positiveInt(values['sse-rate'], 'sse-rate', 10),
           seconds: positiveInt(values['sse-seconds'], 'sse-seconds', 10),
+          fanoutClients: positiveInt(values['fanout-clients'], 'fanout-clients', 1000),
+          fanoutRates: (values['fanout-rates'] ?? '50,100,200').split(',').map((r) => positiveInt(r.trim(), 'fanout-rates', 1)),
         },
   }
   return () => inTempDir('kafka', (work) => run(work, options))
@@ -124,19 +131,24 @@ async function run(work: string, options: Options): Promise<number> {
     }
 
     const sse: Series[] = []
+    const fanout: Series[] = []
     if (options.sse !== undefined) {
       const sseOptions: SseOptions = { clients: [options.sse.clients], baselineClients: [], rates: [options.sse.rate], step: options.sse.seconds, drainMs: 3000, baseline: false }
       for (const mode of ['shared', 'kafka'] as const) {
         sse.push(await runSeries(mode, options.sse.clients, [options.sse.rate], sseOptions, join(work, `sse-${mode}`), true))
       }
+      const fanoutOptions: SseOptions = { ...sseOptions, clients: [options.sse.fanoutClients], rates: options.sse.fanoutRates }
+      for (const mode of ['shared', 'kafka'] as const) {
+        fanout.push(await runSeries(mode, options.sse.fanoutClients, options.sse.fanoutRates, fanoutOptions, join(work, `fanout-${mode}`), true))
+      }
     }
-    return report(measurements, sse, options)
+    return report(measurements, sse, fanout, options)
   } finally {
     await kafka.stop()
   }
 }
 
-function report(measurements: Measurement[], sse: Series[], options: Options): number {
+function report(measurements: Measurement[], sse: Series[], fanout: Series[], options: Options): number {
   const rows = measurements.map((m) => [
     String(m.batch),
     String(m.round),
@@ -206,6 +218,36 @@ function report(measurements: Measurement[], sse: Series[], options: Options): n
     )
   }
 
+  if (fanout.length > 0) {
+    const fanoutRows = fanout.flatMap((s) =>
+      s.steps.map((step) => [
+        s.mode === 'kafka' ? 'Kafka' : 'embedded (SQLite)',
+        thousands(s.clients),
+        thousands(step.rate),
+        thousands(step.deliveredPerSecond),
+        fixed(step.fromAck.p50, 1),
+        fixed(step.fromAck.p99, 1),
+        fixed(step.fromPost.p99, 1),
+        fixed(step.serverCpuPercent, 0),
+        step.passed ? 'yes' : step.why,
+      ]),
+    )
+    console.log(
+      '\n' +
+        table(['event log', 'SSE clients', 'events/s in', 'delivered/s', 'p50 ms from 201', 'p99 ms from 201', 'p99 ms from POST', 'server CPU %', 'all delivered, p99 < 250 ms'], fanoutRows, [
+          false,
+          true,
+          true,
+          true,
+          true,
+          true,
+          true,
+          true,
+          false,
+        ]),
+    )
+  }
+
   const lines = options.batches.map((batch) => {
     const ratio = medians.get(batch)!
     let line = `batch ${batch}: median ratio Kafka/embedded ${fixed(ratio, 3)}`
@@ -217,7 +259,7 @@ function report(measurements: Measurement[], sse: Series[], options: Options): n
   for (const m of bad) console.log(`WARNING: batch ${m.batch}, round ${m.round}, ${label[m.server]}: ${logProblem(m) ?? `${failures(m.load)} errors or non-201 answers`}`)
   const lost = sse.filter((s) => !s.lowLoad!.passed)
   for (const s of lost) console.log(`WARNING: SSE through ${s.mode}: ${s.lowLoad!.why}`)
-  const path = saveResults('kafka', { options, measurements, pairs, medianRatios: Object.fromEntries(medians), sse })
+  const path = saveResults('kafka', { options, measurements, pairs, medianRatios: Object.fromEntries(medians), sse, fanout })
   console.log(`raw results: ${path.slice(repoRoot.length)}`)
   return bad.length > 0 || lost.length > 0 ? 1 : 0
 }
