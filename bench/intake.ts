@@ -521,7 +521,8 @@ export function logProblem(m: Measurement): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function report(measurements: Measurement[], options: Options): number {
+/** One row per run: the table both bench/intake and bench/kafka print first. */
+export function measurementTable(measurements: Measurement[]): string {
   const rows = measurements.map((m) => [
     String(m.batch),
     String(m.round),
@@ -537,14 +538,15 @@ function report(measurements: Measurement[], options: Options): number {
     fixed(Math.max(0, m.otherCpuPercent), 0),
     String(failures(m.load)),
   ])
-  console.log(
-    '\n' +
-      table(
-        ['batch', 'round', 'server', 'req/s', 'events/s', 'p50 ms', 'p99 ms', 'server CPU %', 'server peak RSS MiB', 'load gen CPU %', 'other CPU %', 'errors+non-201'],
-        rows,
-        [true, false, false, true, true, true, true, true, true, true, true, true],
-      ),
+  return table(
+    ['batch', 'round', 'server', 'req/s', 'events/s', 'p50 ms', 'p99 ms', 'server CPU %', 'server peak RSS MiB', 'load gen CPU %', 'other CPU %', 'errors+non-201'],
+    rows,
+    [true, false, false, true, true, true, true, true, true, true, true, true],
   )
+}
+
+function report(measurements: Measurement[], options: Options): number {
+  console.log('\n' + measurementTable(measurements))
 
   type Pair = { batch: number; round: number; eventplane: Measurement; bare: Measurement; ratio: number }
   const pairs: Pair[] = []

@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { startKafka } from '../scripts/kafka/broker.ts'
-import { failures, label, logProblem, measure, useKafka as intakeOnKafka, writeBodies, type Measurement, type Options as IntakeOptions } from './intake.ts'
+import { failures, label, logProblem, measure, measurementTable, useKafka as intakeOnKafka, writeBodies, type Measurement, type Options as IntakeOptions } from './intake.ts'
 import {
   backgroundLoadPercent,
   fixed,
@@ -149,27 +149,7 @@ async function run(work: string, options: Options): Promise<number> {
 }
 
 function report(measurements: Measurement[], sse: Series[], fanout: Series[], options: Options): number {
-  const rows = measurements.map((m) => [
-    String(m.batch),
-    String(m.round),
-    label[m.server],
-    thousands(m.load.requestsPerSecond),
-    thousands(m.eventsPerSecond),
-    fixed(m.load.latencyP50, 2),
-    fixed(m.load.latencyP99, 2),
-    fixed(m.cpuPercent, 0),
-    fixed(m.peakRssMiB, 1),
-    fixed(m.loadCpuPercent, 0),
-    String(failures(m.load)),
-  ])
-  console.log(
-    '\n' +
-      table(
-        ['batch', 'round', 'server', 'req/s', 'events/s', 'p50 ms', 'p99 ms', 'server CPU %', 'server peak RSS MiB', 'core 1 CPU % (load gen)', 'errors+non-201'],
-        rows,
-        [true, false, false, true, true, true, true, true, true, true, true],
-      ),
-  )
+  console.log('\n' + measurementTable(measurements))
   const medians = new Map<number, number>()
   const pairRows: string[][] = []
   const pairs: Array<{ batch: number; round: number; ratio: number }> = []
