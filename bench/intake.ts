@@ -194,11 +194,20 @@ async function runIn(work: string, options: Options): Promise<number> {
   )
   console.log(`checked: ${await checkBoth(work, bodies)}`)
 
+  const measurements = await alternate(['eventplane', 'bare'], options, bodies, work)
+  return report(measurements, options)
+}
+
+/**
+ * Per batch size and round, one run of each kind in turn (A, B, A, B …), each on a fresh server
+ * in a folder of its own under `work`, printing a line per run as it ends.
+ */
+export async function alternate(kinds: readonly ServerKind[], options: Options, bodies: Bodies, work: string): Promise<Measurement[]> {
   const measurements: Measurement[] = []
   let serial = 0
   for (const batch of options.batches) {
     for (let round = 1; round <= options.rounds; round++) {
-      for (const kind of ['eventplane', 'bare'] as const) {
+      for (const kind of kinds) {
         process.stdout.write(`batch ${batch}, round ${round}/${options.rounds}: ${label[kind]} … `)
         const m = await measure(kind, batch, round, options, bodies, join(work, `run-${++serial}`))
         measurements.push(m)
@@ -211,7 +220,7 @@ async function runIn(work: string, options: Options): Promise<number> {
       }
     }
   }
-  return report(measurements, options)
+  return measurements
 }
 
 // ---------------------------------------------------------------------------------------------

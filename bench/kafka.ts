@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { startKafka } from '../scripts/kafka/broker.ts'
-import { failures, label, logProblem, measure, measurementTable, useKafka as intakeOnKafka, writeBodies, type Measurement, type Options as IntakeOptions } from './intake.ts'
+import { alternate, failures, label, logProblem, measurementTable, useKafka as intakeOnKafka, writeBodies, type Measurement, type Options as IntakeOptions } from './intake.ts'
 import {
   backgroundLoadPercent,
   fixed,
@@ -113,22 +113,7 @@ async function run(work: string, options: Options): Promise<number> {
     sseOnKafka(kafka.bootstrap)
 
     const bodies = writeBodies(work, options.batches)
-    const measurements: Measurement[] = []
-    let serial = 0
-    for (const batch of options.batches) {
-      for (let round = 1; round <= options.rounds; round++) {
-        for (const kind of ['eventplane', 'kafka'] as const) {
-          process.stdout.write(`batch ${batch}, round ${round}/${options.rounds}: ${label[kind]} … `)
-          const m = await measure(kind, batch, round, options, bodies, join(work, `run-${++serial}`))
-          measurements.push(m)
-          console.log(
-            `${thousands(m.load.requestsPerSecond)} req/s = ${thousands(m.eventsPerSecond)} events/s, p50 ${fixed(m.load.latencyP50, 2)} ms, p99 ${fixed(m.load.latencyP99, 2)} ms, ` +
-              `server CPU ${fixed(m.cpuPercent, 0)} %, errors+non-201 ${failures(m.load)}` +
-              (m.log ? `, log ${thousands(m.log.logged)} events / ${thousands(m.log.acknowledged)} acknowledged` : ''),
-          )
-        }
-      }
-    }
+    const measurements = await alternate(['eventplane', 'kafka'], options, bodies, work)
 
     const sse: Series[] = []
     const fanout: Series[] = []
@@ -185,16 +170,7 @@ function report(measurements: Measurement[], sse: Series[], fanout: Series[], op
     })
     console.log(
       '\n' +
-        table(['event log', 'SSE clients', 'events/s', 'p50 ms from 201', 'p99 ms from 201', 'p50 ms from POST', 'p99 ms from POST', 'received / expected'], sseRows, [
-          false,
-          true,
-          true,
-          true,
-          true,
-          true,
-          true,
-          true,
-        ]),
+        table(['event log', 'SSE clients', 'events/s', 'p50 ms from 201', 'p99 ms from 201', 'p50 ms from POST', 'p99 ms from POST', 'received / expected'], sseRows),
     )
   }
 
@@ -214,17 +190,11 @@ function report(measurements: Measurement[], sse: Series[], fanout: Series[], op
     )
     console.log(
       '\n' +
-        table(['event log', 'SSE clients', 'events/s in', 'delivered/s', 'p50 ms from 201', 'p99 ms from 201', 'p99 ms from POST', 'server CPU %', 'all delivered, p99 < 250 ms'], fanoutRows, [
-          false,
-          true,
-          true,
-          true,
-          true,
-          true,
-          true,
-          true,
-          false,
-        ]),
+        table(
+          ['event log', 'SSE clients', 'events/s in', 'delivered/s', 'p50 ms from 201', 'p99 ms from 201', 'p99 ms from POST', 'server CPU %', 'all delivered, p99 < 250 ms'],
+          fanoutRows,
+          [false, true, true, true, true, true, true, true, false],
+        ),
     )
   }
 
