@@ -147,6 +147,55 @@ export async function startKafka(options: KafkaOptions = {}): Promise<KafkaBroke
 
 class PortTakenError extends Error {}
 
+export interface ConsoleProduceOptions {
+  /** host:port of a broker. */
+  bootstrap: string
+  /** The topic's name in Kafka; it should exist (with the partitions wanted) before. */
+  topic: string
+  /** One record a line, `key<TAB>value` (a key or value equal to `<null>` is null); no tabs or newlines inside. */
+  lines: string[]
+  /** `compression.type` of the producer (default none). */
+  compression?: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd'
+  /** Where the jars are (see fetchKafkaJars). */
+  jarsDir?: string
+}
+
+/**
+ * Writes records with Kafka's own console producer (org.apache.kafka.tools.ConsoleProducer, from
+ * the kafka-tools jar in pom.xml), a Java producer like MirrorMaker, Connect or Flink: its snappy
+ * is snappy-java's framed stream, its zstd comes from zstd-jni. All lines of one partition go in
+ * one record batch (linger of 5 s, 1 MiB batches; the end of input flushes), and it resolves once
+ * the producer has exited after every record was acknowledged.
+ *
+ *   await consoleProduce({ bootstrap, topic: 'ns.events', compression: 'snappy', lines: ['k1\tv1', 'k2\tv2'] })
+ */
+export async function consoleProduce(options: ConsoleProduceOptions): Promise<void> {
+  const java = javaCommand()
+  const jars = await fetchKafkaJars({ dir: options.jarsDir, quiet: true })
+  const child = spawn(java, [
+    '-Xmx256m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-Dlog4j2.configurationFile=${log4jConfig}`, '-Djava.awt.headless=true',
+    '-cp', join(jars, '*'), 'org.apache.kafka.tools.ConsoleProducer',
+    '--bootstrap-server', options.bootstrap,
+    '--topic', options.topic,
+    '--compression-codec', options.compression ?? 'none',
+    '--batch-size', String(1 << 20),
+    '--command-property', 'linger.ms=5000',
+    '--command-property', 'acks=all',
+    '--reader-property', 'parse.key=true',
+    '--reader-property', 'null.marker=<null>',
+  ], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] })
+  const output = new OutputTail(logLimit)
+  child.stdout!.on('data', (chunk: Buffer) => output.add(chunk))
+  child.stderr!.on('data', (chunk: Buffer) => output.add(chunk))
+  const exited = exitOf(child)
+  child.stdin!.end(options.lines.map((line) => `${line}\n`).join(''))
+  const code = await exited
+  // The console producer logs a failed send and still exits 0: its output must be clean too.
+  if (code !== 0 || /ERROR|Exception/.test(output.text())) {
+    throw new Error(`the console producer failed (exit ${code}) writing to ${options.topic}:\n${tail(output.text(), 30) || '(no output)'}`)
+  }
+}
+
 async function launch(java: string, jars: string, options: KafkaOptions): Promise<KafkaBroker> {
   const say = progress(options.quiet)
   const started = Date.now()

@@ -34,6 +34,7 @@ EVENTPLANE_ROLES (comma-separated), EVENTPLANE_EVENT_LOG, EVENTPLANE_KAFKA_BROKE
     handleSignals(server, config.server.shutdown_timeout_ms)
     server.platform.logger.info({ url: server.url, config: file, roles: config.server.roles }, 'eventplane listening')
     stdout.write(`eventplane listening on ${server.url} (roles: ${config.server.roles.join(', ')}; config: ${file})\n`)
+    if (server.metricsUrl !== undefined) stdout.write(`eventplane metrics on ${server.metricsUrl}/metrics\n`)
     await new Promise<void>((resolve) => server.app.server.once('close', () => resolve()))
     return 0
   },

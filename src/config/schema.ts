@@ -28,6 +28,48 @@ export const configSchema = {
             'What this process serves: intake (POST /v1/events), streams (/v2/stream, /v2/ui), schemas (schema repositories and the stream config API), or all. Health, metrics and the API document are always served (env EVENTPLANE_ROLES, serve --role).',
         },
         shutdown_timeout_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
+        max_connections: {
+          type: 'integer',
+          minimum: 0,
+          default: 20000,
+          description: 'Open TCP connections the server holds at once (0: no limit); over it, new ones get 503 EVP_OVERLOADED and are closed.',
+        },
+        max_connections_per_ip: {
+          type: 'integer',
+          minimum: 0,
+          default: 256,
+          description: 'Open TCP connections from one peer address (0: no limit); peers in trust_proxy are exempt. Over it: 429 EVP_TOO_MANY_CONNECTIONS.',
+        },
+        headers_timeout_ms: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 600000,
+          default: 10000,
+          description: 'Time a client has to send the request line and headers (408 EVP_REQUEST_TIMEOUT after it).',
+        },
+        request_timeout_ms: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 3600000,
+          default: 30000,
+          description: 'Time a client has to send a whole request, body included (not the answer: streams last for hours).',
+        },
+        keep_alive_timeout_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 5000, description: 'How long an idle keep-alive connection is kept open.' },
+        metrics: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            port: {
+              type: ['integer', 'null'],
+              minimum: 0,
+              maximum: 65535,
+              default: null,
+              description: 'Serve /metrics on a listener of its own on this port (and not on the main one); null: on the main listener.',
+            },
+            host: { type: ['string', 'null'], minLength: 1, default: null, description: 'Interface of the metrics listener; null: server.host.' },
+          },
+        },
         trust_proxy: {
           description:
             'Proxies whose X-Forwarded-For and X-Client-IP headers are believed: false (none), true (all), ' +
@@ -123,6 +165,47 @@ export const configSchema = {
           default: 64,
           description: 'Deepest JSON nesting accepted in a request body.',
         },
+        max_events_per_request: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 1000000,
+          default: 10000,
+          description: 'Most events in one request; more is 413 EVP_TOO_MANY_EVENTS, before any is processed.',
+        },
+        max_pending_body_bytes: {
+          type: 'integer',
+          minimum: 1048576,
+          default: 268435456,
+          description: 'Bytes of request bodies being received, over all connections; a request that would pass it gets 503 EVP_OVERLOADED.',
+        },
+        max_refusals_listed: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 100000,
+          default: 100,
+          description: 'Refused events an answer lists per group (invalid, error); the rest are counted in `omitted`.',
+        },
+        event_time: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'The window meta.dt (the event log timestamp) must fall in; outside it, an event is refused with EVP_EVENT_TIME_OUT_OF_RANGE.',
+          properties: {
+            max_future_s: {
+              type: ['integer', 'null'],
+              minimum: 0,
+              default: 3600,
+              description: "Seconds meta.dt may be ahead of the server's clock (Kafka 4 refuses more than an hour); null: no limit.",
+            },
+            max_past_s: { type: ['integer', 'null'], minimum: 1, default: null, description: 'Seconds meta.dt may be behind the clock; null: any time since 1970.' },
+          },
+        },
+        max_regex_streams: {
+          type: 'integer',
+          minimum: 0,
+          default: 1000,
+          description: 'Distinct streams (and so topics) that /regex/ stream keys may make; a new one past it is refused with EVP_STREAM_LIMIT_REACHED.',
+        },
         schema_uri_field: { type: 'string', minLength: 1, default: '$schema', description: 'Dotted path of the schema URI in an event.' },
         stream_field: { type: 'string', minLength: 1, default: 'meta.stream', description: 'Dotted path of the stream name in an event.' },
         schema_uri_query_param: {
@@ -154,6 +237,20 @@ export const configSchema = {
         },
         error_schema_uri: { type: 'string', minLength: 1, default: '/error/1.0.0' },
         emitter_id: { type: 'string', minLength: 1, default: 'eventplane-intake' },
+        error_events_per_s: {
+          type: 'number',
+          minimum: 0,
+          default: 100,
+          description: 'Error events written per second, on average (0: no limit); the rest are counted in eventplane_intake_error_events_suppressed_total.',
+        },
+        error_events_burst: { type: 'integer', minimum: 1, default: 1000, description: 'Error events that may be written at once before the rate applies.' },
+        error_event_max_raw_bytes: {
+          type: 'integer',
+          minimum: 256,
+          maximum: 4194304,
+          default: 65536,
+          description: 'raw_event of an error event is cut to this many characters.',
+        },
         validator_cache_size: { type: 'integer', minimum: 1, default: 1000, description: 'Compiled schemas kept.' },
         test_events: {
           type: 'array',
@@ -183,6 +280,21 @@ export const configSchema = {
         heartbeat_interval_s: { type: 'number', minimum: 0.05, maximum: 3600, default: 15, description: 'Comment sent to idle connections.' },
         retry_ms: { type: 'integer', minimum: 0, maximum: 600000, default: 2000, description: 'SSE retry: hint for reconnecting clients.' },
         max_connections_per_ip: { type: 'integer', minimum: 0, default: 10, description: '0: no limit. Over it: 429.' },
+        max_streams_per_request: { type: 'integer', minimum: 1, maximum: 10000, default: 100, description: 'Distinct streams one request may name.' },
+        slow_client_grace_ms: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 600000,
+          default: 2000,
+          description: 'A client dropped for reading too slowly has this long to take its last bytes before its socket is destroyed.',
+        },
+        redact_fields: {
+          type: 'array',
+          items: { type: 'string', pattern: '^[A-Za-z0-9_$-]+(\\.[A-Za-z0-9_$-]+)*$' },
+          default: ['http.client_ip', 'http.request_headers'],
+          description: 'Dotted paths removed from events before they are streamed; a stream replaces the list with consumers.eventplane_streams.redact_fields.',
+        },
+        expose_error_stream: { type: 'boolean', default: false, description: 'Serve the error stream (intake.error_stream) over SSE.' },
         max_buffered_bytes: {
           type: 'integer',
           minimum: 4096,
@@ -190,7 +302,21 @@ export const configSchema = {
           description: 'A client whose unsent data passes this is too slow: it gets an error event and is disconnected.',
         },
         max_filter_length: { type: 'integer', minimum: 1, maximum: 100000, default: 2000 },
-        max_filter_nodes: { type: 'integer', minimum: 1, maximum: 10000, default: 200, description: 'Cost bound of a CEL filter.' },
+        max_filter_nodes: { type: 'integer', minimum: 1, maximum: 10000, default: 200, description: 'Size bound of a CEL filter.' },
+        max_filter_nesting: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 10,
+          default: 2,
+          description: 'Deepest nesting of CEL comprehensions (all, exists, map, filter) in a filter.',
+        },
+        filter_budget: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 100000000,
+          default: 100000,
+          description: 'Evaluation steps a filter may take on one event; over it the event is skipped and counted.',
+        },
         reader_per_client: {
           type: 'boolean',
           default: false,
@@ -222,7 +348,7 @@ export const configSchema = {
           additionalProperties: false,
           default: {},
           properties: {
-            max_age_s: { type: ['integer', 'null'], minimum: 1, default: 604800, description: 'Drop records older than this (7 days); null keeps them.' },
+            max_age_s: { type: ['integer', 'null'], minimum: 1, default: 604800, description: 'Delete records this long after they were appended (7 days), whatever their timestamp; null keeps them.' },
             max_bytes: { type: ['integer', 'null'], minimum: 1024, default: null, description: 'Per partition; null: no limit.' },
           },
         },

@@ -1,3 +1,5 @@
+import { withoutPaths } from './paths.ts'
+
 /**
  * The closed list of Eventplane error codes. Every code has an HTTP status, a `canRetry` flag
  * (true when the same request may succeed later without being changed) and a one-line title.
@@ -18,6 +20,9 @@ export const errorCodes = {
   EVP_METHOD_NOT_ALLOWED: { status: 405, canRetry: false, title: 'Method not allowed' },
   EVP_BAD_REQUEST: { status: 400, canRetry: false, title: 'Invalid request' },
   EVP_NOT_ACCEPTABLE: { status: 406, canRetry: false, title: 'No acceptable representation' },
+  EVP_HEADERS_TOO_LARGE: { status: 431, canRetry: false, title: 'Request headers are larger than the limit' },
+  EVP_REQUEST_TIMEOUT: { status: 408, canRetry: true, title: 'The request did not arrive in time' },
+  EVP_OVERLOADED: { status: 503, canRetry: true, title: 'The server is at a resource limit' },
   EVP_INTERNAL: { status: 500, canRetry: true, title: 'Internal error' },
 
   // Schema repository and schema resolution
@@ -52,6 +57,7 @@ export const errorCodes = {
   EVP_BODY_TOO_LARGE: { status: 413, canRetry: false, title: 'Request body is larger than the limit' },
   EVP_BODY_TOO_DEEP: { status: 400, canRetry: false, title: 'Request body is nested too deeply' },
   EVP_UNSUPPORTED_MEDIA_TYPE: { status: 415, canRetry: false, title: 'Content type is not supported' },
+  EVP_TOO_MANY_EVENTS: { status: 413, canRetry: false, title: 'Request carries more events than the limit' },
 
   // Intake: one event (these appear as `context.code` of an item of a 207/400/500 answer)
   EVP_EVENT_NOT_OBJECT: { status: 400, canRetry: false, title: 'Event is not a JSON object' },
@@ -62,6 +68,11 @@ export const errorCodes = {
   EVP_SCHEMA_URI_NOT_ALLOWED: { status: 400, canRetry: false, title: 'Schema URI is not allowed' },
   EVP_STREAM_NOT_ALLOWED: { status: 400, canRetry: false, title: 'Stream is not configured' },
   EVP_SCHEMA_NOT_ALLOWED_FOR_STREAM: { status: 400, canRetry: false, title: "Schema is not the stream's schema" },
+  EVP_STREAM_INTERNAL: { status: 400, canRetry: false, title: 'Stream takes events from Eventplane only' },
+  EVP_STREAM_NAME_INVALID: { status: 400, canRetry: false, title: 'Stream name cannot name a topic' },
+  EVP_STREAM_LIMIT_REACHED: { status: 400, canRetry: false, title: 'Too many streams made through regex keys' },
+  EVP_EVENT_TIME_OUT_OF_RANGE: { status: 400, canRetry: false, title: 'Event time is outside the accepted window' },
+  EVP_EVENT_TOO_LARGE: { status: 400, canRetry: false, title: 'Event is larger than the event log takes' },
 
   // Streams (Server-Sent Events)
   EVP_STREAM_UNKNOWN: { status: 400, canRetry: false, title: 'Stream is not served' },
@@ -77,6 +88,7 @@ export const errorCodes = {
   EVP_LOG_CLOSED: { status: 503, canRetry: true, title: 'Event log is closed' },
   EVP_LOG_INVALID_ARGUMENT: { status: 400, canRetry: false, title: 'Invalid topic, partition or offset' },
   EVP_LOG_TOPIC_MISSING: { status: 500, canRetry: false, title: 'Topic does not exist in the event log' },
+  EVP_LOG_RECORD_UNDECODABLE: { status: 502, canRetry: false, title: 'Records in the event log cannot be decoded' },
 } as const satisfies Record<string, ErrorSpec>
 
 export interface ErrorSpec {
@@ -142,15 +154,16 @@ export interface Problem {
   details?: Record<string, unknown>
 }
 
+/** The problem document of an error; folders of the installation are hidden (see core/paths.ts). */
 export function toProblem(error: EventplaneError): Problem {
   const problem: Problem = {
     type: `urn:eventplane:error:${error.code}`,
     title: errorCodes[error.code].title,
     status: error.statusCode,
     code: error.code,
-    detail: error.message,
+    detail: withoutPaths(error.message),
     canRetry: error.canRetry,
   }
-  if (error.details !== undefined) problem.details = error.details
+  if (error.details !== undefined) problem.details = JSON.parse(withoutPaths(JSON.stringify(error.details))) as Record<string, unknown>
   return problem
 }

@@ -3,6 +3,49 @@ import { EventplaneError, toProblem, type ErrorCode } from './errors.ts'
 
 export const problemContentType = 'application/problem+json; charset=utf-8'
 
+/**
+ * Headers every API answer carries: no MIME sniffing, never framed, and a policy that lets the
+ * answer load nothing (pages that need more, like the stream viewer, set their own policy).
+ */
+export const securityHeaders: Readonly<Record<string, string>> = Object.freeze({
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+})
+
+/** Longest request id taken from `X-Request-ID` (it is echoed, logged and copied into events). */
+const maxRequestIdLength = 200
+
+/** The request's `X-Request-ID`, cut to a length fit to echo and log, or undefined. */
+export function requestIdOf(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header
+  if (value === undefined || value === '') return undefined
+  return value.length > maxRequestIdLength ? value.slice(0, maxRequestIdLength) : value
+}
+
+/**
+ * Who a peer address is, for per-client limits: an IPv4 address (also when mapped into IPv6),
+ * or the /64 network of an IPv6 address, since one IPv6 host commonly holds a whole /64 and
+ * could otherwise take a new address for every connection.
+ */
+export function clientKey(address: string): string {
+  if (!address.includes(':')) return address
+  const bare = address.split('%')[0]!.toLowerCase()
+  if (bare.startsWith('::ffff:') && bare.includes('.')) return bare.slice(7)
+  const halves = bare.split('::')
+  const left = halves[0] === '' ? [] : halves[0]!.split(':')
+  const right = halves.length > 1 && halves[1] !== '' ? halves[1]!.split(':') : []
+  const groups = halves.length > 1 ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`
+}
+
+/** The policy of our own HTML pages, which carry their styles inline and load nothing. */
+export const htmlPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 /** Answers with an RFC 9457 problem document carrying the error's stable code. */
 export function sendProblem(reply: FastifyReply, error: EventplaneError): FastifyReply {
   const problem = toProblem(error)

@@ -4,5 +4,5 @@
  */
 export { createIntake, type Intake, type IntakeOptions, type BatchResult, type ItemResult, type ItemStatus, type RequestContext } from './intake.ts'
 export { intakeRoutes, answerFor, type Answer, type IntakeRoutesOptions } from './routes.ts'
-export { createIntakeListener, type IntakeListenerOptions } from './listener.ts'
-export { parseEventsBody, fromCloudEvent, eventContentTypes, type EventContentType } from './body.ts'
+export { createIntakeListener, proxyTrust, type IntakeListenerOptions } from './listener.ts'
+export { parseEventsBody, fromCloudEvent, eventContentTypes, eventMediaType, type EventContentType, type BodyLimits } from './body.ts'

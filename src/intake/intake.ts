@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { EventplaneError, type ErrorCode } from '../core/errors.ts'
+import { withoutPaths } from '../core/paths.ts'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
 import type { AppendRecord, EventLog } from '../log/types.ts'
+import { maxTimestamp } from '../log/validate.ts'
 import type { CompiledSchema, ValidatorCache } from '../schemas/validator.ts'
 import { validationErrorsText } from '../schemas/validator.ts'
-import type { ResolvedStreamSettings, StreamConfigSource } from '../streamconfig/index.ts'
+import { isValidStreamName, type ResolvedStreamSettings, type StreamConfigSource } from '../streamconfig/index.ts'
+import { createErrorEvents, cutCodePoints } from './error-events.ts'
 
 export interface IntakeOptions {
   validators: ValidatorCache
@@ -25,6 +29,19 @@ export interface IntakeOptions {
   errorStream?: string | null
   errorSchemaUri?: string
   emitterId?: string
+  /** Error events per second on average (0: no limit), at most `burst` at once; raw_event cut to `maxRawChars`. */
+  errorEvents?: { perSecond: number; burst: number; maxRawChars: number }
+  /** Dotted paths left out of the refused event quoted in an error event (producers' address and headers). */
+  privateFields?: readonly string[]
+  /**
+   * The window of `meta.dt`, the event log timestamp, around the receive time (null: no bound
+   * on that side; times before 1970 are always refused, as Kafka refuses them).
+   */
+  eventTime?: { maxFutureMs: number | null; maxPastMs: number | null }
+  /** Distinct streams `/regex/` keys may make (each is a topic); default 1000. */
+  maxRegexStreams?: number
+  /** Topics in the log at start: streams made through regex keys among them count against the limit. */
+  existingTopics?: readonly string[]
 }
 
 /** What the intake knows about the request an event came in. */
@@ -38,6 +55,8 @@ export interface RequestContext {
   /** From `?schema_uri=` / `?stream=`: filled into events that lack them. */
   defaultSchemaUri?: string | undefined
   defaultStream?: string | undefined
+  /** Events made by Eventplane itself (error events), the only ones internal streams take. */
+  internal?: boolean
 }
 
 export type ItemStatus = 'invalid' | 'error'
@@ -61,6 +80,7 @@ export interface ItemResult {
 export interface BatchResult {
   total: number
   accepted: number
+  /** Every refused event (answers list only the first `intake.max_refusals_listed`). */
   invalid: ItemResult[]
   error: ItemResult[]
 }
@@ -72,9 +92,15 @@ export interface Intake {
   close(): Promise<void>
 }
 
-/** Header values copied into events are cut to this length, as EventGate does. */
+/** Header values copied into events are cut to this length, as EventGate does (and to the field's maxLength). */
 const maxHeaderLength = 400
 const absoluteUri = /^[a-z][a-z0-9+.-]*:/i
+/** Longest `$schema` looked up: longer is a mistake or an attack, never a schema. */
+const maxSchemaUriLength = 1024
+/** Validator errors kept per refused event (an event can fail in as many places as it has values). */
+const maxErrorsPerEvent = 20
+/** A batch lets the event loop run after this much work, so no request holds up the others. */
+const sliceMs = 10
 
 /**
  * The intake pipeline (EventGate's, with Wikimedia's stream checks), per event:
@@ -91,25 +117,65 @@ export function createIntake(options: IntakeOptions): Intake {
   const getStream = getter(streamPath)
   const topicPrefix = options.topicPrefix ?? ''
   const log = options.logger
-  const pendingErrorEvents = new Set<Promise<unknown>>()
+  const maxFutureMs = options.eventTime?.maxFutureMs ?? null
+  const maxPastMs = options.eventTime?.maxPastMs ?? null
+  const maxRegexStreams = options.maxRegexStreams ?? 1000
+  const errorStream = options.errorStream || undefined
   const counter = new Counter({
     name: 'eventplane_intake_events_total',
-    help: 'Events received by the intake, by stream, schema and outcome (accepted, invalid, error).',
+    help: 'Events received by the intake, by stream (a /regex/ key for the streams it makes), schema and outcome (accepted, invalid, error).',
     labelNames: ['stream', 'schema', 'outcome'] as const,
     registers: options.registry ? [options.registry] : [],
   })
+  const errorEvents =
+    errorStream === undefined
+      ? undefined
+      : createErrorEvents({
+          stream: errorStream,
+          schemaUri: options.errorSchemaUri ?? '/error/1.0.0',
+          emitterId: options.emitterId ?? 'eventplane-intake',
+          validators: options.validators,
+          write: (events, context) => processBatch(events, context),
+          schemaUriOf: getSchemaUri,
+          streamOf: getStream,
+          perSecond: options.errorEvents?.perSecond ?? 100,
+          burst: options.errorEvents?.burst ?? 1000,
+          maxRawChars: options.errorEvents?.maxRawChars ?? 65536,
+          privateFields: options.privateFields ?? ['http.client_ip', 'http.request_headers'],
+          logger: log,
+          registry: options.registry,
+        })
+
+  /** Streams made through regex keys so far (each is a topic), bounded by maxRegexStreams. */
+  const regexStreams = new Set<string>()
+  if (options.existingTopics !== undefined && options.streamConfig !== undefined) {
+    const config = options.streamConfig.current()
+    for (const topic of options.existingTopics) {
+      const stream = topic.startsWith(topicPrefix) ? topic.slice(topicPrefix.length) : topic
+      const found = config.resolve(stream)
+      if (found !== undefined && found.key !== stream && regexStreams.size < maxRegexStreams) regexStreams.add(stream)
+    }
+  }
 
   type Prepared = { record: AppendRecord; event: JsonObject; index?: number; stream?: string; schema?: string }
-  /** Metric labels: only configured streams and schemas that exist, so labels stay bounded. */
+  /** Metric labels: only configured streams (a regex stream by its key) and schemas that exist, so labels stay bounded. */
   type Labels = { stream: string; schema: string }
 
   /**
    * Lookups done once per batch rather than per event (most batches use one or two schemas
-   * and streams): schema URI → compiled schema, stream → settings and topic.
+   * and streams): schema URI → compiled schema, stream → settings, label and topic.
    */
   interface Memo {
     schemas: Map<string, { path: string; compiled: CompiledSchema }>
-    streams: Map<string, { settings: ResolvedStreamSettings | undefined; topic: string }>
+    streams: Map<string, StreamInfo | ItemResult>
+  }
+  interface StreamInfo {
+    settings: ResolvedStreamSettings | undefined
+    /** The stream's label: its name, or the regex key that configures it. */
+    label: string | undefined
+    topic: string
+    /** Made through a regex key and not counted yet. */
+    newRegexStream: boolean
   }
 
   /** Synchronous when the schema is compiled already (nearly always); a promise otherwise. */
@@ -128,7 +194,7 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     const path = schemaUriPath(uri)
     if (path === undefined) {
-      return fail('invalid', event, 'EVP_SCHEMA_URI_NOT_ALLOWED', `${schemaPath} ${JSON.stringify(uri)} must be a path such as /test/event/1.0.0`)
+      return fail('invalid', event, 'EVP_SCHEMA_URI_NOT_ALLOWED', `${schemaPath} ${describeUri(uri)} must be a path such as /test/event/1.0.0, without query or fragment, at most ${maxSchemaUriLength} characters`)
     }
     const compiled = options.validators.peek(path)
     if (compiled !== undefined) {
@@ -147,9 +213,39 @@ export function createIntake(options: IntakeOptions): Intake {
         // A schema that is not there, or a URI that is not allowed, is the producer's mistake;
         // a schema service that is down or a schema that does not compile is ours.
         const producerFault = ['EVP_SCHEMA_NOT_FOUND', 'EVP_PATH_INVALID', 'EVP_SCHEMA_REF_INVALID'].includes(e.code)
-        return fail(producerFault ? 'invalid' : 'error', event, producerFault && e.code !== 'EVP_SCHEMA_NOT_FOUND' ? 'EVP_SCHEMA_URI_NOT_ALLOWED' : e.code, e.message, e.canRetry)
+        return fail(producerFault ? 'invalid' : 'error', event, producerFault && e.code !== 'EVP_SCHEMA_NOT_FOUND' ? 'EVP_SCHEMA_URI_NOT_ALLOWED' : e.code, withoutPaths(e.message), e.canRetry)
       },
     )
+  }
+
+  /** The stream's settings, label and topic, or why no event may go to it. */
+  function streamInfo(stream: string, context: RequestContext): StreamInfo | ItemResult {
+    if (stream === errorStream && context.internal !== true) {
+      return fail('invalid', undefined, 'EVP_STREAM_INTERNAL', `stream ${JSON.stringify(stream)} takes error events from the intake only`)
+    }
+    const found = options.streamConfig?.current().resolve(stream)
+    if (found === undefined && !isValidStreamName(stream)) {
+      return fail('invalid', undefined, 'EVP_STREAM_NAME_INVALID', `stream ${describeUri(stream)} is not a stream name: 1 to 249 of [A-Za-z0-9_.-]`)
+    }
+    if (options.streamConfig !== undefined && found === undefined && !options.allowUnknownStreams) {
+      return fail('invalid', undefined, 'EVP_STREAM_NOT_ALLOWED', `stream ${describeUri(stream)} is not configured`)
+    }
+    const viaRegex = found !== undefined && found.key !== stream
+    const topic = topicFor(stream, found?.settings)
+    const bad = options.log.checkRecord({ topic, value: '' })
+    if (bad !== undefined) {
+      return fail('invalid', undefined, 'EVP_STREAM_NAME_INVALID', `stream ${describeUri(stream)} would be stored in topic ${describeUri(topic)}, which the event log cannot have: ${bad.message}`)
+    }
+    const newRegexStream = viaRegex && !regexStreams.has(stream)
+    if (newRegexStream && regexStreams.size >= maxRegexStreams) {
+      return fail(
+        'invalid',
+        undefined,
+        'EVP_STREAM_LIMIT_REACHED',
+        `stream ${stream} would be made through the regex key ${found.key}, and ${maxRegexStreams} streams made that way exist already (intake.max_regex_streams): configure it by name`,
+      )
+    }
+    return { settings: found?.settings, label: found?.key, topic, newRegexStream }
   }
 
   function finish(event: JsonObject, compiled: CompiledSchema, path: string, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult {
@@ -160,33 +256,30 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     if (typeof stream !== 'string' || stream === '') return fail('invalid', event, 'EVP_EVENT_STREAM_MISSING', `the event has no ${streamPath}`)
 
-    let streamInfo = memo.streams.get(stream)
-    if (streamInfo === undefined) {
-      const found = options.streamConfig?.current().lookup(stream)
-      streamInfo = { settings: found, topic: topicFor(stream, found) }
-      memo.streams.set(stream, streamInfo)
-    }
-    const settings = streamInfo.settings
-    if (settings !== undefined) labels.stream = stream
-    if (options.streamConfig !== undefined) {
-      if (settings === undefined && !options.allowUnknownStreams) {
-        return fail('invalid', event, 'EVP_STREAM_NOT_ALLOWED', `stream ${JSON.stringify(stream)} is not configured`)
-      }
-      if (settings !== undefined && settings.schema_title !== compiled.title) {
-        return fail(
-          'invalid',
-          event,
-          'EVP_SCHEMA_NOT_ALLOWED_FOR_STREAM',
-          `stream ${JSON.stringify(stream)} takes schema ${JSON.stringify(settings.schema_title)}, not ${JSON.stringify(compiled.title)} (${path})`,
-        )
-      }
+    let info = memo.streams.get(stream)
+    if (info === undefined) memo.streams.set(stream, (info = streamInfo(stream, context)))
+    if ('status' in info) return { ...info, event }
+    const settings = info.settings
+    if (info.label !== undefined) labels.stream = info.label
+    if (options.streamConfig !== undefined && settings !== undefined && settings.schema_title !== compiled.title) {
+      return fail(
+        'invalid',
+        event,
+        'EVP_SCHEMA_NOT_ALLOWED_FOR_STREAM',
+        `stream ${JSON.stringify(stream)} takes schema ${JSON.stringify(settings.schema_title)}, not ${JSON.stringify(compiled.title)} (${path})`,
+      )
     }
 
-    enrich(event, compiled, context)
+    const enriched = enrich(event, compiled, context)
     if (!compiled.check(event) && !compiled.validate(event)) {
-      const errors = compiled.validate.errors ?? []
-      const text = validationErrorsText(errors)
-      return { status: 'invalid', event, context: { code: 'EVP_EVENT_INVALID', message: text, errors: [...errors], errorsText: text } }
+      // A value copied from a header that the schema refuses (a pattern, a format) is left out
+      // rather than refuse the producer's event for it.
+      if (enriched === 0 || !dropEnriched(event, enriched, compiled.validate.errors ?? []) || !compiled.validate(event)) {
+        const all = compiled.validate.errors ?? []
+        const errors = all.length > maxErrorsPerEvent ? all.slice(0, maxErrorsPerEvent) : all
+        const text = validationErrorsText(errors) + (all.length > errors.length ? `, and ${all.length - errors.length} more` : '')
+        return { status: 'invalid', event, context: { code: 'EVP_EVENT_INVALID', message: text, errors: [...errors], errorsText: text } }
+      }
     }
 
     let key: string | null = null
@@ -204,20 +297,33 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     const meta = event['meta']
     const dtText = isPlainObject(meta) ? meta['dt'] : undefined
-    // meta.dt is nearly always the receive time we just filled in: no need to parse it back.
-    const dt = dtText === context.receivedAtIso ? context.receivedAt.getTime() : typeof dtText === 'string' ? Date.parse(dtText) : NaN
-    return {
-      index: 0,
-      stream: 'unknown',
-      schema: 'unknown',
-      record: {
-        topic: streamInfo.topic,
-        key,
-        value: JSON.stringify(event),
-        timestamp: Number.isFinite(dt) ? dt : context.receivedAt.getTime(),
-      },
-      event,
+    let timestamp = context.receivedAt.getTime()
+    // meta.dt is nearly always the receive time just filled in: no need to parse it back.
+    if (dtText !== context.receivedAtIso && typeof dtText === 'string') {
+      const dt = Date.parse(dtText)
+      if (Number.isFinite(dt)) {
+        const outside = outsideWindow(dt, timestamp)
+        if (outside !== undefined) return fail('invalid', event, 'EVP_EVENT_TIME_OUT_OF_RANGE', `meta.dt ${JSON.stringify(dtText)} is ${outside}`)
+        timestamp = dt
+      }
     }
+    const record: AppendRecord = { topic: info.topic, key, value: JSON.stringify(event), timestamp }
+    const refused = options.log.checkRecord(record)
+    if (refused !== undefined) return fail('invalid', event, 'EVP_EVENT_TOO_LARGE', `the event cannot be stored: ${refused.message}`)
+    if (info.newRegexStream) {
+      regexStreams.add(stream)
+      info.newRegexStream = false
+    }
+    return { index: 0, stream: 'unknown', schema: 'unknown', record, event }
+  }
+
+  /** Why a meta.dt is outside the window, or undefined. */
+  function outsideWindow(dt: number, now: number): string | undefined {
+    if (dt < 0) return 'before 1970; the event log takes times from 1970-01-01T00:00:00Z on'
+    if (maxFutureMs !== null && dt - now > maxFutureMs) return `more than ${maxFutureMs / 1000} s ahead of the server's clock (intake.event_time.max_future_s)`
+    if (maxPastMs !== null && now - dt > maxPastMs) return `more than ${maxPastMs / 1000} s in the past (intake.event_time.max_past_s)`
+    if (dt > maxTimestamp) return 'past the largest time the event log takes'
+    return undefined
   }
 
   const topics = new WeakMap<object, Map<string, string>>()
@@ -241,8 +347,16 @@ export function createIntake(options: IntakeOptions): Intake {
     return topic
   }
 
-  /** `$schema` as a path to look up; absolute URIs only under a configured http(s) base. */
-  function schemaUriPath(uri: string): string | undefined {
+  /**
+   * `$schema` as a path to look up; absolute URIs only under a configured http(s) base. An
+   * empty fragment (`/x/1.0.0#`) is dropped; any other fragment, and any query, is refused,
+   * so that one schema is one cache entry and one metric label, whatever producers append.
+   */
+  function schemaUriPath(raw: string): string | undefined {
+    if (raw.length > maxSchemaUriLength || raw.includes('?')) return undefined
+    const hash = raw.indexOf('#')
+    if (hash !== -1 && hash !== raw.length - 1) return undefined
+    const uri = hash === -1 ? raw : raw.slice(0, hash)
     if (!absoluteUri.test(uri)) return uri.startsWith('/') ? uri : undefined
     if (!options.allowAbsoluteSchemaUris) return undefined
     for (const base of options.absoluteBaseUris ?? []) {
@@ -252,89 +366,68 @@ export function createIntake(options: IntakeOptions): Intake {
     return undefined
   }
 
-  function enrich(event: JsonObject, compiled: CompiledSchema, context: RequestContext): void {
+  /** Fills in fields the schema has and the event lacks; returns which (a bit set of `Enriched`). */
+  function enrich(event: JsonObject, compiled: CompiledSchema, context: RequestContext): number {
     const f = compiled.fields
+    let added = 0
     if (f.metaId || f.metaDt || f.metaRequestId) {
       let meta = event['meta']
       if (!isPlainObject(meta)) {
-        if (meta !== undefined) return // not an object: validation will say so
+        if (meta !== undefined) return added // not an object: validation will say so
         meta = event['meta'] = {}
       }
       const m = meta as JsonObject
       if (f.metaId && m['id'] === undefined) m['id'] = randomUUID()
       if (f.metaDt && m['dt'] === undefined) m['dt'] = receivedIso(context)
-      if (f.metaRequestId && m['request_id'] === undefined && context.requestId !== undefined) m['request_id'] = cut(context.requestId)
+      if (f.metaRequestId && m['request_id'] === undefined && context.requestId !== undefined) {
+        m['request_id'] = cut(context.requestId, f.maxLength.requestId)
+        added |= Enriched.requestId
+      }
     }
     if (f.dt && event['dt'] === undefined) event['dt'] = receivedIso(context)
     if ((f.userAgent && context.userAgent !== undefined) || (f.clientIp && context.clientIp !== undefined)) {
       let http = event['http']
       if (http === undefined) http = event['http'] = {}
-      if (!isPlainObject(http)) return
-      if (f.clientIp && http['client_ip'] === undefined && context.clientIp !== undefined) http['client_ip'] = cut(context.clientIp)
+      if (!isPlainObject(http)) return added
+      if (f.clientIp && http['client_ip'] === undefined && context.clientIp !== undefined) {
+        http['client_ip'] = cut(context.clientIp, f.maxLength.clientIp)
+        added |= Enriched.clientIp
+      }
       if (f.userAgent && context.userAgent !== undefined) {
         let headers = http['request_headers']
         if (headers === undefined) headers = http['request_headers'] = {}
-        if (isPlainObject(headers) && headers['user-agent'] === undefined) headers['user-agent'] = cut(context.userAgent)
+        if (isPlainObject(headers) && headers['user-agent'] === undefined) {
+          headers['user-agent'] = cut(context.userAgent, f.maxLength.userAgent)
+          added |= Enriched.userAgent
+        }
       }
     }
+    return added
   }
 
-
-  /** Error events for refused events, written after the response, never delaying it. */
-  function emitErrorEvents(failed: ItemResult[], context: RequestContext): void {
-    const errorStream = options.errorStream
-    if (!errorStream || failed.length === 0) return
-    const events = failed
-      // Never an error event about an error event: a broken error stream must not loop.
-      .filter((item) => !(isPlainObject(item.event) && getStream(item.event) === errorStream))
-      .map((item) => errorEvent(item, errorStream, context))
-    if (events.length === 0) return
-    const work = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => processBatch(events, { receivedAt: new Date(), requestId: context.requestId }, false))
-      .then((result) => {
-        for (const item of [...result.invalid, ...result.error]) {
-          log.error({ code: item.context.code, message: item.context.message }, 'an error event could not be written')
-        }
-      })
-      .catch((error: unknown) => log.error({ err: error }, 'writing error events failed'))
-      .finally(() => pendingErrorEvents.delete(work))
-    pendingErrorEvents.add(work)
-  }
-
-  function errorEvent(item: ItemResult, stream: string, context: RequestContext): JsonObject {
-    const original = item.event
-    const meta = isPlainObject(original) && isPlainObject(original['meta']) ? original['meta'] : {}
-    const text = (value: unknown) => (typeof value === 'string' ? value : 'unknown')
-    let raw: string
-    try {
-      raw = JSON.stringify(original) ?? String(original)
-    } catch {
-      raw = String(original)
+  /** Leaves out the header values the validator refused; whether there was any. */
+  function dropEnriched(event: JsonObject, enriched: number, errors: readonly { instancePath: string }[]): boolean {
+    let dropped = false
+    const http = isPlainObject(event['http']) ? event['http'] : undefined
+    for (const { instancePath } of errors) {
+      if (enriched & Enriched.requestId && instancePath === '/meta/request_id') {
+        delete (event['meta'] as JsonObject)['request_id']
+        dropped = true
+      } else if (enriched & Enriched.clientIp && instancePath === '/http/client_ip' && http !== undefined) {
+        delete http['client_ip']
+        dropped = true
+      } else if (enriched & Enriched.userAgent && instancePath === '/http/request_headers/user-agent' && isPlainObject(http?.['request_headers'])) {
+        delete http['request_headers']['user-agent']
+        dropped = true
+      }
     }
-    return {
-      $schema: options.errorSchemaUri ?? '/error/1.0.0',
-      meta: {
-        stream,
-        id: randomUUID(),
-        uri: text(meta['uri']),
-        domain: text(meta['domain']),
-        request_id: context.requestId ?? text(meta['request_id']),
-      },
-      dt: new Date().toISOString(),
-      emitter_id: options.emitterId ?? 'eventplane-intake',
-      raw_event: raw.length > 4_000_000 ? raw.slice(0, 4_000_000) : raw,
-      errored_schema_uri: isPlainObject(original) ? text(getSchemaUri(original)) : 'unknown',
-      errored_stream_name: isPlainObject(original) ? text(getStream(original)) : 'unknown',
-      message: item.context.message.slice(0, 65536),
-      error_type: item.context.code,
-    }
+    return dropped
   }
 
-  async function processBatch(events: readonly unknown[], context: RequestContext, withErrorEvents: boolean): Promise<BatchResult> {
+  async function processBatch(events: readonly unknown[], context: RequestContext): Promise<BatchResult> {
     const invalid: ItemResult[] = []
     const error: ItemResult[] = []
     const prepared: Prepared[] = []
-    const records: AppendRecord[] = []
     const memo: Memo = { schemas: new Map(), streams: new Map() }
     // Counted once per batch and label set; consecutive events nearly always share labels.
     const counts: Array<{ stream: string; schema: string; outcome: string; n: number }> = []
@@ -349,9 +442,15 @@ export function createIntake(options: IntakeOptions): Intake {
       else last.n++
     }
     // Events of a batch are prepared one after another, in order, so the batch keeps its order
-    // in the log; almost always the schema is compiled already and nothing is awaited.
+    // in the log; almost always the schema is compiled already and nothing is awaited. A large
+    // batch lets the event loop run every few milliseconds, so other requests go on meanwhile.
     const labels: Labels = { stream: 'unknown', schema: 'unknown' }
+    let sliceStart = performance.now()
     for (let index = 0; index < events.length; index++) {
+      if ((index & 7) === 7 && performance.now() - sliceStart > sliceMs) {
+        await nextTurn()
+        sliceStart = performance.now()
+      }
       labels.stream = 'unknown'
       labels.schema = 'unknown'
       let result = prepare(events[index], context, labels, memo)
@@ -361,7 +460,6 @@ export function createIntake(options: IntakeOptions): Intake {
         result.stream = labels.stream
         result.schema = labels.schema
         prepared.push(result)
-        records.push(result.record)
       } else {
         ;(result.status === 'invalid' ? invalid : error).push(result)
         count(labels, result.status)
@@ -369,30 +467,70 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     let accepted = 0
     if (prepared.length > 0) {
-      try {
-        await options.log.append(records)
-        accepted = prepared.length
-        for (const p of prepared) count(p as Labels, 'accepted')
-      } catch (cause) {
-        const e = cause instanceof EventplaneError ? cause : new EventplaneError('EVP_LOG_UNAVAILABLE', String(cause), { cause })
-        log.error({ err: e, code: e.code }, 'append to the event log failed')
-        for (const p of prepared) {
-          error.push({ status: 'error', index: p.index, event: p.event, context: { code: e.code, message: e.message, canRetry: e.canRetry } })
-          count(p as Labels, 'error')
+      for (const outcome of await append(prepared)) {
+        if (outcome.failure === undefined) {
+          accepted++
+          count(outcome.prepared as Labels, 'accepted')
+        } else {
+          // The log refusing a record is the record's fault (the producer's); any other failure is ours.
+          const e = outcome.failure
+          const status: ItemStatus = e.code === 'EVP_LOG_INVALID_ARGUMENT' ? 'invalid' : 'error'
+          const item: ItemResult = { status, index: outcome.prepared.index, event: outcome.prepared.event, context: { code: e.code, message: withoutPaths(e.message) } }
+          if (status === 'error') item.context.canRetry = e.canRetry
+          ;(status === 'invalid' ? invalid : error).push(item)
+          count(outcome.prepared as Labels, status)
         }
+      }
+      if (error.length > 1 || invalid.length > 1) {
+        const byIndex = (a: ItemResult, b: ItemResult) => (a.index ?? 0) - (b.index ?? 0)
+        error.sort(byIndex)
+        invalid.sort(byIndex)
       }
     }
     for (const { stream, schema, outcome, n } of counts) counter.inc({ stream, schema, outcome }, n)
-    if (withErrorEvents) emitErrorEvents(invalid, context)
+    if (context.internal !== true) errorEvents?.emit(invalid, context)
     return { total: events.length, accepted, invalid, error }
   }
 
+  /**
+   * Appends the prepared events in one call. Everything the log refuses for what a record is
+   * was checked in `finish`; should it refuse a batch for a record anyway, each record is
+   * appended on its own, so that one refusal fails only its own event.
+   */
+  async function append(prepared: Prepared[]): Promise<Array<{ prepared: Prepared; failure?: EventplaneError }>> {
+    try {
+      await options.log.append(prepared.map((p) => p.record))
+      return prepared.map((p) => ({ prepared: p }))
+    } catch (cause) {
+      const e = asLogError(cause)
+      if (e.code !== 'EVP_LOG_INVALID_ARGUMENT' || prepared.length === 1) {
+        log.error({ err: e, code: e.code }, 'append to the event log failed')
+        return prepared.map((p) => ({ prepared: p, failure: e }))
+      }
+      log.warn({ err: e, code: e.code, records: prepared.length }, 'the event log refused a batch; appending its records one by one')
+      const outcomes = await Promise.allSettled(prepared.map((p) => options.log.append([p.record])))
+      return outcomes.map((outcome, i) => (outcome.status === 'fulfilled' ? { prepared: prepared[i]! } : { prepared: prepared[i]!, failure: asLogError(outcome.reason) }))
+    }
+  }
+
   return {
-    process: (events, context) => processBatch(events, context, true),
+    process: (events, context) => processBatch(events, { ...context, internal: false }),
     async close() {
-      while (pendingErrorEvents.size > 0) await Promise.allSettled([...pendingErrorEvents])
+      await errorEvents?.close()
     },
   }
+}
+
+/** Which header values enrichment copied into an event (bits). */
+const Enriched = { requestId: 1, clientIp: 2, userAgent: 4 } as const
+
+function asLogError(cause: unknown): EventplaneError {
+  return cause instanceof EventplaneError ? cause : new EventplaneError('EVP_LOG_UNAVAILABLE', String(cause), { cause })
+}
+
+/** A value from a request, quoted in a message: cut, so a 4 MiB name does not make a 4 MiB answer. */
+function describeUri(value: string): string {
+  return JSON.stringify(value.length > 200 ? `${cutCodePoints(value, 200)}…` : value)
 }
 
 let lastIsoMs = -1
@@ -415,8 +553,9 @@ function fail(status: ItemStatus, event: unknown, code: ErrorCode, message: stri
   return { status, event, context: canRetry ? { code, message, canRetry } : { code, message } }
 }
 
-function cut(value: string): string {
-  return value.length > maxHeaderLength ? value.slice(0, maxHeaderLength) : value
+function cut(value: string, maxLength: number): string {
+  const max = Math.min(maxHeaderLength, maxLength)
+  return value.length > max ? cutCodePoints(value, max) : value
 }
 
 /** A reader for a dotted path (`meta.stream`); `$schema` and other plain keys read directly. */

@@ -2,28 +2,33 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import proxyAddr from '@fastify/proxy-addr'
 import type { Logger } from 'pino'
 import { EventplaneError, isEventplaneError, toProblem } from '../core/errors.ts'
-import { problemContentType } from '../core/http.ts'
-import { eventContentTypes, mediaType, parseEventsBody } from './body.ts'
+import { problemContentType, requestIdOf } from '../core/http.ts'
+import { eventMediaType, parseEventsBody, type BodyLimits } from './body.ts'
 import type { Intake, RequestContext } from './intake.ts'
 import { answerFor, hastyMessage, processHastily } from './routes.ts'
 
 export interface IntakeListenerOptions {
   intake: Intake
   maxBodyBytes: number
-  maxDepth: number
+  limits: BodyLimits
+  /** Refused events listed per group in an answer. */
+  maxListed: number
+  /** Bytes of bodies being received over all requests; past it, 503 EVP_OVERLOADED. */
+  maxPendingBodyBytes: number
   schemaUriQueryParam?: string | null
   streamQueryParam?: string | null
   /** fastify's trustProxy setting: false, true, or addresses/CIDRs. */
   trustProxy: boolean | string[]
   /** `['*']`, a list of origins, or none. */
   corsOrigins: readonly string[]
+  /** Headers every answer carries (nosniff, frame and content policies). */
+  securityHeaders: Readonly<Record<string, string>>
   logger: Logger
   newRequestId: () => string
   /** Called once per answered request (for the request latency histogram). */
   observe?: (status: number, seconds: number) => void
 }
 
-const accepted = new Set<string>(eventContentTypes)
 const jsonType = 'application/json; charset=utf-8'
 
 /**
@@ -32,16 +37,24 @@ const jsonType = 'application/json; charset=utf-8'
  * body parser) halved its throughput for one-event requests (docs/decisions.md). Everything
  * else, and `POST /v1/events` made through `app.inject`, goes through fastify's route, which
  * shares this one's parsing (`parseEventsBody`), processing (`Intake`) and answers
- * (`answerFor`), so the two cannot answer differently.
+ * (`answerFor`), so the two cannot answer differently. Other methods on `/v1/events` get 405
+ * here (OPTIONS, the CORS preflight, goes on to fastify).
+ *
+ * A request refused before its body is read (a wrong type, a body over the limit) is answered
+ * once the body has arrived, read and thrown away, up to four times the limit: answering and
+ * closing while the client still sends makes `fetch` and `node:http` clients see EPIPE or
+ * ECONNRESET instead of the answer.
  *
  * Returns a listener that handles the request and returns true, or returns false to let
  * fastify have it.
  */
 export function createIntakeListener(options: IntakeListenerOptions): (request: IncomingMessage, response: ServerResponse) => boolean {
-  const trust = options.trustProxy === true ? () => true : options.trustProxy === false ? () => false : proxyAddr.compile(options.trustProxy)
+  const trust = proxyTrust(options.trustProxy)
   const anyOrigin = options.corsOrigins.includes('*')
   const origins = new Set(options.corsOrigins)
   const log = options.logger
+  const drainLimit = options.maxBodyBytes * 4
+  let pendingBytes = 0
 
   const handle = (request: IncomingMessage, response: ServerResponse, query: string): void => {
     const started = process.hrtime.bigint()
@@ -49,10 +62,15 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       const value = request.headers[name]
       return Array.isArray(value) ? value[0] : value
     }
-    const requestId = header('x-request-id') ?? options.newRequestId()
+    const given = requestIdOf(request.headers['x-request-id'])
+    const requestId = given ?? options.newRequestId()
     // Headers are gathered here and written with one writeHead (node's fast path).
-    const headers: Record<string, string> = { 'x-request-id': requestId }
+    const headers: Record<string, string> = { ...options.securityHeaders, 'x-request-id': requestId }
+    let answered = false
+    let refused = false
     const finish = (status: number, message: string | undefined, body: string | undefined, type: string = jsonType) => {
+      if (answered || response.destroyed) return
+      answered = true
       const origin = header('origin')
       if (anyOrigin) headers['access-control-allow-origin'] = '*'
       else if (origin !== undefined && origins.has(origin)) {
@@ -78,46 +96,83 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       headers['cache-control'] = 'no-store'
       finish(e.statusCode, undefined, JSON.stringify(toProblem(e)), problemContentType)
     }
+
+    // Bytes of this request counted in pendingBytes, given back once it is answered or gone.
+    let held = 0
+    const release = () => {
+      pendingBytes -= held
+      held = 0
+    }
+    response.once('close', release)
+    request.on('error', () => {}) // a client that goes away: nothing to answer
+
+    /** Answers once the rest of the body has been read and dropped (or, past drainLimit, at once). */
     const refuse = (error: EventplaneError) => {
-      // The rest of the body is not read: close the connection rather than drain it.
-      headers['connection'] = 'close'
-      problem(error)
-      request.resume()
+      refused = true
+      release()
+      if (request.complete) return problem(error)
+      let drained = 0
+      request.removeAllListeners('data')
+      request.on('data', (chunk: Buffer) => {
+        drained += chunk.length
+        if (drained > drainLimit) {
+          headers['connection'] = 'close'
+          problem(error)
+          request.destroy()
+        }
+      })
+      request.once('end', () => problem(error))
     }
 
     const contentType = header('content-type')
-    if (contentType === undefined || !accepted.has(mediaType(contentType))) {
-      const bodyless = header('content-length') === '0' || (header('content-length') === undefined && header('transfer-encoding') === undefined)
-      if (contentType === undefined && bodyless) return problem(new EventplaneError('EVP_BODY_EMPTY', 'the request body was empty; send one JSON event or an array of events'))
-      return refuse(new EventplaneError('EVP_UNSUPPORTED_MEDIA_TYPE', `content type ${JSON.stringify(contentType ?? '')} is not supported; send ${eventContentTypes.join(', ')}`))
-    }
     const declared = Number(header('content-length') ?? NaN)
-    if (declared > options.maxBodyBytes) {
-      return refuse(new EventplaneError('EVP_BODY_TOO_LARGE', `the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`, { details: { limit: options.maxBodyBytes } }))
+    const bodyless = declared === 0 || (Number.isNaN(declared) && header('transfer-encoding') === undefined)
+    if (contentType === undefined && bodyless) return problem(new EventplaneError('EVP_BODY_EMPTY', 'the request body was empty; send one JSON event or an array of events'))
+    try {
+      eventMediaType(contentType)
+    } catch (error) {
+      return refuse(error as EventplaneError)
+    }
+    if (declared > options.maxBodyBytes) return refuse(tooLarge(`the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`))
+    const overloaded = () =>
+      new EventplaneError('EVP_OVERLOADED', `request bodies being received hold ${options.maxPendingBodyBytes} bytes (intake.max_pending_body_bytes); retry shortly`, {
+        details: { limit: options.maxPendingBodyBytes },
+      })
+    if (declared > 0) {
+      if (pendingBytes + declared > options.maxPendingBodyBytes) return refuse(overloaded())
+      held = declared
+      pendingBytes += declared
     }
 
     const chunks: Buffer[] = []
     let size = 0
-    let over = false
     request.on('data', (chunk: Buffer) => {
-      if (over) return
       size += chunk.length
       if (size > options.maxBodyBytes) {
-        over = true
         chunks.length = 0
-        refuse(new EventplaneError('EVP_BODY_TOO_LARGE', `the body is over the ${options.maxBodyBytes}-byte limit`, { details: { limit: options.maxBodyBytes } }))
-        return
+        return refuse(tooLarge(`the body is over the ${options.maxBodyBytes}-byte limit`))
+      }
+      if (size > held) {
+        // A body without Content-Length (chunked) is counted as it arrives.
+        if (pendingBytes + (size - held) > options.maxPendingBodyBytes) {
+          chunks.length = 0
+          return refuse(overloaded())
+        }
+        pendingBytes += size - held
+        held = size
       }
       chunks.push(chunk)
     })
-    request.on('error', () => {}) // a client that goes away: nothing to answer
     request.on('end', () => {
-      if (over) return
+      if (answered || refused) return
       let events: unknown[]
       try {
-        events = parseEventsBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), contentType, options.maxDepth)
+        events = parseEventsBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), contentType!, options.limits)
       } catch (error) {
         return problem(error)
+      } finally {
+        chunks.length = 0
+        release()
       }
       const params = query === '' ? undefined : new URLSearchParams(query)
       const param = (name: string | null | undefined) => {
@@ -126,10 +181,12 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
         const last = values[values.length - 1]
         return last === '' ? undefined : last
       }
-      const clientIpHeader = options.trustProxy !== false ? header('x-client-ip') : undefined
+      const peer = request.socket.remoteAddress ?? ''
+      // X-Client-IP only from a proxy we trust: from anyone else it is whatever they say.
+      const clientIpHeader = trust(peer, 0) ? header('x-client-ip') : undefined
       const context: RequestContext = {
         receivedAt: new Date(),
-        requestId: header('x-request-id'),
+        requestId: given,
         userAgent: header('user-agent'),
         clientIp: clientIpHeader ?? proxyAddr(request, trust),
         defaultSchemaUri: param(options.schemaUriQueryParam),
@@ -142,7 +199,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       }
       options.intake.process(events, context).then(
         (result) => {
-          const answer = answerFor(result)
+          const answer = answerFor(result, options.maxListed)
           if (answer.retryAfterS !== undefined) headers['retry-after'] = String(answer.retryAfterS)
           finish(answer.status, answer.message, answer.body === undefined ? undefined : JSON.stringify(answer.body))
         },
@@ -151,12 +208,29 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
     })
   }
 
+  const notAllowed = (request: IncomingMessage, response: ServerResponse) => {
+    const body = JSON.stringify(toProblem(new EventplaneError('EVP_METHOD_NOT_ALLOWED', `${request.method} is not allowed on /v1/events; POST events there`)))
+    response.writeHead(405, { ...options.securityHeaders, allow: 'POST', 'content-type': problemContentType, 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' })
+    response.end(request.method === 'HEAD' ? undefined : body)
+    request.resume()
+  }
+
   return (request, response) => {
-    if (request.method !== 'POST') return false
     const url = request.url ?? ''
     const q = url.indexOf('?')
     if ((q === -1 ? url : url.slice(0, q)) !== '/v1/events') return false
-    handle(request, response, q === -1 ? '' : url.slice(q + 1))
+    if (request.method === 'POST') handle(request, response, q === -1 ? '' : url.slice(q + 1))
+    else if (request.method === 'OPTIONS') return false
+    else notAllowed(request, response)
     return true
   }
+}
+
+function tooLarge(message: string): EventplaneError {
+  return new EventplaneError('EVP_BODY_TOO_LARGE', message, { details: {} })
+}
+
+/** Whether a peer (hop `i` from us) is a proxy whose forwarding headers are believed. */
+export function proxyTrust(trustProxy: boolean | string[]): (address: string, i: number) => boolean {
+  return trustProxy === true ? () => true : trustProxy === false ? () => false : proxyAddr.compile(trustProxy)
 }

@@ -1,16 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventplaneError } from '../core/errors.ts'
-import { eventContentTypes, parseEventsBody } from './body.ts'
-import type { BatchResult, Intake, RequestContext } from './intake.ts'
+import { requestIdOf } from '../core/http.ts'
+import { eventContentTypes, parseEventsBody, type BodyLimits } from './body.ts'
+import type { BatchResult, Intake, ItemResult, RequestContext } from './intake.ts'
 
 export interface IntakeRoutesOptions {
   intake: Intake
   maxBodyBytes: number
-  maxDepth: number
+  limits: BodyLimits
+  /** Refused events listed per group in an answer; the rest are counted in `omitted`. */
+  maxListed: number
   schemaUriQueryParam?: string | null
   streamQueryParam?: string | null
-  /** Believe X-Client-IP (set by a trusted edge proxy); X-Forwarded-For is handled by fastify's trustProxy. */
-  trustClientIpHeader?: boolean
+  /** Whether a peer address is a trusted proxy, whose X-Client-IP is believed (X-Forwarded-For is fastify's trustProxy). */
+  trusted: (address: string) => boolean
   /** Events for `GET /v1/_test/events`; the route exists only when given. */
   testEvents?: readonly unknown[] | undefined
 }
@@ -31,7 +34,7 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
   app.removeContentTypeParser(['application/json', 'text/plain'])
   app.addContentTypeParser([...eventContentTypes], { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, (request, body, done) => {
     try {
-      done(null, parseEventsBody(body as Buffer, request.headers['content-type'] ?? 'application/json', options.maxDepth))
+      done(null, parseEventsBody(body as Buffer, request.headers['content-type'] ?? 'application/json', options.limits))
     } catch (error) {
       done(error as Error, undefined)
     }
@@ -45,9 +48,9 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
     }
     return {
       receivedAt: new Date(),
-      requestId: header('x-request-id'),
+      requestId: requestIdOf(request.headers['x-request-id']),
       userAgent: header('user-agent'),
-      clientIp: (options.trustClientIpHeader ? header('x-client-ip') : undefined) ?? request.ip,
+      clientIp: (options.trusted(request.socket.remoteAddress ?? '') ? header('x-client-ip') : undefined) ?? request.ip,
       defaultSchemaUri: options.schemaUriQueryParam ? single(query[options.schemaUriQueryParam]) : undefined,
       defaultStream: options.streamQueryParam ? single(query[options.streamQueryParam]) : undefined,
     }
@@ -65,12 +68,12 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
       reply.raw.statusMessage = hastyMessage(events.length)
       return reply.code(202).send()
     }
-    return sendResult(reply, await intake.process(events, context))
+    return sendResult(reply, await intake.process(events, context), options.maxListed)
   })
 
   if (options.testEvents !== undefined && options.testEvents.length > 0) {
     const testEvents = options.testEvents
-    app.get('/v1/_test/events', async (request, reply) => sendResult(reply, await intake.process(structuredClone(testEvents), contextOf(request))))
+    app.get('/v1/_test/events', async (request, reply) => sendResult(reply, await intake.process(structuredClone(testEvents), contextOf(request)), options.maxListed))
   }
 }
 
@@ -78,7 +81,8 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
 export interface Answer {
   status: number
   message: string
-  body?: { invalid: unknown[]; error?: unknown[] }
+  /** EventGate's body, with `omitted` (our addition) counting refusals past the listed ones. */
+  body?: { invalid: unknown[]; error?: unknown[]; omitted?: { invalid: number; error: number } }
   /** Seconds for a Retry-After header. */
   retryAfterS?: number
 }
@@ -87,35 +91,45 @@ function isRetryable(item: unknown): boolean {
   return (item as { context?: { canRetry?: unknown } }).context?.canRetry === true
 }
 
-/** EventGate's status for a batch outcome, with its reason phrase. */
-export function answerFor(result: BatchResult): Answer {
+/**
+ * EventGate's status for a batch outcome, with its reason phrase. At most `maxListed` refused
+ * events are listed per group (a batch of ten thousand bad events must not make a 300 MB
+ * answer); `omitted` counts the rest.
+ */
+export function answerFor(result: BatchResult, maxListed = Infinity): Answer {
   const { total, accepted } = result
   const invalid = result.invalid.length
   const errored = result.error.length
   const failed = invalid + errored
   if (failed === 0) return { status: 201, message: `All ${total} out of ${total} events were accepted.` }
+  const listed = (items: ItemResult[]) => (items.length > maxListed ? items.slice(0, maxListed) : items)
+  const body = (withError: boolean): NonNullable<Answer['body']> => {
+    const out: NonNullable<Answer['body']> = withError ? { invalid: listed(result.invalid), error: listed(result.error) } : { invalid: listed(result.invalid) }
+    if (invalid > maxListed || errored > maxListed) out.omitted = { invalid: Math.max(0, invalid - maxListed), error: Math.max(0, errored - maxListed) }
+    return out
+  }
   if (accepted > 0) {
     return {
       status: 207,
       message: `${accepted} out of ${total} events were accepted, but ${failed} failed (${invalid} invalid and ${errored} errored).`,
-      body: { invalid: result.invalid, error: result.error },
+      body: body(true),
     }
   }
-  if (errored === 0) return { status: 400, message: `${invalid} out of ${total} events were invalid and not accepted.`, body: { invalid: result.invalid } }
+  if (errored === 0) return { status: 400, message: `${invalid} out of ${total} events were invalid and not accepted.`, body: body(false) }
   // Where EventGate answers 500, a batch that failed only for a passing reason (the event log was
   // unavailable) is 503 with Retry-After: the producer should send it again as it is.
   if (invalid === 0 && result.error.every(isRetryable)) {
     return {
       status: 503,
       message: `${errored} out of ${total} events could not be appended now; retry.`,
-      body: { invalid: [], error: result.error },
+      body: { ...body(true), invalid: [] },
       retryAfterS: 5,
     }
   }
   return {
     status: 500,
     message: `${failed} out of ${total} events had failures and were not accepted. (${invalid} invalid and ${errored} errored).`,
-    body: { invalid: result.invalid, error: result.error },
+    body: body(true),
   }
 }
 
@@ -123,8 +137,8 @@ export function hastyMessage(count: number): string {
   return `${count} events hastily received.`
 }
 
-function sendResult(reply: FastifyReply, result: BatchResult): FastifyReply {
-  const answer = answerFor(result)
+function sendResult(reply: FastifyReply, result: BatchResult, maxListed: number): FastifyReply {
+  const answer = answerFor(result, maxListed)
   reply.raw.statusMessage = answer.message
   if (answer.retryAfterS !== undefined) reply.header('retry-after', String(answer.retryAfterS))
   return answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body)

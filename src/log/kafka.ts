@@ -11,7 +11,10 @@
  *   the caller's (for events: `meta.dt`).
  * - Reads of every partition go through one fetch loop per log that long-polls the leaders for
  *   all open readers at once (a Kafka consumer without a group, as KafkaSSE assigns partitions
- *   itself), so a thousand readers cost one request per broker per round, not a thousand.
+ *   itself), so a thousand readers cost one request per broker per round, not a thousand
+ *   (kafka-fetch.ts). It decodes each record batch on its own, in any of Kafka's codecs
+ *   (kafka-codecs.ts): one it cannot decode stops only the readers of its partition, with
+ *   EVP_LOG_RECORD_UNDECODABLE.
  * - Broker errors become EVP_LOG_UNAVAILABLE (retryable); the client retries each request a few
  *   times with backoff, readers keep waiting with bounded backoff while the broker is away.
  */
@@ -26,10 +29,12 @@ import type { ConnectionOptions } from 'node:tls'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { EventplaneError } from '../core/errors.ts'
-import { createLogMetrics } from './metrics.ts'
+import { decompressor, type Codec } from './kafka-codecs.ts'
+import { Fetcher } from './kafka-fetch.ts'
+import { createKafkaLogMetrics, createLogMetrics } from './metrics.ts'
 import { murmur2, toPositive } from './partitioner.ts'
 import type { AppendRecord, EventLog, LogRecord, Position, ReadFrom, ReadOptions, TopicPartitionOffset } from './types.ts'
-import { assertOffset, assertPartition, assertRecordShape, assertSearchTime, assertTopic, invalid, readArguments } from './validate.ts'
+import { assertOffset, assertPartition, assertRecordShape, assertSearchTime, assertTopic, invalid, readArguments, recordError, type RecordLimits } from './validate.ts'
 
 export interface KafkaLogOptions {
   /** Bootstrap brokers as host:port. */
@@ -61,30 +66,42 @@ export interface KafkaLogOptions {
   metadataMaxAgeMs?: number
   /** Produce requests in flight at once, each from a producer of its own (default 5). */
   maxInFlight?: number
+  /**
+   * `message.timestamp.after.max.ms` of topics this log creates: how far ahead of the broker's
+   * clock a record's timestamp may be (default: no limit; the intake passes its meta.dt window).
+   */
+  maxTimestampAheadMs?: number | null
   /** Longest a fetch waits at the broker for new records (default 100 ms). */
   fetchWaitMs?: number
+  /**
+   * Test hook, not for deployments: read batches in these codecs as undecodable, as if this
+   * server did not know them, so tests can make a batch that cannot be decoded on a real broker.
+   */
+  unsupportedCodecs?: readonly Codec[]
   logger?: Logger
   /** Where the `eventplane_log_*` metrics go (the same as the SQLite log's). */
   registry?: Registry
+  /**
+   * The `topic` label of the log's metrics for a topic (default: the topic). Topics made from
+   * request input (streams of a /regex/ key) should share one label, so series stay bounded.
+   */
+  topicLabel?: (topic: string) => string
 }
 
 /** Most bytes of records in one produce request unless one append alone is larger. */
 const maxRequestBytes = 1 << 20
-/** Most bytes a fetch asks for per partition (the broker still returns a larger first batch). */
-const partitionFetchBytes = 1 << 20
 const defaultBatchSize = 500
 
-type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>
-/** Topic configs for topics this log creates: events up to the intake's largest body, any timestamp. */
-const createdTopicConfigs = [
-  { name: 'max.message.bytes', value: String(16 << 20) },
-  { name: 'message.timestamp.after.max.ms', value: '9223372036854775807' },
-]
+/** Topic configs for topics this log creates: events up to 16 MiB, timestamps as far ahead as the intake takes. */
+const maxMessageBytes = 16 << 20
+function createdTopicConfigs(maxTimestampAheadMs: number | null | undefined) {
+  return [
+    { name: 'max.message.bytes', value: String(maxMessageBytes) },
+    { name: 'message.timestamp.after.max.ms', value: maxTimestampAheadMs == null ? '9223372036854775807' : String(maxTimestampAheadMs) },
+  ]
+}
 /** Largest timestamp delta within one partition of a request that the client encodes right (see send). */
 const maxTimestampDelta = 2 ** 31 - 1
-// Kafka's record-batch attribute bits.
-const isControlBatch = 0x20
-const isLogAppendTime = 0x08
 
 interface Item {
   topic: string
@@ -134,8 +151,13 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   }
   /** The name of a topic in Kafka. */
   const inKafka = (topic: string) => namespace + topic
+  // Topics this log creates take records of up to max.message.bytes (a record batch of one record
+  // adds about 70 bytes of headers); topics made by others may take less, which Kafka then says.
+  const recordLimits: RecordLimits = { maxTopicLength: 249 - namespace.length, maxRecordBytes: maxMessageBytes - 1024 }
 
   const metrics = options.registry === undefined ? undefined : createLogMetrics(options.registry)
+  const topicLabel = options.topicLabel ?? ((topic: string) => topic)
+  const kafkaMetrics = options.registry === undefined ? undefined : createKafkaLogMetrics(options.registry)
   const admin = new Admin(base)
   // Separate clients, so that a reader's long poll never queues an offset lookup behind it.
   const offsetsClient = new Consumer({ ...base, groupId: `${clientId}-offsets` })
@@ -237,7 +259,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
         }
         const partitions = topicPartitions[topic] ?? defaultPartitions
         try {
-          await admin.createTopics({ topics: [inKafka(topic)], partitions, replicas: replicationFactor, configs: createdTopicConfigs })
+          await admin.createTopics({ topics: [inKafka(topic)], partitions, replicas: replicationFactor, configs: createdTopicConfigs(options.maxTimestampAheadMs) })
           logger?.info({ topic: inKafka(topic), partitions, replicationFactor }, 'created Kafka topic')
         } catch (error) {
           if (!findApiId(error, 'TOPIC_ALREADY_EXISTS')) throw error
@@ -392,7 +414,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       metrics.groupSize.observe(group.length)
       const perTopic = new Map<string, number>()
       for (const item of items) perTopic.set(item.topic, (perTopic.get(item.topic) ?? 0) + 1)
-      for (const [topic, n] of perTopic) metrics.records.inc({ topic }, n)
+      for (const [topic, n] of perTopic) metrics.records.inc({ topic: topicLabel(topic) }, n)
     }
     let at = 0
     for (const append of group) {
@@ -484,6 +506,8 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     forgetMetadata: () => admin.clearMetadata(),
     bounds: async (topic, partition) => ({ earliest: await earliestOf(topic, partition), latest: await latestOf(topic, partition) }),
     waitMs: fetchWaitMs,
+    decompress: decompressor(options.unsupportedCodecs),
+    undecodable: kafkaMetrics === undefined ? undefined : (topic) => kafkaMetrics.undecodableBatches.inc({ topic: topicLabel(topic) }),
     logger,
   })
 
@@ -544,6 +568,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     kind: 'kafka',
     brokers: [...options.brokers],
     append,
+    checkRecord: (record) => recordError(record, recordLimits),
     read,
     partitions: (topic) => guarded(() => partitionCount(topic)),
     topics: () =>
@@ -577,290 +602,12 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       fetcher.close()
       await Promise.allSettled([...[...all].map((p) => p.close()), admin.close(), offsetsClient.close(), new Promise<void>((resolve) => fetchClient.close(true, () => resolve()))])
       metrics?.remove()
+      kafkaMetrics?.remove()
       closed = true
     },
   }
   return log
 }
-
-// ---- the fetch loop ---------------------------------------------------------------------------
-
-interface FetcherDeps {
-  client: Consumer
-  metadata: (topics: string[]) => Promise<{ topics: Map<string, { id: string; partitions: Array<{ leader: number }> }> }>
-  forgetMetadata: () => void
-  bounds: (topic: string, partition: number) => Promise<{ earliest: number; latest: number }>
-  waitMs: number
-  logger: Logger | undefined
-}
-
-/** One reader's place in a partition and the records fetched for it that it has not taken yet. */
-class Cursor {
-  readonly topic: string
-  /** The topic's name in Kafka (with the namespace). */
-  readonly kafkaTopic: string
-  readonly partition: number
-  /** Offset of the next record to fetch. */
-  next: number
-  readonly limit: number
-  /** The fetch round that last brought this cursor records (or that it led). */
-  served = 0
-  queue: LogRecord[] = []
-  failure: unknown
-  closed = false
-  #wake: (() => void) | undefined
-  readonly #fetcher: Fetcher
-
-  constructor(fetcher: Fetcher, topic: string, kafkaTopic: string, partition: number, next: number, limit: number) {
-    this.#fetcher = fetcher
-    this.topic = topic
-    this.kafkaTopic = kafkaTopic
-    this.partition = partition
-    this.next = next
-    this.limit = limit
-  }
-
-  get wantsMore(): boolean {
-    return !this.closed && this.failure === undefined && this.queue.length < this.limit
-  }
-
-  /** The records fetched so far (waiting for some), or none when aborted or closed. */
-  async take(signal: AbortSignal | undefined): Promise<LogRecord[]> {
-    while (this.queue.length === 0) {
-      if (this.failure !== undefined) throw this.failure
-      if (this.closed || signal?.aborted === true) return []
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal?.removeEventListener('abort', done)
-          this.#wake = undefined
-          resolve()
-        }
-        this.#wake = done
-        signal?.addEventListener('abort', done, { once: true })
-      })
-    }
-    const records = this.queue
-    this.queue = []
-    this.#fetcher.kick()
-    return records
-  }
-
-  wake(): void {
-    this.#wake?.()
-  }
-
-  fail(error: unknown): void {
-    this.failure = error
-    this.wake()
-  }
-
-  close(): void {
-    if (this.closed) return
-    this.closed = true
-    this.#fetcher.remove(this)
-    this.wake()
-  }
-}
-
-class Fetcher {
-  readonly #cursors = new Set<Cursor>()
-  readonly #deps: FetcherDeps
-  #running = false
-  #closed = false
-  #idle: (() => void) | undefined
-  #failing = false
-  #rounds = 0
-
-  constructor(deps: FetcherDeps) {
-    this.#deps = deps
-  }
-
-  open(topic: string, kafkaTopic: string, partition: number, next: number, limit: number): Cursor {
-    const cursor = new Cursor(this, topic, kafkaTopic, partition, next, limit)
-    this.#cursors.add(cursor)
-    if (!this.#running) {
-      this.#running = true
-      void this.#loop()
-    } else {
-      this.kick()
-    }
-    return cursor
-  }
-
-  remove(cursor: Cursor): void {
-    this.#cursors.delete(cursor)
-    this.kick()
-  }
-
-  /** Wakes the loop when it waits for room in some reader's queue. */
-  kick(): void {
-    const idle = this.#idle
-    this.#idle = undefined
-    idle?.()
-  }
-
-  close(): void {
-    this.#closed = true
-    for (const cursor of [...this.#cursors]) cursor.close()
-    this.kick()
-  }
-
-  async #loop(): Promise<void> {
-    let backoff = 0
-    try {
-      while (!this.#closed && this.#cursors.size > 0) {
-        // A fetch request names each partition once: per partition, the cursor served longest
-        // ago leads, and every cursor of that partition at or after its offset shares the answer.
-        const groups = new Map<string, Cursor[]>()
-        const leads = new Map<string, Cursor>()
-        for (const cursor of this.#cursors) {
-          if (!cursor.wantsMore) continue
-          const key = `${cursor.kafkaTopic}\0${cursor.partition}`
-          const group = groups.get(key)
-          if (group === undefined) groups.set(key, [cursor])
-          else group.push(cursor)
-          const lead = leads.get(key)
-          if (lead === undefined || cursor.served < lead.served || (cursor.served === lead.served && cursor.next < lead.next)) leads.set(key, cursor)
-        }
-        if (leads.size === 0) {
-          await new Promise<void>((resolve) => (this.#idle = resolve))
-          continue
-        }
-        try {
-          this.#rounds++
-          await this.#fetchRound([...leads.values()], groups)
-          if (this.#failing) this.#deps.logger?.info('reading from Kafka works again')
-          this.#failing = false
-          backoff = 0
-        } catch (error) {
-          if (this.#closed) return
-          if (!this.#failing) this.#deps.logger?.warn({ err: error }, 'reading from Kafka failed; retrying with backoff')
-          this.#failing = true
-          this.#deps.forgetMetadata()
-          backoff = Math.min(backoff === 0 ? 100 : backoff * 2, 5_000)
-          await sleep(backoff)
-        }
-      }
-    } finally {
-      this.#running = false
-      // A cursor opened while the loop was ending.
-      if (!this.#closed && this.#cursors.size > 0) {
-        this.#running = true
-        void this.#loop()
-      }
-    }
-  }
-
-  async #fetchRound(cursors: Cursor[], groups: Map<string, Cursor[]>): Promise<void> {
-    const topics = [...new Set(cursors.map((c) => c.kafkaTopic))]
-    const metadata = await this.#deps.metadata(topics)
-    const byLeader = new Map<number, Cursor[]>()
-    for (const cursor of cursors) {
-      const leader = metadata.topics.get(cursor.kafkaTopic)?.partitions[cursor.partition]?.leader
-      if (leader === undefined || leader < 0) throw new Error(`no leader for ${cursor.topic}/${cursor.partition}`)
-      const list = byLeader.get(leader)
-      if (list === undefined) byLeader.set(leader, [cursor])
-      else list.push(cursor)
-    }
-    await Promise.all([...byLeader].map(([node, list]) => this.#fetchFrom(node, list, metadata, groups)))
-  }
-
-  async #fetchFrom(node: number, cursors: Cursor[], metadata: Awaited<ReturnType<FetcherDeps['metadata']>>, groups: Map<string, Cursor[]>): Promise<void> {
-    const byTopicId = new Map<string, Cursor[]>()
-    const leadOf = new Map<string, { lead: Cursor; offset: number; group: Cursor[] }>()
-    for (const cursor of cursors) {
-      const id = metadata.topics.get(cursor.kafkaTopic)!.id
-      const list = byTopicId.get(id)
-      if (list === undefined) byTopicId.set(id, [cursor])
-      else list.push(cursor)
-      leadOf.set(`${id}\0${cursor.partition}`, { lead: cursor, offset: cursor.next, group: groups.get(`${cursor.kafkaTopic}\0${cursor.partition}`) ?? [cursor] })
-      cursor.served = this.#rounds
-    }
-    let response: FetchResponse
-    try {
-      response = await this.#deps.client.fetch({
-        node,
-        maxWaitTime: this.#deps.waitMs,
-        minBytes: 1,
-        maxBytes: 64 << 20,
-        topics: [...byTopicId].map(([topicId, list]) => ({
-          topicId,
-          partitions: list.map((c) => ({
-            partition: c.partition,
-            fetchOffset: BigInt(c.next),
-            currentLeaderEpoch: -1,
-            lastFetchedEpoch: -1,
-            partitionMaxBytes: partitionFetchBytes,
-          })),
-        })),
-      })
-    } catch (error) {
-      // A response with errors for some partitions still carries the others' records.
-      const partial = (error as { response?: FetchResponse }).response
-      if (partial === undefined || !Array.isArray(partial.responses)) throw error
-      response = partial
-    }
-    let retry: unknown
-    for (const topicResponse of response.responses) {
-      for (const part of topicResponse.partitions) {
-        const asked = leadOf.get(`${topicResponse.topicId}\0${part.partitionIndex}`)
-        if (asked === undefined) continue
-        if (part.errorCode !== 0) {
-          if (!asked.lead.closed && asked.lead.next === asked.offset) retry ??= await this.#partitionError(asked.lead, part.errorCode)
-          continue
-        }
-        // The records run from the offset asked for: every cursor at or after it takes its part.
-        for (const cursor of asked.group) {
-          if (!cursor.closed && cursor.next >= asked.offset && this.#deliver(cursor, part)) cursor.served = this.#rounds
-        }
-      }
-    }
-    if (retry !== undefined) throw retry
-  }
-
-  /** Queues the records at or after the cursor's offset; true if there were any. */
-  #deliver(cursor: Cursor, part: FetchResponse['responses'][number]['partitions'][number]): boolean {
-    const before = cursor.queue.length
-    for (const batch of part.records ?? []) {
-      const last = Number(batch.firstOffset) + batch.lastOffsetDelta
-      if (last < cursor.next) continue
-      if ((batch.attributes & isControlBatch) === 0) {
-        for (const record of batch.records) {
-          const offset = Number(batch.firstOffset) + record.offsetDelta
-          if (offset < cursor.next) continue
-          cursor.queue.push({
-            topic: cursor.topic,
-            partition: cursor.partition,
-            offset,
-            timestamp: Number((batch.attributes & isLogAppendTime) !== 0 ? batch.maxTimestamp : batch.firstTimestamp + record.timestampDelta),
-            key: record.key ?? null,
-            value: record.value ?? Buffer.alloc(0),
-          })
-        }
-      }
-      cursor.next = last + 1
-    }
-    if (cursor.queue.length === before) return false
-    cursor.wake()
-    return true
-  }
-
-  /** Handles one partition's error code; returns an error to back off with, or undefined. */
-  async #partitionError(cursor: Cursor, code: number): Promise<unknown> {
-    if (code === offsetOutOfRange) {
-      // Retention removed the records (or the log was truncated): go on from what is there.
-      const { earliest, latest } = await this.#deps.bounds(cursor.topic, cursor.partition)
-      const to = cursor.next < earliest ? earliest : Math.min(cursor.next, latest)
-      this.#deps.logger?.warn({ topic: cursor.topic, partition: cursor.partition, from: cursor.next, to }, 'offset out of range in Kafka; reading on from the nearest offset there is')
-      cursor.next = to
-      return undefined
-    }
-    this.#deps.forgetMetadata()
-    return new Error(`Kafka answered error code ${code} for ${cursor.topic}/${cursor.partition}`)
-  }
-}
-
-const offsetOutOfRange = 1
 
 // ---- errors -----------------------------------------------------------------------------------
 

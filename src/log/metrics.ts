@@ -6,6 +6,7 @@ export const logMetricNames = {
   records: 'eventplane_log_appended_records_total',
   groupSize: 'eventplane_log_group_commit_size',
   failures: 'eventplane_log_group_commit_failures_total',
+  undecodableBatches: 'eventplane_log_undecodable_batches_total',
 } as const
 
 /**
@@ -13,13 +14,7 @@ export const logMetricNames = {
  * registry shares them; only the log that created them removes them.
  */
 export function createLogMetrics(registry: Registry) {
-  const owned: string[] = []
-  function metric<T>(name: string, make: () => T): T {
-    const existing = registry.getSingleMetric(name)
-    if (existing !== undefined) return existing as T
-    owned.push(name)
-    return make()
-  }
+  const { metric, remove } = sharedMetrics(registry)
   const registers = [registry]
   return {
     duration: metric(
@@ -61,6 +56,38 @@ export function createLogMetrics(registry: Registry) {
           registers,
         }),
     ),
+    remove,
+  }
+}
+
+/** Metrics only the Kafka log has, shared and removed as those of createLogMetrics. */
+export function createKafkaLogMetrics(registry: Registry) {
+  const { metric, remove } = sharedMetrics(registry)
+  return {
+    undecodableBatches: metric(
+      logMetricNames.undecodableBatches,
+      () =>
+        new Counter({
+          name: logMetricNames.undecodableBatches,
+          help: 'Record batches in Kafka that could not be decoded (a compression codec this server cannot read, or a corrupt batch), by topic; each stops the readers of its partition there with EVP_LOG_RECORD_UNDECODABLE. Counted once per batch.',
+          labelNames: ['topic'] as const,
+          registers: [registry],
+        }),
+    ),
+    remove,
+  }
+}
+
+/** Takes a metric already on the registry, or makes it; remove() drops the ones this made. */
+function sharedMetrics(registry: Registry) {
+  const owned: string[] = []
+  return {
+    metric<T>(name: string, make: () => T): T {
+      const existing = registry.getSingleMetric(name)
+      if (existing !== undefined) return existing as T
+      owned.push(name)
+      return make()
+    },
     remove() {
       for (const name of owned) registry.removeSingleMetric(name)
     },

@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3'
 import { EventplaneError } from '../core/errors.ts'
 
 /** The schema version this code writes; a file with a newer one is refused. */
-export const sqliteSchemaVersion = 2
+export const sqliteSchemaVersion = 3
 /** `PRAGMA application_id` of an Eventplane log file ("EvpL"). */
 const applicationId = 0x4576704c
 
@@ -35,16 +35,44 @@ const schema = `
     ts_high INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
     bytes_end INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    -- the latest append time up to and including the batch (NULL: written before version 3)
+    appended_high INTEGER
   ) STRICT;
   CREATE UNIQUE INDEX batches_by_offset ON batches (part_id, base_offset);
 `
 // Version 2 dropped the index by time, (part_id, ts_high, base_offset): ts_high grows with the
 // offset, so a search by time can bisect the index by offset instead, and every commit writes
 // one B-tree page fewer (a third of the pages of a small commit).
+//
+// Version 3 added appended_high, the running maximum of append times that retention by age
+// goes by: ts_high comes from the producers' meta.dt, so a record dated 1971 was deleted at the
+// next pass and one dated 9999 stopped age retention of its partition for good. The column is
+// nullable so that the migration is an O(1) ALTER TABLE: filling it in with an UPDATE rewrote
+// every row, payloads included (measured: a 410 MB file put 412 MB in the WAL, in one
+// transaction, on open). A row without it reads as appendedHighSql says.
 
-/** WAL, durability and the schema; refuses files that are not (or are newer) Eventplane logs. */
-export function prepareDatabase(db: Database.Database, path: string, sync: 'normal' | 'full'): void {
+/** meta key: when the file was migrated to version 3 (ms); see appendedHighSql. */
+const appendedHighUnknownBefore = 'v3_migrated_ms'
+
+/**
+ * A batch row's appended_high as SQL. Rows written before version 3 have none and read as
+ * min(ts_high, the migration time), which neither deletes them at once nor keeps them forever.
+ * Not forever: they were appended before the migration, so no timestamp, even one in 9999,
+ * keeps them past the migration time plus the maximum age. Not at once: for honest producers
+ * meta.dt is about the append time, so ts_high (the latest timestamp up to the row) is about
+ * its real age; the rows the first pass deletes are those whose every timestamp so far is past
+ * the age, which the version 2 rule deleted at its next pass as well. Both arguments grow with
+ * the offset, so this is still a running maximum and retention still deletes a prefix.
+ */
+export const appendedHighSql = `coalesce(appended_high, min(ts_high,
+  (SELECT CAST(value AS INTEGER) FROM meta WHERE key = '${appendedHighUnknownBefore}')))`
+
+/**
+ * WAL, durability and the schema; refuses files that are not (or are newer) Eventplane logs.
+ * `now` is the log's clock, recorded by the migration to version 3.
+ */
+export function prepareDatabase(db: Database.Database, path: string, sync: 'normal' | 'full', now: number): void {
   const mode = db.pragma('journal_mode = WAL', { simple: true })
   if (mode !== 'wal') throw new EventplaneError('EVP_LOG_UNAVAILABLE', `${path}: cannot use WAL mode (got ${String(mode)})`)
   db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
@@ -75,6 +103,10 @@ export function prepareDatabase(db: Database.Database, path: string, sync: 'norm
     }
     // Migrations from older versions, one step per version.
     if (version < 2) db.exec('DROP INDEX IF EXISTS batches_by_time')
+    if (version < 3) {
+      db.exec('ALTER TABLE batches ADD COLUMN appended_high INTEGER')
+      db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run(appendedHighUnknownBefore, String(Math.floor(now)))
+    }
     if (version < sqliteSchemaVersion) {
       db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(sqliteSchemaVersion))
     }

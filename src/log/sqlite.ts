@@ -8,11 +8,16 @@
  * sqlite-schema.ts). A 100-event request is one INSERT per partition, and 10,000 concurrent
  * single-event appends are one transaction with one or a few rows.
  *
- * Two running values per batch make seeks cheap, as Kafka's time index and segment positions
- * do: `ts_high` is the largest timestamp up to and including the batch and `bytes_end` the
- * partition's payload bytes up to and including it. Both only grow with the offset, so "first
- * record at or after time T" is an index seek on ts_high, and retention by age or size deletes
- * a prefix of the partition.
+ * Running values per batch make seeks cheap, as Kafka's time index and segment positions do:
+ * `ts_high` is the largest timestamp up to and including the batch, `bytes_end` the partition's
+ * payload bytes up to and including it, and `appended_high` the latest append time up to and
+ * including it. They only grow with the offset, so "first record at or after time T" is an
+ * index seek on ts_high, and retention by age or size deletes a prefix of the partition.
+ *
+ * Retention by age goes by append time, not by record timestamp: the timestamp is the event's
+ * meta.dt, chosen by the producer, so by it an event dated 1971 would be deleted about a minute
+ * after its 201 and one dated 9999 would stop age retention of its partition for good. Each
+ * group commit stamps its rows with one time, the log's clock when the write lock is taken.
  *
  * Group commit: append() validates, picks partitions and queues; the queue is written on the
  * next turn of the event loop (or at once when it is large) in one transaction, and every
@@ -34,7 +39,7 @@ import { EventplaneError, toEventplaneError } from '../core/errors.ts'
 import { decodeBatch, encodeBatch, encodedSize, firstIndexAtOrAfter, type PendingRecord } from './batch.ts'
 import { createLogMetrics } from './metrics.ts'
 import { keyBytes, murmur2, toPositive } from './partitioner.ts'
-import { prepareDatabase } from './sqlite-schema.ts'
+import { appendedHighSql, prepareDatabase } from './sqlite-schema.ts'
 import type {
   AppendRecord,
   EventLog,
@@ -53,6 +58,8 @@ import {
   invalid,
   isValidTopic,
   readArguments,
+  recordError,
+  type RecordLimits,
 } from './validate.ts'
 
 export interface SqliteLogOptions {
@@ -63,7 +70,10 @@ export interface SqliteLogOptions {
   /** Partitions of particular topics when they are created. An existing topic keeps its count. */
   topicPartitions?: Record<string, number>
   retention?: {
-    /** Delete batches whose records are all older than this (by record timestamp). */
+    /**
+     * Delete batches appended more than this long ago, by the append time (the clock at the
+     * group commit), never by the records' timestamps, which producers choose.
+     */
     maxAgeMs?: number
     /** Per partition: delete the oldest batches until the partition holds at most this many payload bytes. */
     maxBytes?: number
@@ -83,6 +93,17 @@ export interface SqliteLogOptions {
   logger?: Logger
   /** Metrics `eventplane_log_*` are registered here and removed by close(). */
   registry?: Registry
+  /**
+   * The `topic` label of the log's metrics for a topic (default: the topic). Topics made from
+   * request input (streams of a /regex/ key) should share one label, so series stay bounded.
+   */
+  topicLabel?: (topic: string) => string
+  /**
+   * The clock of append times and retention, in integer ms since the epoch (default
+   * `Date.now`): it stamps each group commit, gives records without a timestamp theirs, and is
+   * retention's "now". Tests replace it rather than sleep.
+   */
+  clock?: () => number
 }
 
 export interface RetentionResult {
@@ -109,7 +130,7 @@ export interface SqliteEventLog extends EventLog {
   readonly kind: 'sqlite'
   readonly path: string
   /**
-   * Applies the retention settings now; `now` replaces the clock (for tests). A no-op without
+   * Applies the retention settings now; `now` defaults to the log's clock. A no-op without
    * `retention.maxAgeMs` or `retention.maxBytes`.
    */
   enforceRetention(now?: number): Promise<RetentionResult>
@@ -124,6 +145,8 @@ const maxGroupAppends = 20_000
 /** A read page stops at this many bytes of batches, whatever batchSize says. */
 const maxPageBytes = 4 << 20
 const defaultBatchSize = 1000
+/** What one record may be: Kafka's topic names; a row of its own for a large one. */
+const recordLimits: RecordLimits = { maxTopicLength: 249, maxRecordBytes: 256 << 20 }
 /** Retention deletes this many batches per transaction, then lets the event loop run. */
 const retentionChunk = 500
 
@@ -154,6 +177,7 @@ interface Tail {
   next: number
   tsHigh: number
   bytesEnd: number
+  appendedHigh: number
 }
 
 interface QueuedRecord {
@@ -168,6 +192,12 @@ interface QueuedAppend {
   resolve: (positions: Position[]) => void
   reject: (error: EventplaneError) => void
 }
+
+/**
+ * How long the append times in a partition may be ahead of the clock before retention warns:
+ * further than the clock's usual corrections, and than the time between two commits.
+ */
+const clockAheadWarningMs = 60_000
 
 interface BatchRow {
   base_offset: number
@@ -194,6 +224,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
   const topicPartitions = { ...options.topicPartitions }
   const retention = options.retention ?? {}
   const pollIntervalMs = options.pollIntervalMs ?? 250
+  const clock = options.clock ?? Date.now
   checkOptions(options, defaultPartitions, topicPartitions)
   const logger = options.logger?.child({ component: 'log', kind: 'sqlite', path })
 
@@ -205,7 +236,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     throw new EventplaneError('EVP_LOG_UNAVAILABLE', `cannot open event log ${path}: ${messageOf(error)}`, { cause: error })
   }
   try {
-    prepareDatabase(db, path, options.sync ?? 'full')
+    prepareDatabase(db, path, options.sync ?? 'full', clock())
   } catch (error) {
     db.close()
     throw toEventplaneError(error, 'EVP_LOG_UNAVAILABLE')
@@ -226,15 +257,16 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     ),
     createPartition: db.prepare<[string, number]>('INSERT OR IGNORE INTO partitions (topic, partition) VALUES (?, ?)'),
     startOffset: db.prepare<[number], number>('SELECT start_offset FROM partitions WHERE id = ?').pluck(),
-    last: db.prepare<[number], { next: number; ts_high: number; bytes_end: number }>(
-      'SELECT base_offset + count AS next, ts_high, bytes_end FROM batches WHERE part_id = ? ORDER BY base_offset DESC LIMIT 1',
+    last: db.prepare<[number], { next: number; ts_high: number; bytes_end: number; appended_high: number }>(
+      `SELECT base_offset + count AS next, ts_high, bytes_end, ${appendedHighSql} AS appended_high
+       FROM batches WHERE part_id = ? ORDER BY base_offset DESC LIMIT 1`,
     ),
     first: db.prepare<[number], number>(
       'SELECT base_offset FROM batches WHERE part_id = ? ORDER BY base_offset LIMIT 1',
     ).pluck(),
-    insert: db.prepare<[number, number, number, number, number, number, number, number, Buffer]>(
-      `INSERT INTO batches (part_id, base_offset, count, min_ts, max_ts, ts_high, bytes, bytes_end, payload)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insert: db.prepare<[number, number, number, number, number, number, number, number, Buffer, number]>(
+      `INSERT INTO batches (part_id, base_offset, count, min_ts, max_ts, ts_high, bytes, bytes_end, payload, appended_high)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     atOrBefore: db.prepare<[number, number], { base_offset: number; count: number }>(
       'SELECT base_offset, count FROM batches WHERE part_id = ? AND base_offset <= ? ORDER BY base_offset DESC LIMIT 1',
@@ -251,9 +283,10 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     ),
     retentionHead: db.prepare<
       [number, number],
-      { base_offset: number; count: number; ts_high: number; bytes: number; bytes_end: number }
+      { base_offset: number; count: number; appended_high: number; bytes: number; bytes_end: number }
     >(
-      'SELECT base_offset, count, ts_high, bytes, bytes_end FROM batches WHERE part_id = ? ORDER BY base_offset LIMIT ?',
+      `SELECT base_offset, count, ${appendedHighSql} AS appended_high, bytes, bytes_end
+       FROM batches WHERE part_id = ? ORDER BY base_offset LIMIT ?`,
     ),
     deleteThrough: db.prepare<[number, number]>('DELETE FROM batches WHERE part_id = ? AND base_offset <= ?'),
     moveStart: db.prepare<[number, number]>('UPDATE partitions SET start_offset = max(start_offset, ?) WHERE id = ?'),
@@ -266,6 +299,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
   let closed = false
   const stats: SqliteLogStats = { groupCommits: 0, failedGroupCommits: 0, appends: 0, records: 0, batches: 0 }
   const metrics = options.registry === undefined ? undefined : createLogMetrics(options.registry)
+  const topicLabel = options.topicLabel ?? ((topic: string) => topic)
 
   function ensureOpen(): void {
     if (closed) throw new EventplaneError('EVP_LOG_CLOSED', `event log ${path} is closed`)
@@ -328,8 +362,8 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       const last = sql.last.get(partId)
       tail =
         last === undefined
-          ? { next: sql.startOffset.get(partId)!, tsHigh: 0, bytesEnd: 0 }
-          : { next: last.next, tsHigh: last.ts_high, bytesEnd: last.bytes_end }
+          ? { next: sql.startOffset.get(partId)!, tsHigh: 0, bytesEnd: 0, appendedHigh: 0 }
+          : { next: last.next, tsHigh: last.ts_high, bytesEnd: last.bytes_end, appendedHigh: last.appended_high }
       tails.set(partId, tail)
     }
     return tail
@@ -405,9 +439,20 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
   /** Inserts the batches and fills in the positions; returns how many batch rows it wrote. */
   const writeGroup = db.transaction((groups: PartitionGroup[], staged: Map<number, Tail>): number => {
     noticeOtherWriters()
+    // Read under the write lock, so that commits by other processes on this machine get times
+    // in commit order too.
+    const appendedAt = Math.floor(clock())
     let batches = 0
     for (const group of groups) {
       const tail = { ...tailOf(group.partId) }
+      // A running maximum, as ts_high is: the batches past the age are then always a prefix
+      // (all that retention may delete), and a batch appended after the clock stepped back is
+      // never taken for older than the batches before it. For a clock that jumps forward and
+      // then back this chooses to keep records rather than free space: batches appended after
+      // the jump keep the time it reached, so age retention of the partition pauses until the
+      // clock catches up (size retention does not), and no record goes sooner than maxAgeMs
+      // after it was appended. Retention warns while the clock is behind.
+      tail.appendedHigh = Math.max(tail.appendedHigh, appendedAt)
       const { records, owners } = group
       let start = 0
       while (start < records.length) {
@@ -426,7 +471,8 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
         const count = end - start
         tail.tsHigh = Math.max(tail.tsHigh, maxTs)
         tail.bytesEnd += payload.length
-        sql.insert.run(group.partId, tail.next, count, minTs, maxTs, tail.tsHigh, payload.length, tail.bytesEnd, payload)
+        const { next, tsHigh, bytesEnd, appendedHigh } = tail
+        sql.insert.run(group.partId, next, count, minTs, maxTs, tsHigh, payload.length, bytesEnd, payload, appendedHigh)
         for (let i = start; i < end; i++) {
           const owner = owners[i]!
           owner.positions[owner.index] = { topic: group.topic, partition: group.partition, offset: tail.next + i - start }
@@ -497,7 +543,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
         const perTopic = new Map<string, number>()
         for (const group of byPartition.values())
           perTopic.set(group.topic, (perTopic.get(group.topic) ?? 0) + group.records.length)
-        for (const [topic, n] of perTopic) metrics.records.inc({ topic }, n)
+        for (const [topic, n] of perTopic) metrics.records.inc({ topic: topicLabel(topic) }, n)
       }
       appends.forEach((append, i) => append.resolve(positions[i]!))
       for (const partId of staged.keys()) wake(partId)
@@ -514,7 +560,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       ensureOpen()
       if (!Array.isArray(records)) throw invalid('append takes an array of records')
       if (records.length === 0) return Promise.resolve([])
-      const now = Date.now()
+      const now = clock()
       const items: QueuedRecord[] = new Array(records.length)
       let sticky: Map<TopicState, number> | undefined
       let bytes = 0
@@ -683,18 +729,21 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     const result: RetentionResult = { deletedBatches: 0, deletedRecords: 0, deletedBytes: 0 }
     const { maxAgeMs, maxBytes } = retention
     if (maxAgeMs === undefined && maxBytes === undefined) return result
+    // A batch goes once maxAgeMs has passed since its append time (strictly: never sooner).
     const ageCutoff = maxAgeMs === undefined ? -1 : now - maxAgeMs
+    let aheadOfClock = 0
     for (const part of sql.allPartitions.all()) {
       for (;;) {
         if (closed) return result
         const tail = sql.last.get(part.id)
         if (tail === undefined) break
+        if (maxAgeMs !== undefined) aheadOfClock = Math.max(aheadOfClock, tail.appended_high - now)
         // A batch goes while what follows it is still more than maxBytes: the partition ends at
         // most maxBytes large. Both running values grow with the offset, so this is a prefix.
         const sizeCutoff = maxBytes === undefined ? -1 : tail.bytes_end - maxBytes
         const head = sql.retentionHead.all(part.id, retentionChunk)
         const expired = (batch: (typeof head)[number]) =>
-          batch.ts_high < ageCutoff || batch.bytes_end - batch.bytes < sizeCutoff
+          batch.appended_high < ageCutoff || batch.bytes_end - batch.bytes < sizeCutoff
         let n = 0
         while (n < head.length && expired(head[n]!)) n++
         if (n === 0) break
@@ -715,10 +764,16 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       }
     }
     if (result.deletedBatches > 0) logger?.info({ ...result }, 'retention deleted old records')
+    if (aheadOfClock > clockAheadWarningMs) {
+      logger?.warn(
+        { aheadMs: aheadOfClock },
+        'append times in the log are ahead of the clock (it stepped back); age retention waits until it passes them',
+      )
+    }
     return result
   }
 
-  async function enforceRetention(now = Date.now()): Promise<RetentionResult> {
+  async function enforceRetention(now = clock()): Promise<RetentionResult> {
     ensureOpen()
     // One run at a time: a call during a run waits for it, then runs with its own clock.
     while (retentionRunning !== undefined) await retentionRunning.catch(() => undefined)
@@ -762,6 +817,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     kind: 'sqlite',
     path,
     append,
+    checkRecord: (record) => recordError(record, recordLimits),
     read,
     partitions: (topic) => guarded(() => ensureTopic(topic).partitions),
     topics: () => guarded(() => sql.topics.all()),
@@ -810,6 +866,7 @@ function checkOptions(options: SqliteLogOptions, defaultPartitions: number, topi
       throw invalid(`${name} must be a number >= 0, not ${String(value)}`)
     }
   }
+  if (options.clock !== undefined && typeof options.clock !== 'function') throw invalid('clock must be a function')
   if (options.sync !== undefined && options.sync !== 'normal' && options.sync !== 'full') {
     throw invalid(`sync must be "normal" or "full", not ${String(options.sync)}`)
   }

@@ -1,3 +1,5 @@
+import type { EventplaneError } from '../core/errors.ts'
+
 /**
  * The event log: a durable, ordered, partitioned log of records, shaped like Kafka so that the
  * embedded (SQLite) and Kafka implementations are interchangeable. Every implementation passes
@@ -63,6 +65,12 @@ export interface EventLog {
   /** Which implementation: `sqlite`, `kafka`. */
   readonly kind: string
   append(records: readonly AppendRecord[]): Promise<Position[]>
+  /**
+   * Why `append` would refuse this record for what it is (its topic name, timestamp or size),
+   * or undefined. A caller that appends the records of many producers together checks each
+   * first, so that one refused record never fails the others.
+   */
+  checkRecord(record: AppendRecord): EventplaneError | undefined
   /** Records of one partition from a position, in offset order; follows new ones unless `follow: false`. */
   read(from: ReadFrom, options?: ReadOptions): AsyncIterable<LogRecord>
   /** Number of partitions of a topic (creating it with the default count when it does not exist). */

@@ -68,6 +68,40 @@ export function assertRecordShape(record: AppendRecord, index: number): void {
   }
 }
 
+/** What one implementation takes in a record. */
+export interface RecordLimits {
+  /** Longest topic name (Kafka: 249, less the topic namespace). */
+  maxTopicLength: number
+  /** Most bytes of key and value together. */
+  maxRecordBytes: number
+}
+
+/** Why a record breaks the limits (or its shape), without throwing; undefined when it is fine. */
+export function recordError(record: AppendRecord, limits: RecordLimits): EventplaneError | undefined {
+  try {
+    assertRecordShape(record, 0)
+  } catch (error) {
+    return error as EventplaneError
+  }
+  if (record.topic.length > limits.maxTopicLength) {
+    return invalid(`topic name ${record.topic} is ${record.topic.length} characters long; this event log takes at most ${limits.maxTopicLength}`, {
+      topic: record.topic,
+      limit: limits.maxTopicLength,
+    })
+  }
+  const { key, value } = record
+  const bytesOf = (v: string | Uint8Array | null | undefined) => (v === null || v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length)
+  // A string takes at most 3 UTF-8 bytes per UTF-16 unit: count exactly only when that bound passes the limit.
+  const bound = (v: string | Uint8Array | null | undefined) => (typeof v === 'string' ? v.length * 3 : bytesOf(v))
+  if (bound(key) + bound(value) > limits.maxRecordBytes) {
+    const bytes = bytesOf(key) + bytesOf(value)
+    if (bytes > limits.maxRecordBytes) {
+      return invalid(`the record is ${bytes} bytes; this event log takes at most ${limits.maxRecordBytes}`, { bytes, limit: limits.maxRecordBytes })
+    }
+  }
+  return undefined
+}
+
 /** The checked arguments of `read`: where it starts, and its options with their defaults. */
 export function readArguments(from: ReadFrom, options: ReadOptions, defaultBatchSize: number) {
   const batchSize = options.batchSize ?? defaultBatchSize

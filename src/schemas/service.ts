@@ -70,6 +70,10 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
       rendered = made.rendered
       if (rendered.immutable) cache.set(key, rendered)
     }
+    const types = rendered.contentType.startsWith('application/json') ? jsonTypes : yamlTypes
+    if (!accepts(request.headers.accept, types)) {
+      throw new EventplaneError('EVP_NOT_ACCEPTABLE', `this schema is served as ${types[0]} (by its extension or Accept); Accept ${JSON.stringify(String(request.headers.accept).slice(0, 200))} allows neither`)
+    }
     reply.header('etag', rendered.etag)
     reply.header('cache-control', rendered.immutable ? immutableControl : mutableControl)
     reply.header('vary', 'Accept')
@@ -91,6 +95,9 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
   }
 
   function sendListing(request: FastifyRequest, reply: FastifyReply, base: string, entries: ListingEntry[]) {
+    if (!accepts(request.headers.accept, [...jsonTypes, 'text/html'])) {
+      throw new EventplaneError('EVP_NOT_ACCEPTABLE', `listings are served as application/json or text/html; Accept ${JSON.stringify(String(request.headers.accept).slice(0, 200))} allows neither`)
+    }
     reply.header('cache-control', mutableControl).header('vary', 'Accept')
     if (prefersHtml(request)) return reply.type('text/html; charset=utf-8').send(listingHtml(base, entries))
     return reply.type('application/json; charset=utf-8').send(entries.map((e) => ({ ...e, href: base + e.name + (e.type === 'directory' ? '/' : '') })))
@@ -156,13 +163,29 @@ function isImmutable(requested: string, resolved: string): boolean {
   return semverName.test(stem) && !(isLinkName(requested) && requested.startsWith('latest')) && semverName.test(resolved.replace(/\.(yaml|json)$/, ''))
 }
 
+const jsonTypes = ['application/json', 'application/schema+json']
+const yamlTypes = ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']
+
 function negotiate(request: FastifyRequest, name: string | undefined): Format {
   if (name?.endsWith('.json')) return 'json'
   if (name?.endsWith('.yaml')) return 'yaml'
   const accept = request.headers.accept ?? ''
-  const json = quality(accept, ['application/json', 'application/schema+json'])
-  const yaml = quality(accept, ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'])
+  const json = quality(accept, jsonTypes)
+  const yaml = quality(accept, yamlTypes)
   return json > yaml ? 'json' : 'yaml'
+}
+
+/** Whether `Accept` (absent: anything) allows one of `types`, exactly or through a wildcard. */
+function accepts(accept: string | undefined, types: readonly string[]): boolean {
+  if (accept === undefined || accept.trim() === '') return true
+  for (const part of accept.split(',')) {
+    const [range = '', ...params] = part.trim().toLowerCase().split(';')
+    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
+    if (!(q > 0)) continue
+    const r = range.trim()
+    if (r === '*/*' || types.some((t) => t === r || (r.endsWith('/*') && t.startsWith(r.slice(0, -1))))) return true
+  }
+  return false
 }
 
 /** The q-value the Accept header gives to the best of `types` (wildcards count less than exact). */

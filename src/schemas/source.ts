@@ -29,6 +29,8 @@ export interface SchemaSourceOptions {
   maxBytes?: number
   /** Documents kept in memory (least recently used are dropped first). */
   cacheSize?: number
+  /** Estimated bytes the kept documents may hold in all (default 64 MiB). */
+  cacheBytes?: number
   userAgent?: string
 }
 
@@ -38,8 +40,17 @@ export function createSchemaSource(options: SchemaSourceOptions): SchemaSource {
   const timeoutMs = options.timeoutMs ?? 5000
   const maxBytes = options.maxBytes ?? 4 * 1024 * 1024
   const cacheSize = options.cacheSize ?? 1000
+  const cacheBytes = options.cacheBytes ?? 64 * 1024 * 1024
   const bases = options.baseUris.map(toBase)
   const cache = new Map<string, Promise<LoadedSchema>>()
+  // A parsed document takes a few times its JSON size in memory.
+  const sizes = new Map<string, number>()
+  let bytes = 0
+  const forget = (path: string) => {
+    cache.delete(path)
+    bytes -= sizes.get(path) ?? 0
+    sizes.delete(path)
+  }
 
   async function load(uri: string, signal?: AbortSignal): Promise<LoadedSchema> {
     const failures: EventplaneError[] = []
@@ -106,9 +117,23 @@ export function createSchemaSource(options: SchemaSourceOptions): SchemaSource {
       }
       const pending = load(path, signal)
       cache.set(path, pending)
-      // Failures are not cached: a remote service that was down may be back next time.
-      pending.catch(() => cache.delete(path))
-      if (cache.size > cacheSize) cache.delete(cache.keys().next().value!)
+      pending.then(
+        (loaded) => {
+          if (cache.get(path) !== pending) return
+          const size = JSON.stringify(loaded.schema).length * 4
+          sizes.set(path, size)
+          bytes += size
+          for (const oldest of cache.keys()) {
+            if (bytes <= cacheBytes || oldest === path) break
+            forget(oldest)
+          }
+        },
+        // Failures are not cached: a remote service that was down may be back next time.
+        () => {
+          if (cache.get(path) === pending) forget(path)
+        },
+      )
+      if (cache.size > cacheSize) forget(cache.keys().next().value!)
       return pending
     },
   }

@@ -22,7 +22,10 @@ export interface CompiledSchema {
   readonly fields: SchemaFields
 }
 
-/** Fields the schema declares, so enrichment only adds what the schema allows. */
+/**
+ * Fields the schema declares, so enrichment only adds what the schema allows, and the
+ * `maxLength` of those filled from request headers, so what is copied fits.
+ */
 export interface SchemaFields {
   metaId: boolean
   metaDt: boolean
@@ -30,6 +33,8 @@ export interface SchemaFields {
   dt: boolean
   userAgent: boolean
   clientIp: boolean
+  /** Longest value each header-filled field takes (Infinity when the schema sets no maxLength). */
+  maxLength: { requestId: number; userAgent: number; clientIp: number }
 }
 
 export interface ValidatorCache {
@@ -38,13 +43,30 @@ export interface ValidatorCache {
   /** The compiled schema if it is already cached, without waiting. */
   peek(uri: string): CompiledSchema | undefined
   readonly size: number
+  /** Estimated bytes held by the compiled schemas. */
+  readonly bytes: number
 }
 
 export interface ValidatorCacheOptions {
   source: SchemaSource
   /** Compiled schemas kept (least recently used dropped first). */
   maxEntries?: number
+  /** Estimated bytes the compiled schemas may hold in all (default 256 MiB). */
+  maxBytes?: number
 }
+
+/**
+ * What a compiled schema holds, estimated from its size as JSON: the schema, two validators
+ * (the full one and the fast check) and what ajv keeps for each. Measured on the bundled and
+ * Wikimedia schemas at about 10 to 20 times the JSON size.
+ */
+const bytesPerSchemaByte = 20
+/**
+ * ajv keeps every schema it compiled in its instance-wide scope (removeSchema does not free
+ * that), so an instance is replaced after this many compiles: once the validators compiled with
+ * an old instance are evicted, the instance and all it holds are freed.
+ */
+const compilesPerInstance = 20
 
 /**
  * Compiles and caches validators by schema URI, as EventGate does, but bounded: a flood of
@@ -53,17 +75,27 @@ export interface ValidatorCacheOptions {
  */
 export function createValidatorCache(options: ValidatorCacheOptions): ValidatorCache {
   const maxEntries = options.maxEntries ?? 1000
+  const maxBytes = options.maxBytes ?? 256 * 1024 * 1024
   const cache = new Map<string, Promise<CompiledSchema>>()
   const ready = new Map<string, CompiledSchema>()
-  const instances = new Map<string, Ajv>()
+  const sizes = new Map<string, number>()
+  let bytes = 0
+  const instances = new Map<string, { ajv: Ajv; compiles: number }>()
   const ajvFor = (draft: SchemaDraft, mode: 'full' | 'fast' | 'fast-units') => {
     const key = `${draft} ${mode}`
-    let ajv = instances.get(key)
-    if (ajv === undefined) {
-      ajv = newAjv(draft, mode === 'full', true, mode !== 'fast-units')
-      instances.set(key, ajv)
+    let instance = instances.get(key)
+    if (instance === undefined || instance.compiles >= compilesPerInstance) {
+      instance = { ajv: newAjv(draft, mode === 'full', true, mode !== 'fast-units'), compiles: 0 }
+      instances.set(key, instance)
     }
-    return ajv
+    instance.compiles++
+    return instance.ajv
+  }
+  const forget = (uri: string) => {
+    cache.delete(uri)
+    ready.delete(uri)
+    bytes -= sizes.get(uri) ?? 0
+    sizes.delete(uri)
   }
 
   const compile = async (uri: string): Promise<CompiledSchema> => {
@@ -105,20 +137,25 @@ export function createValidatorCache(options: ValidatorCacheOptions): ValidatorC
       cache.set(uri, pending)
       pending.then(
         (compiled) => {
-          if (cache.get(uri) === pending) ready.set(uri, compiled)
+          if (cache.get(uri) !== pending) return
+          ready.set(uri, compiled)
+          const size = JSON.stringify(compiled.schema).length * bytesPerSchemaByte
+          sizes.set(uri, size)
+          bytes += size
+          // Least recently used first, but never the one just compiled.
+          for (const oldest of cache.keys()) {
+            if (bytes <= maxBytes || oldest === uri) break
+            forget(oldest)
+          }
         },
         () => {},
       )
       pending.catch((error: unknown) => {
         // A schema that is missing now may be published later, and a remote that failed may
         // recover: only compile failures (a bad schema stays bad) stay cached.
-        if (!(error instanceof EventplaneError && error.code === 'EVP_SCHEMA_INVALID')) cache.delete(uri)
+        if (!(error instanceof EventplaneError && error.code === 'EVP_SCHEMA_INVALID') && cache.get(uri) === pending) forget(uri)
       })
-      if (cache.size > maxEntries) {
-        const oldest = cache.keys().next().value!
-        cache.delete(oldest)
-        ready.delete(oldest)
-      }
+      if (cache.size > maxEntries) forget(cache.keys().next().value!)
       return pending
     },
     peek(uri) {
@@ -132,6 +169,9 @@ export function createValidatorCache(options: ValidatorCacheOptions): ValidatorC
     },
     get size() {
       return cache.size
+    },
+    get bytes() {
+      return bytes
     },
   }
 }
@@ -159,7 +199,14 @@ function property(schema: unknown, ...path: string[]): JsonObject | undefined {
 export function schemaFields(schema: JsonObject): SchemaFields {
   const title = typeof schema['title'] === 'string' ? schema['title'] : ''
   const headers = property(schema, 'http', 'request_headers')
+  const maxLength = (field: JsonObject | undefined) => (typeof field?.['maxLength'] === 'number' ? field['maxLength'] : Infinity)
+  const headerValues = headers === undefined ? undefined : (property(headers, 'user-agent') ?? (isPlainObject(headers['additionalProperties']) ? headers['additionalProperties'] : undefined))
   return {
+    maxLength: {
+      requestId: maxLength(property(schema, 'meta', 'request_id')),
+      userAgent: maxLength(headerValues),
+      clientIp: maxLength(property(schema, 'http', 'client_ip')),
+    },
     metaId: property(schema, 'meta', 'id') !== undefined,
     metaDt: property(schema, 'meta', 'dt') !== undefined,
     metaRequestId: property(schema, 'meta', 'request_id') !== undefined,

@@ -2,20 +2,23 @@ import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import cors from '@fastify/cors'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { pino, type Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { Config } from '../config/index.ts'
-import { frameworkErrors, installErrorHandling } from '../core/http.ts'
+import { frameworkErrors, htmlPolicy, installErrorHandling, requestIdOf, securityHeaders } from '../core/http.ts'
 import { EventplaneError } from '../core/errors.ts'
+import { hidePath } from '../core/paths.ts'
 import { createServer } from 'node:http'
-import { createIntake, createIntakeListener, intakeRoutes, type Intake } from '../intake/index.ts'
+import { createIntake, createIntakeListener, intakeRoutes, proxyTrust, type Intake } from '../intake/index.ts'
 import { openKafkaLog, openSqliteLog, type EventLog, type KafkaLogOptions } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
 import { servedStreams, streamRoutes, streamsOpenApi } from '../streams/index.ts'
-import { createMetricsRegistry, instrumentHttp, type ObserveRequest } from './metrics.ts'
+import { createMetricsRegistry, instrumentHttp, metricsHandler, type ObserveRequest } from './metrics.ts'
+import { allowedMethods } from './methods.ts'
+import { clientErrorHandler, limitConnections } from './guards.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -55,6 +58,17 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
   const repositories = config.schemas.repositories.map((r) =>
     openRepository(r.path, { name: r.name, maxFileBytes: config.schemas.max_file_bytes }),
   )
+  // Answers name these folders by what they are, never by where they are on this machine.
+  hidePath(config.data_dir, '<data_dir>')
+  if (config.event_log.path !== undefined) hidePath(dirname(config.event_log.path), '<event_log>')
+  for (const repository of repositories) {
+    hidePath(repository.schemaDir, `repo:${repository.name}`)
+    hidePath(repository.root, `repo:${repository.name}:root`)
+  }
+  config.schemas.base_uris?.forEach((uri, i) => {
+    if (!/^(https?:|repo:)/i.test(uri)) hidePath(uri.replace(/^file:\/\//, ''), `schemas.base_uris[${i}]`)
+  })
+  if (config.stream_config.source !== undefined && !/^https?:/i.test(config.stream_config.source)) hidePath(dirname(config.stream_config.source), '<stream_config>')
   const schemas = createSchemaSource({
     baseUris: resolveBaseUris(config, repositories),
     timeoutMs: config.schemas.remote_timeout_ms,
@@ -75,13 +89,15 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
   if (streamConfig === undefined) logger.warn('no stream_config.source configured: the stream config API is off, and any stream is accepted')
   let log: EventLog | undefined
   try {
-    if (hasRole(config, 'intake') || hasRole(config, 'streams')) log = await openEventLog(config, logger, registry)
+    if (hasRole(config, 'intake') || hasRole(config, 'streams')) log = await openEventLog(config, logger, registry, streamConfig)
   } catch (error) {
     await streamConfig?.close()
     throw error
   }
   const baseUris = resolveBaseUris(config, repositories)
   const validators = createValidatorCache({ source: schemas, maxEntries: config.intake.validator_cache_size })
+  // Streams that regex keys made before this start count against intake.max_regex_streams.
+  const existingTopics = log === undefined || !hasRole(config, 'intake') ? [] : await log.topics().catch(() => [])
   const intake = log === undefined || !hasRole(config, 'intake') ? undefined : createIntake({
     validators,
     streamConfig,
@@ -97,6 +113,18 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     errorStream: config.intake.error_stream,
     errorSchemaUri: config.intake.error_schema_uri,
     emitterId: config.intake.emitter_id,
+    errorEvents: {
+      perSecond: config.intake.error_events_per_s,
+      burst: config.intake.error_events_burst,
+      maxRawChars: config.intake.error_event_max_raw_bytes,
+    },
+    privateFields: config.streams.redact_fields,
+    eventTime: {
+      maxFutureMs: config.intake.event_time.max_future_s == null ? null : config.intake.event_time.max_future_s * 1000,
+      maxPastMs: config.intake.event_time.max_past_s == null ? null : config.intake.event_time.max_past_s * 1000,
+    },
+    maxRegexStreams: config.intake.max_regex_streams,
+    existingTopics,
   })
   return {
     config,
@@ -114,6 +142,12 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
       await log?.close()
     },
   }
+}
+
+/** Streams never served over SSE: the error stream quotes refused events, unless exposed. */
+function hiddenStreams(config: Readonly<Config>): string[] {
+  const errorStream = config.intake.error_stream
+  return errorStream && !config.streams.expose_error_stream ? [errorStream] : []
 }
 
 export type Role = 'intake' | 'streams' | 'schemas'
@@ -164,8 +198,9 @@ function answersWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 /** The event log the config names: the SQLite file, or the Kafka cluster. */
-export async function openEventLog(config: Readonly<Config>, logger: Logger, registry?: Registry): Promise<EventLog> {
+export async function openEventLog(config: Readonly<Config>, logger: Logger, registry?: Registry, streamConfig?: StreamConfigSource): Promise<EventLog> {
   const settings = config.event_log
+  const topicLabel = streamConfig === undefined ? undefined : topicLabels(config, streamConfig)
   if (settings.backend === 'kafka') {
     const kafka = settings.kafka
     if (kafka.brokers === undefined) {
@@ -183,9 +218,12 @@ export async function openEventLog(config: Readonly<Config>, logger: Logger, reg
       createTopics: kafka.create_topics,
       requestTimeoutMs: kafka.request_timeout_ms,
       maxInFlight: kafka.max_in_flight,
+      // Topics made here take what the intake takes: meta.dt up to its window ahead.
+      maxTimestampAheadMs: config.intake.event_time.max_future_s == null ? null : config.intake.event_time.max_future_s * 1000,
       ...(kafka.topic_namespace === undefined ? {} : { topicNamespace: kafka.topic_namespace }),
       logger: logger.child({ part: 'event-log' }),
       registry,
+      ...(topicLabel === undefined ? {} : { topicLabel }),
     })
   }
   const path = settings.path!
@@ -201,7 +239,33 @@ export async function openEventLog(config: Readonly<Config>, logger: Logger, reg
     sync: settings.sync,
     logger: logger.child({ part: 'event-log' }),
     registry,
+    ...(topicLabel === undefined ? {} : { topicLabel }),
   })
+}
+
+/**
+ * Metric labels of topics: a topic of a stream configured by name is itself; the topic of a
+ * stream made through a /regex/ key is labelled `<prefix><regex key>`, as the intake labels the
+ * stream, so request input cannot add series.
+ */
+function topicLabels(config: Readonly<Config>, streamConfig: StreamConfigSource): (topic: string) => string {
+  const prefix = config.intake.topic_prefix
+  let labels = new Map<string, string>()
+  let generation: StreamConfig | undefined
+  return (topic) => {
+    if (streamConfig.current() !== generation) {
+      generation = streamConfig.current()
+      labels = new Map()
+    }
+    let label = labels.get(topic)
+    if (label === undefined) {
+      const stream = topic.startsWith(prefix) ? topic.slice(prefix.length) : topic
+      const found = streamConfig.current().resolve(stream)
+      label = found === undefined ? 'other' : found.key === stream ? topic : `${topic.slice(0, topic.length - stream.length)}${found.key}`
+      if (labels.size < 10_000) labels.set(topic, label)
+    }
+    return label
+  }
 }
 
 /**
@@ -239,30 +303,57 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   const observed: { observe?: ObserveRequest } = {}
   const newRequestId = requestIds()
   const intake = platform.intake
+  const trustProxy = config.server.trust_proxy as boolean | string[]
+  const trusted = proxyTrust(trustProxy)
   const intakeListener = intake === undefined ? undefined : createIntakeListener({
     intake,
     maxBodyBytes: config.intake.max_body_bytes,
-    maxDepth: config.intake.max_depth,
+    limits: { maxDepth: config.intake.max_depth, maxEvents: config.intake.max_events_per_request },
+    maxListed: config.intake.max_refusals_listed,
+    maxPendingBodyBytes: config.intake.max_pending_body_bytes,
     schemaUriQueryParam: config.intake.schema_uri_query_param,
     streamQueryParam: config.intake.stream_query_param,
-    trustProxy: config.server.trust_proxy as boolean | string[],
+    trustProxy,
     corsOrigins: config.server.cors.origins,
+    securityHeaders,
     logger: logger.child({ part: 'intake' }),
     newRequestId,
     observe: (status, seconds) => observed.observe?.('POST', '/v1/events', status, seconds),
   })
+  const metricsApart = config.server.metrics.port !== null
   const app = Fastify({
     // POST /v1/events is answered before fastify sees it (intake/listener.ts): the hot path.
-    serverFactory: (handler) =>
-      createServer((request, response) => {
-        if (intakeListener === undefined || !intakeListener(request, response)) handler(request, response)
-      }),
+    serverFactory: (handler) => {
+      const server = createServer(
+        {
+          headersTimeout: config.server.headers_timeout_ms,
+          requestTimeout: Math.max(config.server.request_timeout_ms, config.server.headers_timeout_ms),
+          keepAliveTimeout: config.server.keep_alive_timeout_ms,
+          // How often node looks for requests past their timeouts (default 30 s, longer than them).
+          connectionsCheckingInterval: Math.min(1000, config.server.headers_timeout_ms),
+        },
+        (request, response) => {
+          if (refusedConnection(request, response)) return
+          if (intakeListener === undefined || !intakeListener(request, response)) handler(request, response)
+        },
+      )
+      const refusedConnection = limitConnections(server, {
+        maxConnections: config.server.max_connections,
+        maxPerIp: config.server.max_connections_per_ip,
+        exempt: (address) => trusted(address, 0),
+        logger,
+        registry,
+      })
+      return server
+    },
+    clientErrorHandler,
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    requestIdHeader: 'x-request-id',
-    genReqId: newRequestId,
+    // X-Request-ID, when given, cut to a length fit to echo and log (requestIdOf).
+    requestIdHeader: false,
+    genReqId: (request) => requestIdOf(request.headers['x-request-id']) ?? newRequestId(),
     frameworkErrors,
-    trustProxy: config.server.trust_proxy as boolean | string[],
+    trustProxy,
     // Requests for schemas and configs are small; a large body is a mistake or an attack.
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1024 },
@@ -278,27 +369,39 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   })
   app.addHook('onSend', (request, reply, _payload, done) => {
     reply.header('x-request-id', request.id)
+    for (const [name, value] of Object.entries(securityHeaders)) {
+      if (reply.hasHeader(name)) continue
+      // Our HTML pages (/?doc, schema listings) style themselves inline and load nothing else.
+      const html = name === 'content-security-policy' && String(reply.getHeader('content-type') ?? '').startsWith('text/html')
+      reply.header(name, html ? htmlPolicy : value)
+    }
     done()
   })
+  const addMethodNotAllowed = allowedMethods(app)
 
   const origins = config.server.cors.origins
   if (origins.length > 0) {
-    await app.register(cors, {
+    const corsOptions = {
       origin: origins.includes('*') ? '*' : origins,
       methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
       allowedHeaders: ['accept', 'content-type', 'x-requested-with', 'x-request-id', 'last-event-id', 'if-none-match'],
       exposedHeaders: ['x-request-id', 'etag'],
       maxAge: config.server.cors.max_age_s,
+    }
+    // /metrics is for the operator's scraper, never for scripts on other sites.
+    await app.register(cors, () => (request: FastifyRequest, callback: (error: Error | null, options: typeof corsOptions | { origin: false }) => void) => {
+      callback(null, request.url === '/metrics' || request.url.startsWith('/metrics?') ? { origin: false } : corsOptions)
     })
   }
   if (intake !== undefined) {
     await app.register(intakeRoutes, {
       intake,
       maxBodyBytes: config.intake.max_body_bytes,
-      maxDepth: config.intake.max_depth,
+      limits: { maxDepth: config.intake.max_depth, maxEvents: config.intake.max_events_per_request },
+      maxListed: config.intake.max_refusals_listed,
       schemaUriQueryParam: config.intake.schema_uri_query_param,
       streamQueryParam: config.intake.stream_query_param,
-      trustClientIpHeader: config.server.trust_proxy !== false,
+      trusted: (address) => trusted(address, 0),
       testEvents: config.intake.test_events,
     })
   }
@@ -326,8 +429,17 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       retryMs: config.streams.retry_ms,
       maxConnectionsPerIp: config.streams.max_connections_per_ip,
       maxBufferedBytes: config.streams.max_buffered_bytes,
-      filterLimits: { maxLength: config.streams.max_filter_length, maxNodes: config.streams.max_filter_nodes },
+      filterLimits: {
+        maxLength: config.streams.max_filter_length,
+        maxNodes: config.streams.max_filter_nodes,
+        maxNesting: config.streams.max_filter_nesting,
+        budget: config.streams.filter_budget,
+      },
       readerPerClient: config.streams.reader_per_client,
+      maxStreamsPerRequest: config.streams.max_streams_per_request,
+      closeGraceMs: config.streams.slow_client_grace_ms,
+      redactFields: config.streams.redact_fields,
+      hidden: hiddenStreams(config),
     })
   }
 
@@ -345,15 +457,14 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     const ready = Object.values(checks).every(Boolean)
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
   })
-  app.get('/metrics', async (_request, reply) => {
-    return reply.type(registry.contentType).header('cache-control', 'no-store').send(await registry.metrics())
-  })
+  if (!metricsApart) app.get('/metrics', metricsHandler(registry))
   app.get('/_info', async () => ({
     name: packageJson.name,
     version: packageJson.version,
     description: packageJson.description,
   }))
   app.get('/robots.txt', async (_request, reply) => reply.type('text/plain').send('User-agent: *\nDisallow: /\n'))
+  addMethodNotAllowed()
   const specs = apiDocuments(platform)
   // EventGate's conventions: `/?spec` is the OpenAPI document, `/?doc` a page describing it.
   app.get('/', async (request, reply) => {
@@ -373,7 +484,7 @@ function apiDocuments(platform: Platform): () => Promise<{ json: string; html: s
   const build = async (config: StreamConfig | undefined) => {
     let streamPaths: Record<string, unknown> = {}
     if (config !== undefined) {
-      const described = await streamsOpenApi(servedStreams(config, platform.config.streams.allowed as string[] | null), platform.schemas)
+      const described = await streamsOpenApi(servedStreams(config, platform.config.streams.allowed as string[] | null, hiddenStreams(platform.config)), platform.schemas)
       for (const failure of described.failures) {
         platform.logger.warn(failure, 'a stream is described in /?spec without its schema')
       }

@@ -1,5 +1,8 @@
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client'
-import type { FastifyInstance } from 'fastify'
+import { createServer, type Server } from 'node:http'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { EventplaneError, toProblem } from '../core/errors.ts'
+import { problemContentType, securityHeaders } from '../core/http.ts'
 
 /** A registry of its own per platform instance (never prom-client's global one), so tests and
  *  several apps in one process do not share counters. */
@@ -40,5 +43,51 @@ export function instrumentHttp(app: FastifyInstance, registry: Registry): Observ
       children.set(key, child)
     }
     child.observe(seconds)
+  }
+}
+
+/** `GET /metrics` in the Prometheus text format, never cached. */
+export function metricsHandler(registry: Registry): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply> {
+  return async (_request, reply) => reply.type(registry.contentType).header('cache-control', 'no-store').send(await registry.metrics())
+}
+
+/**
+ * `/metrics` on a listener of its own (`server.metrics.port`), so that it can stay on a
+ * private interface while the API faces the internet. It answers nothing else.
+ */
+export async function startMetricsListener(
+  registry: Registry,
+  host: string,
+  port: number,
+  timeouts: { headersTimeout: number; requestTimeout: number } = { headersTimeout: 10_000, requestTimeout: 30_000 },
+): Promise<{ server: Server; url: string; close(): Promise<void> }> {
+  const server = createServer({ ...timeouts, connectionsCheckingInterval: 1000 }, (request, response) => {
+    request.resume()
+    const path = (request.url ?? '').split('?')[0]
+    if (path === '/metrics' && (request.method === 'GET' || request.method === 'HEAD')) {
+      registry.metrics().then(
+        (text) => {
+          response.writeHead(200, { ...securityHeaders, 'content-type': registry.contentType, 'cache-control': 'no-store' })
+          response.end(request.method === 'HEAD' ? undefined : text)
+        },
+        () => {
+          response.writeHead(500).end()
+        },
+      )
+      return
+    }
+    const body = JSON.stringify(toProblem(new EventplaneError('EVP_NOT_FOUND', `no route for ${request.method} ${path}: this listener serves GET /metrics only`)))
+    response.writeHead(404, { ...securityHeaders, 'content-type': problemContentType, 'content-length': String(Buffer.byteLength(body)) }).end(body)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const address = server.address()
+  const actual = typeof address === 'object' && address !== null ? address.port : port
+  return {
+    server,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }

@@ -1,12 +1,15 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config/index.ts'
 import { buildApp, openPlatform, type OpenPlatformOptions, type Platform } from './app.ts'
+import { startMetricsListener } from './metrics.ts'
 
 export interface RunningServer {
   app: FastifyInstance
   platform: Platform
   /** Where it listens, e.g. http://127.0.0.1:8192 */
   url: string
+  /** Where /metrics is served when it has a listener of its own (server.metrics.port). */
+  metricsUrl: string | undefined
   /** Stops accepting connections, lets requests in flight finish, closes everything. */
   close(): Promise<void>
 }
@@ -15,9 +18,17 @@ export interface RunningServer {
 export async function startServer(config: Readonly<Config>, options: OpenPlatformOptions = {}): Promise<RunningServer> {
   const platform = await openPlatform(config, options)
   let app: FastifyInstance
+  let metrics: Awaited<ReturnType<typeof startMetricsListener>> | undefined
   try {
     app = await buildApp(platform)
     await app.listen({ host: config.server.host, port: config.server.port })
+    const { port: metricsPort, host: metricsHost } = config.server.metrics
+    if (metricsPort !== null) {
+      metrics = await startMetricsListener(platform.registry, metricsHost ?? config.server.host, metricsPort, {
+        headersTimeout: config.server.headers_timeout_ms,
+        requestTimeout: Math.max(config.server.request_timeout_ms, config.server.headers_timeout_ms),
+      })
+    }
   } catch (error) {
     await platform.close()
     throw error
@@ -30,13 +41,14 @@ export async function startServer(config: Readonly<Config>, options: OpenPlatfor
     app,
     platform,
     url: `http://${host}:${port}`,
+    metricsUrl: metrics?.url,
     close() {
       closing ??= (async () => {
         // Keep-alive connections whose last request finishes during the drain become idle
         // after fastify's one sweep of idle connections; sweep until the server has closed.
         const sweep = setInterval(() => app.server.closeIdleConnections(), 50)
         try {
-          await app.close()
+          await Promise.all([app.close(), metrics?.close()])
         } finally {
           clearInterval(sweep)
           await platform.close()

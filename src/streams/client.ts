@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { EventplaneError, toProblem } from '../core/errors.ts'
 import type { EventLog } from '../log/types.ts'
 import type { EventFilter } from './filter.ts'
-import { toDelivery, type Delivery, type FrameCache, type Hub, type PartitionSubscriber, type Tail } from './hub.ts'
+import { sliceMs, toDelivery, type Delivery, type FrameCache, type Hub, type PartitionSubscriber, type Tail } from './hub.ts'
 import type { IdPosition } from './positions.ts'
 
 export type IdMode = 'both' | 'offset' | 'timestamp'
@@ -20,6 +21,7 @@ export interface Assignment {
 export interface ClientHooks {
   onDelivered(count: number): void
   onFilterError(): void
+  onFilterOverBudget(): void
   onSlowClient(): void
   onClose(): void
 }
@@ -33,6 +35,8 @@ export interface ClientOptions {
   idMode: IdMode
   filter: EventFilter
   maxBufferedBytes: number
+  /** How long an ended response may take to flush before its socket is destroyed. */
+  closeGraceMs: number
   hooks: ClientHooks
 }
 
@@ -45,6 +49,8 @@ interface PartitionState {
   lastTimestamp: number | undefined
   tail: Tail | undefined
   subscriber: PartitionSubscriber | undefined
+  /** The partition cannot go on (a batch in it cannot be decoded); the others do. */
+  stopped: boolean
 }
 
 const encoder = new TextEncoder()
@@ -64,15 +70,30 @@ export class StreamClient {
   #live = 0
   #closed = false
   #corked = false
+  /**
+   * Sends what the turn wrote, then looks at what the socket could not take: only that backlog
+   * says the client reads too slowly. (Measured while corked, one burst of a busy partition
+   * would look like a slow client.)
+   */
   readonly #uncork = () => {
     this.#corked = false
-    this.#options.response.uncork()
+    const response = this.#options.response
+    response.uncork()
+    if (!this.#closed && response.writableLength > this.#options.maxBufferedBytes) {
+      this.#options.hooks.onSlowClient()
+      this.#end(
+        new EventplaneError(
+          'EVP_CLIENT_TOO_SLOW',
+          `more than ${this.#options.maxBufferedBytes} bytes were waiting to be sent: the client reads too slowly; reconnect with the last event id`,
+        ),
+      )
+    }
   }
   lastWrite = Date.now()
 
   constructor(options: ClientOptions) {
     this.#options = options
-    this.#states = options.assignments.map((a) => ({ topic: a.topic, partition: a.partition, next: 0, lastTimestamp: undefined, tail: undefined, subscriber: undefined }))
+    this.#states = options.assignments.map((a) => ({ topic: a.topic, partition: a.partition, next: 0, lastTimestamp: undefined, tail: undefined, subscriber: undefined, stopped: false }))
     this.#assignmentKey = `${options.format}\0${options.idMode}\0${options.assignments.map((a) => `${a.topic}\0${a.partition}`).join('\0')}`
   }
 
@@ -119,18 +140,27 @@ export class StreamClient {
       const target = tail.position
       let read = 0
       try {
+        let sliceStart = performance.now()
+        const redact = hub.redact(state.topic)
         for await (const record of log.read({ topic: state.topic, partition: state.partition, offset: state.next }, { follow: false, signal: this.#abort.signal })) {
           if (this.#closed) return
           read++
-          const delivery = toDelivery(record)
+          const delivery = toDelivery(record, redact)
           if (!this.#take(state, delivery, undefined)) return
           if (this.#options.response.writableNeedDrain) await this.#drained()
+          // History that the filter mostly skips writes nothing, so it never waits for a drain:
+          // let the event loop run every few milliseconds of it.
+          if (performance.now() - sliceStart > sliceMs) {
+            await nextTurn()
+            sliceStart = performance.now()
+            if (this.#closed) return
+          }
           if (record.offset + 1 >= target) break
         }
         // Nothing left to read below the tail (retention removed it): continue from the tail.
         if (read === 0) state.next = Math.max(state.next, target)
       } catch (error) {
-        if (!this.#closed) this.fail(error)
+        if (!this.#closed) this.#failPartition(state, error)
         return
       }
     }
@@ -141,8 +171,23 @@ export class StreamClient {
       deliver: (delivery, frames) => {
         this.#take(state, delivery, frames)
       },
-      fail: (error) => this.fail(error),
+      fail: (error) => this.#failPartition(state, error),
     }
+  }
+
+  /**
+   * A batch that cannot be decoded stops its partition only: the client is told (an `error`
+   * event naming the partition and offset) and keeps getting the others. Any other failure of
+   * the log ends the connection, and the client resumes elsewhere or later.
+   */
+  #failPartition(state: PartitionState, error: unknown): void {
+    if (!(error instanceof EventplaneError && error.code === 'EVP_LOG_RECORD_UNDECODABLE')) return this.fail(error)
+    if (state.stopped || this.#closed) return
+    state.stopped = true
+    if (state.subscriber !== undefined) state.tail?.remove(state.subscriber)
+    state.subscriber = undefined
+    this.#write(this.#errorFrame(error))
+    if (this.#states.every((s) => s.stopped)) this.close()
   }
 
   /** Handles one record of a partition; false when the client is gone. */
@@ -157,6 +202,7 @@ export class StreamClient {
       verdict = filter.test(delivery.event)
       frames?.set(filter.key, verdict)
       if (verdict === 'error') this.#options.hooks.onFilterError()
+      else if (verdict === 'over-budget') this.#options.hooks.onFilterOverBudget()
     }
     if (verdict !== 'pass') return true
     // Frames are shared only between clients whose every partition is live: then their
@@ -200,15 +246,6 @@ export class StreamClient {
     }
     response.write(chunk)
     this.lastWrite = Date.now()
-    if (response.writableLength > this.#options.maxBufferedBytes) {
-      this.#options.hooks.onSlowClient()
-      this.#end(
-        new EventplaneError(
-          'EVP_CLIENT_TOO_SLOW',
-          `more than ${this.#options.maxBufferedBytes} bytes were waiting to be sent: the client reads too slowly; reconnect with the last event id`,
-        ),
-      )
-    }
   }
 
   #drained(): Promise<void> {
@@ -237,24 +274,36 @@ export class StreamClient {
     this.#end(e)
   }
 
+  #errorFrame(error: EventplaneError): string {
+    const body = JSON.stringify(toProblem(error))
+    return this.#options.format === 'sse' ? `event: error\nid: ${this.#id()}\ndata: ${body}\n\n` : `${body}\n`
+  }
+
   #end(error: EventplaneError | undefined): void {
     if (this.#closed) return
     const response = this.#options.response
-    if (error !== undefined && !response.destroyed) {
-      const body = JSON.stringify(toProblem(error))
-      if (this.#options.format === 'sse') response.write(`event: error\nid: ${this.#id()}\ndata: ${body}\n\n`)
-      else response.write(`${body}\n`)
-    }
+    if (error !== undefined && !response.destroyed) response.write(this.#errorFrame(error))
     this.close()
   }
 
-  /** Leaves the tails and ends the response. */
+  /**
+   * Leaves the tails and ends the response. A client that does not take the rest (it stopped
+   * reading: the reason it is dropped) gets `closeGraceMs`, then its socket is destroyed, so a
+   * dropped client never keeps a socket and its unsent data.
+   */
   close(): void {
     if (this.#closed) return
     this.#closed = true
     this.#abort.abort()
     for (const state of this.#states) if (state.subscriber !== undefined) state.tail?.remove(state.subscriber)
-    if (!this.#options.response.writableEnded) this.#options.response.end()
+    const response = this.#options.response
+    if (!response.writableEnded) response.end()
+    const socket = response.socket
+    if (socket !== null && !socket.destroyed) {
+      const timer = setTimeout(() => socket.destroy(), this.#options.closeGraceMs)
+      timer.unref()
+      socket.once('close', () => clearTimeout(timer))
+    }
     this.#options.hooks.onClose()
   }
 }

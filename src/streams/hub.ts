@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
 import type { EventLog, LogRecord } from '../log/types.ts'
@@ -17,9 +18,15 @@ export interface Delivery {
 /** Something that takes the deliveries of a live partition (a client, for one of its partitions). */
 export interface PartitionSubscriber {
   deliver(delivery: Delivery, frames: FrameCache): void
-  /** The tail failed (the log broke): the subscriber should end. */
+  /** The tail failed (the log broke, or a batch cannot be decoded): the partition stops. */
   fail(error: unknown): void
 }
+
+/** Dotted paths to leave out of the events of a topic before anyone sees them. */
+export type Redaction = (topic: string) => readonly string[]
+
+/** Work a loop over records does before it lets the event loop run (other requests, heartbeats). */
+export const sliceMs = 10
 
 /**
  * Per-delivery memo shared by every subscriber of it: frames and filter verdicts are made
@@ -44,14 +51,16 @@ export class Tail {
   readonly #abort = new AbortController()
   readonly #log: EventLog
   readonly #logger: Logger | undefined
+  readonly #redact: Redaction
   #idleTimer: NodeJS.Timeout | undefined
   #onStop: () => void
 
-  constructor(log: EventLog, topic: string, partition: number, logger: Logger | undefined, onStop: () => void) {
+  constructor(log: EventLog, topic: string, partition: number, logger: Logger | undefined, redact: Redaction, onStop: () => void) {
     this.#log = log
     this.topic = topic
     this.partition = partition
     this.#logger = logger
+    this.#redact = redact
     this.#onStop = onStop
     this.ready = log.latest(topic, partition).then((offset) => {
       this.position = offset
@@ -89,8 +98,15 @@ export class Tail {
 
   async #run(): Promise<void> {
     try {
+      let sliceStart = performance.now()
       for await (const record of this.#log.read({ topic: this.topic, partition: this.partition, offset: this.position }, { signal: this.#abort.signal })) {
-        const delivery = toDelivery(record)
+        // A read page is delivered in one go unless it takes long (many clients, a burst).
+        if (performance.now() - sliceStart > sliceMs) {
+          await nextTurn()
+          sliceStart = performance.now()
+          if (this.#abort.signal.aborted) return
+        }
+        const delivery = toDelivery(record, this.#redact(record.topic))
         this.position = record.offset + 1
         this.lastTimestamp = record.timestamp
         const frames: FrameCache = new Map()
@@ -116,17 +132,20 @@ export class Hub {
   readonly #tails = new Map<string, Tail>()
   readonly #log: EventLog
   readonly #logger: Logger | undefined
+  /** What each topic's events lose before delivery (the same for history reads: see client.ts). */
+  readonly redact: Redaction
 
-  constructor(log: EventLog, logger?: Logger) {
+  constructor(log: EventLog, logger?: Logger, redact: Redaction = () => []) {
     this.#log = log
     this.#logger = logger
+    this.redact = redact
   }
 
   tail(topic: string, partition: number): Tail {
     const key = `${topic}\0${partition}`
     let tail = this.#tails.get(key)
     if (tail === undefined) {
-      tail = new Tail(this.#log, topic, partition, this.#logger, () => {
+      tail = new Tail(this.#log, topic, partition, this.#logger, this.redact, () => {
         if (this.#tails.get(key) === tail) this.#tails.delete(key)
       })
       this.#tails.set(key, tail)
@@ -144,8 +163,11 @@ export class Hub {
   }
 }
 
-/** Decorates a record as EventStreams does: meta.topic, meta.partition, meta.offset (and meta.key). */
-export function toDelivery(record: LogRecord): Delivery {
+/**
+ * Decorates a record as EventStreams does: meta.topic, meta.partition, meta.offset (and
+ * meta.key), after leaving out the `redact` paths (so filters cannot see them either).
+ */
+export function toDelivery(record: LogRecord, redact: readonly string[] = []): Delivery {
   const text = record.value.toString('utf8')
   let event: unknown
   try {
@@ -154,6 +176,7 @@ export function toDelivery(record: LogRecord): Delivery {
     event = text
   }
   if (isPlainObject(event)) {
+    for (const path of redact) deletePath(event, path)
     const meta: JsonObject = isPlainObject(event['meta']) ? event['meta'] : (event['meta'] = {})
     meta['topic'] = record.topic
     meta['partition'] = record.partition
@@ -167,5 +190,20 @@ export function toDelivery(record: LogRecord): Delivery {
     timestamp: record.timestamp,
     event,
     json: JSON.stringify(event),
+  }
+}
+
+function deletePath(event: JsonObject, path: string): void {
+  let node: unknown = event
+  let start = 0
+  for (;;) {
+    const dot = path.indexOf('.', start)
+    if (!isPlainObject(node)) return
+    if (dot === -1) {
+      delete node[path.slice(start)]
+      return
+    }
+    node = node[path.slice(start, dot)]
+    start = dot + 1
   }
 }

@@ -2,12 +2,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { EventplaneError } from '../core/errors.ts'
+import { clientKey, securityHeaders } from '../core/http.ts'
 import type { EventLog } from '../log/types.ts'
 import type { StreamConfigSource } from '../streamconfig/index.ts'
 import { StreamClient, type Assignment, type Format, type IdMode } from './client.ts'
 import { servedStreams, type ServedStream } from './exposure.ts'
 import { compileFilter, type FilterLimits } from './filter.ts'
-import { Hub } from './hub.ts'
+import { Hub, type Redaction } from './hub.ts'
 import { parseLastEventId, parseSince } from './positions.ts'
 import { viewerRoutes } from './ui.ts'
 
@@ -25,6 +26,14 @@ export interface StreamServiceOptions {
   maxConnectionsPerIp?: number
   maxBufferedBytes?: number
   filterLimits?: FilterLimits
+  /** Distinct streams one request may name (default 100). */
+  maxStreamsPerRequest?: number
+  /** How long an ended stream may take to flush before its socket is destroyed (default 2 s). */
+  closeGraceMs?: number
+  /** Dotted paths left out of every event unless its stream sets consumers.eventplane_streams.redact_fields. */
+  redactFields?: readonly string[]
+  /** Streams never served (the error stream, unless exposed). */
+  hidden?: readonly string[]
   /** One log reader per client instead of one shared per partition (the KafkaSSE design; a benchmark baseline). */
   readerPerClient?: boolean
 }
@@ -37,18 +46,26 @@ type Query = Record<string, string | string[] | undefined>
  * from `?since=` or `Last-Event-ID`, through an optional server-side filter.
  */
 export async function streamRoutes(app: FastifyInstance, options: StreamServiceOptions): Promise<void> {
-  const hub = new Hub(options.log, options.logger)
+  const hidden = options.hidden ?? []
+  const redact = redaction(options.streamConfig, options.allowed, hidden, options.redactFields ?? ['http.client_ip', 'http.request_headers'])
+  const hub = new Hub(options.log, options.logger, redact)
   const clients = new Set<StreamClient>()
   const perIp = new Map<string, number>()
   const idMode = options.idMode ?? 'both'
   const maxPerIp = options.maxConnectionsPerIp ?? 10
-  const limits = options.filterLimits ?? { maxLength: 2000, maxNodes: 200 }
+  const limits = options.filterLimits ?? { maxLength: 2000, maxNodes: 200, maxNesting: 2, budget: 100_000 }
+  const maxStreams = options.maxStreamsPerRequest ?? 100
   const registers = options.registry ? [options.registry] : []
   const connected = new Gauge({ name: 'eventplane_streams_connected_clients', help: 'Clients connected, by stream.', labelNames: ['stream'] as const, registers })
   const connections = new Counter({ name: 'eventplane_streams_connections_total', help: 'Connections opened, by stream.', labelNames: ['stream'] as const, registers })
   const sent = new Counter({ name: 'eventplane_streams_events_sent_total', help: 'Events sent to clients (after filters).', registers })
   const dropped = new Counter({ name: 'eventplane_streams_slow_clients_dropped_total', help: 'Clients disconnected because they read too slowly.', registers })
   const filterErrors = new Counter({ name: 'eventplane_streams_filter_errors_total', help: 'Events a filter failed on (skipped).', registers })
+  const overBudget = new Counter({
+    name: 'eventplane_streams_filter_over_budget_total',
+    help: 'Events a filter needed more than streams.filter_budget evaluation steps for (skipped).',
+    registers,
+  })
   const hubs = new Set<Hub>([hub])
   new Gauge({
     name: 'eventplane_streams_log_readers',
@@ -79,18 +96,31 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
   })
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const names = decodeURIComponent((request.params as { '*'?: string })['*'] ?? '')
-      .split(',')
-      .map((n) => n.trim())
-      .filter((n) => n !== '')
-    const served = servedStreams(options.streamConfig.current(), options.allowed)
+    // The router has decoded the path once: a name is not decoded again (`%252C` is the name
+    // `%2C`, not a comma), and a name given twice is one stream.
+    const names = [
+      ...new Set(
+        ((request.params as { '*'?: string })['*'] ?? '')
+          .split(',')
+          .map((n) => n.trim())
+          .filter((n) => n !== ''),
+      ),
+    ]
+    const served = servedStreams(options.streamConfig.current(), options.allowed, hidden)
     if (names.length === 0) {
       throw new EventplaneError('EVP_STREAM_UNKNOWN', 'name at least one stream: /v2/stream/{stream}[,{stream}…]', { details: { available: [...served.keys()].sort() } })
     }
     const unknown = names.filter((n) => !served.has(n))
     if (unknown.length > 0) {
-      throw new EventplaneError('EVP_STREAM_UNKNOWN', `invalid streams: ${unknown.join(',')}`, { details: { invalid: unknown, available: [...served.keys()].sort() } })
+      const shown = unknown.slice(0, 10).map((n) => (n.length > 100 ? `${n.slice(0, 100)}…` : n))
+      throw new EventplaneError('EVP_STREAM_UNKNOWN', `invalid streams: ${shown.join(',')}${unknown.length > shown.length ? ` and ${unknown.length - shown.length} more` : ''}`, {
+        details: { invalid: shown, available: [...served.keys()].sort() },
+      })
     }
+    if (names.length > maxStreams) {
+      throw new EventplaneError('EVP_BAD_REQUEST', `${names.length} streams named; one request may name at most ${maxStreams} (streams.max_streams_per_request)`, { details: { limit: maxStreams } })
+    }
+    const format = negotiate(request.headers.accept)
     const streams = names.map((n) => served.get(n)!)
     const query = request.query as Query
     const since = parseSince(single(query['since']))
@@ -106,21 +136,29 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     const lastEventId = parseLastEventId(single(request.headers['last-event-id']), new Set(topics))
     const assignments = await assign(options.log, topics, since, lastEventId)
 
-    const ip = request.ip
+    const ip = clientKey(request.ip)
     const open = perIp.get(ip) ?? 0
     if (maxPerIp > 0 && open >= maxPerIp) {
       reply.header('retry-after', '10')
       throw new EventplaneError('EVP_TOO_MANY_CONNECTIONS', `${ip} has ${open} streams open; the limit is ${maxPerIp}`, { details: { limit: maxPerIp } })
     }
+    // The slot is the socket's: it is given back when the socket is gone, not when the stream
+    // ends, so a dropped client that keeps its socket open still counts.
     perIp.set(ip, open + 1)
+    request.socket.once('close', () => {
+      const left = (perIp.get(ip) ?? 1) - 1
+      if (left <= 0) perIp.delete(ip)
+      else perIp.set(ip, left)
+    })
 
-    const format: Format = wantsJson(request) ? 'ndjson' : 'sse'
-    const headers: Record<string, string | number | string[]> = {}
+    const headers: Record<string, string | number | string[]> = { ...securityHeaders }
     for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value as string
     headers['content-type'] = format === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/json; charset=utf-8'
     headers['cache-control'] = 'no-cache, no-transform'
     headers['x-accel-buffering'] = 'no'
     headers['x-request-id'] = request.id
+    // A stream ends only when it must (shutdown, an error, a slow client): the connection goes with it.
+    headers['connection'] = 'close'
     reply.hijack()
     const response = reply.raw
     response.writeHead(200, headers)
@@ -129,8 +167,8 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     if (format === 'sse') response.write(`:ok\n\nretry: ${options.retryMs ?? 2000}\n\n`)
     else response.write('\n')
 
-    const streamLabels = streams.map((s) => s.stream)
-    const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger) : hub
+    const streamLabels = [...new Set(streams.map((s) => s.stream))]
+    const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger, redact) : hub
     hubs.add(clientHub)
     const client = new StreamClient({
       log: options.log,
@@ -141,9 +179,11 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
       idMode,
       filter,
       maxBufferedBytes: options.maxBufferedBytes ?? 4 * 1024 * 1024,
+      closeGraceMs: options.closeGraceMs ?? 2000,
       hooks: {
         onDelivered: (n) => sent.inc(n),
         onFilterError: () => filterErrors.inc(),
+        onFilterOverBudget: () => overBudget.inc(),
         onSlowClient: () => dropped.inc(),
         onClose: () => {
           if (clientHub !== hub) {
@@ -151,9 +191,6 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
             hubs.delete(clientHub)
           }
           clients.delete(client)
-          const left = (perIp.get(ip) ?? 1) - 1
-          if (left <= 0) perIp.delete(ip)
-          else perIp.set(ip, left)
           for (const stream of streamLabels) connected.dec({ stream })
           request.log.debug({ streams: names, ip }, 'stream closed')
         },
@@ -215,9 +252,50 @@ function matchParams(query: Query): Array<[string, string]> {
   return matches
 }
 
-function wantsJson(request: FastifyRequest): boolean {
-  const accept = request.headers.accept ?? ''
-  return /(^|,)\s*application\/json\b/i.test(accept) && !/text\/event-stream/i.test(accept)
+/**
+ * SSE unless the client asks for JSON (NDJSON); 406 when `Accept` allows neither. EventStreams
+ * answers SSE to anything, which a client asking for, say, only images cannot read.
+ */
+function negotiate(accept: string | undefined): Format {
+  if (accept === undefined || accept.trim() === '') return 'sse'
+  let sse = 0
+  let json = 0
+  for (const part of accept.split(',')) {
+    const [range = '', ...params] = part.trim().toLowerCase().split(';')
+    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
+    if (!(q > 0)) continue
+    const type = range.trim()
+    if (type === 'text/event-stream' || type === 'text/*' || type === '*/*') sse = Math.max(sse, type === 'text/event-stream' ? q + 1 : q)
+    if (type === 'application/json' || type === 'application/x-ndjson' || type === 'application/*') json = Math.max(json, type === 'application/*' ? q : q + 1)
+  }
+  if (sse === 0 && json === 0) {
+    throw new EventplaneError('EVP_NOT_ACCEPTABLE', `Accept ${JSON.stringify(accept.slice(0, 200))} allows neither text/event-stream nor application/json`)
+  }
+  // KafkaSSE's rule: JSON only when it is asked for and the event stream is not.
+  return json > sse ? 'ndjson' : 'sse'
+}
+
+/**
+ * Which paths each topic's events lose: the stream's `consumers.eventplane_streams.redact_fields`
+ * when it sets one, else `defaults`. Worked out once per topic and stream config generation.
+ */
+function redaction(streamConfig: StreamConfigSource, allowed: readonly string[] | null | undefined, hidden: readonly string[], defaults: readonly string[]): Redaction {
+  let generation: object | undefined
+  let byTopic = new Map<string, readonly string[]>()
+  return (topic) => {
+    const config = streamConfig.current()
+    if (config !== generation) {
+      generation = config
+      byTopic = new Map()
+      for (const served of servedStreams(config, allowed, hidden).values()) {
+        const consumers = served.settings['consumers'] as { eventplane_streams?: { redact_fields?: unknown } } | undefined
+        const own = consumers?.eventplane_streams?.redact_fields
+        const fields = Array.isArray(own) ? own.filter((f): f is string => typeof f === 'string') : defaults
+        for (const t of served.topics) byTopic.set(t, fields)
+      }
+    }
+    return byTopic.get(topic) ?? defaults
+  }
 }
 
 function single(value: string | string[] | undefined): string | undefined {

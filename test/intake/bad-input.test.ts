@@ -111,7 +111,7 @@ describe('bad input: the right status and code, the server stays up, valid event
     const response = await post(
       JSON.stringify([
         { $schema: '/test/event/1.0.0', meta: { stream: 'nope.stream' } },
-        { $schema: '/test/event/1.0.0', meta: { stream: 'eventplane.error.validation' } },
+        { $schema: '/test/event/1.0.0', meta: { stream: 'mediawiki.revision-create' } },
         { $schema: '/test/event/1.0.0' },
         { meta: { stream: 'test.event' } },
       ]),

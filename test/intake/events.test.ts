@@ -118,8 +118,13 @@ describe('POST /v1/events: the status matrix', () => {
     assert.equal((await post([event()], '', { 'content-type': 'application/json; charset=utf-8' })).statusCode, 201)
   })
 
-  test('GET /v1/events is not a route; OPTIONS gets CORS headers', async () => {
-    assert.equal((await t.app.inject({ method: 'GET', url: '/v1/events' })).statusCode, 404)
+  test('other methods on /v1/events are 405 with Allow (it was 404); OPTIONS gets CORS headers', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH'] as const) {
+      const response = await t.app.inject({ method, url: '/v1/events' })
+      assert.equal(response.statusCode, 405, method)
+      assert.equal(response.json().code, 'EVP_METHOD_NOT_ALLOWED')
+      assert.equal(response.headers['allow'], 'POST')
+    }
     const preflight = await t.app.inject({
       method: 'OPTIONS',
       url: '/v1/events',

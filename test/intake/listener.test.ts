@@ -112,8 +112,13 @@ describe('POST /v1/events over HTTP (the fast path)', () => {
     })
   })
 
-  test('other methods and paths still go to fastify', async () => {
-    assert.equal((await fetch(`${server.url}/v1/events`)).status, 404)
+  test('other methods on /v1/events are 405 with Allow (it was 404); OPTIONS and other paths go to fastify', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+      const response = await fetch(`${server.url}/v1/events`, { method })
+      assert.equal(response.status, 405, method)
+      assert.equal(response.headers.get('allow'), 'POST')
+      assert.equal(((await response.json()) as { code: string }).code, 'EVP_METHOD_NOT_ALLOWED')
+    }
     const preflight = await fetch(`${server.url}/v1/events`, { method: 'OPTIONS', headers: { origin: 'https://example.org', 'access-control-request-method': 'POST' } })
     assert.equal(preflight.status, 204)
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200)

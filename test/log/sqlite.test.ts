@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import Database from 'better-sqlite3'
+import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import {
   appendChannelName,
@@ -14,7 +15,7 @@ import {
   type SqliteLogOptions,
   sqliteSchemaVersion,
 } from '../../src/log/index.ts'
-import { repoRoot, tempDir } from '../helpers.ts'
+import { Capture, repoRoot, tempDir } from '../helpers.ts'
 import { contractPartitions, eventLogContract, readAll, rejectsWith, take, within } from './contract.ts'
 
 const root = tempDir('eventplane-log-')
@@ -56,6 +57,39 @@ async function fresh(options: Partial<SqliteLogOptions> = {}) {
 function rows(db: Database.Database, sql: string, ...params: unknown[]): Array<Record<string, number>> {
   return db.prepare(sql).all(...params) as Array<Record<string, number>>
 }
+
+/** A clock for the `clock` option that moves only when set. */
+function testClock(start: number) {
+  let time = start
+  return {
+    now: () => time,
+    set(to: number) {
+      time = to
+    },
+  }
+}
+
+/** The columns of `batches` up to version 2. */
+const batchColumnsV2 = ['id', 'part_id', 'base_offset', 'count', 'min_ts', 'max_ts', 'ts_high', 'bytes', 'bytes_end', 'payload']
+
+/** Turns a closed log file of the current layout into the layout an older version wrote. */
+function downgrade(path: string, version: 1 | 2): void {
+  const raw = new Database(path)
+  raw.exec('ALTER TABLE batches DROP COLUMN appended_high')
+  if (version === 1) raw.exec('CREATE INDEX batches_by_time ON batches (part_id, ts_high, base_offset)')
+  raw.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(version))
+  const columns = raw.prepare("SELECT name FROM pragma_table_info('batches')").pluck().all()
+  raw.close()
+  assert.deepEqual(columns, batchColumnsV2)
+}
+
+const minute = 60_000
+const hour = 60 * minute
+const day = 24 * hour
+/** A fixed "now" for tests that set the clock. */
+const t0 = Date.UTC(2025, 5, 1)
+const dated1971 = Date.UTC(1971, 0, 1)
+const dated9999 = Date.UTC(9999, 11, 31)
 
 describe('sqlite log: storage', () => {
   test('a new file is in WAL mode, marked as an event log, with a schema version', async () => {
@@ -276,19 +310,21 @@ describe('sqlite log: group commit', () => {
 })
 
 describe('sqlite log: retention', () => {
-  const hour = 3_600_000
-
-  test('by age: whole batches from the start whose records are all older go; offsets stay', async () => {
-    const { log, close } = await fresh({ retention: { maxAgeMs: hour } })
+  test('by age: whole batches from the start appended longer ago go; offsets stay', async () => {
+    const now = Date.now()
+    const clock = testClock(now)
+    const { log, close } = await fresh({ retention: { maxAgeMs: hour }, clock: clock.now })
     try {
-      const now = Date.now()
-      const batch = (n: number, age: number) =>
-        log.append(Array.from({ length: n }, () => ({ topic: 'aged', value: `${age}h`, timestamp: now - age * hour })))
+      const batch = (n: number, age: number) => {
+        clock.set(now - age * hour)
+        return log.append(Array.from({ length: n }, () => ({ topic: 'aged', value: `${age}h` })))
+      }
       await batch(3, 5)
       await batch(2, 4)
       await batch(2, 0)
-      await batch(1, 6) // old, but after a recent batch: the log start only moves forward over a prefix
-      const result = await log.enforceRetention(now)
+      await batch(1, 6) // the clock stepped back, after a recent batch: the log start only moves forward over a prefix
+      clock.set(now)
+      const result = await log.enforceRetention()
       assert.equal(result.deletedBatches, 2)
       assert.equal(result.deletedRecords, 5)
       assert.equal(await log.earliest('aged', 0), 5)
@@ -358,9 +394,12 @@ describe('sqlite log: retention', () => {
   })
 
   test('runs on its own every checkIntervalMs', async () => {
-    const { log, close } = await fresh({ retention: { maxAgeMs: 1000, checkIntervalMs: 20 } })
+    const now = Date.now()
+    const clock = testClock(now)
+    const { log, close } = await fresh({ retention: { maxAgeMs: 1000, checkIntervalMs: 20 }, clock: clock.now })
     try {
-      await log.append([{ topic: 'auto', value: 'ancient', timestamp: 0 }])
+      await log.append([{ topic: 'auto', value: 'ancient' }])
+      clock.set(now + 2000)
       await log.append([{ topic: 'auto', value: 'recent' }])
       await within(
         (async () => {
@@ -371,6 +410,128 @@ describe('sqlite log: retention', () => {
       assert.equal(await log.earliest('auto', 0), 1)
     } finally {
       await close()
+    }
+  })
+
+  test('by size, with an age as well: recently appended batches still go until the partition holds at most maxBytes', async () => {
+    const clock = testClock(t0)
+    const { log, peek, close } = await fresh({ retention: { maxBytes: 3000, maxAgeMs: 7 * day }, clock: clock.now })
+    try {
+      for (let i = 0; i < 10; i++) await log.append([{ topic: 'sized', value: 'x'.repeat(1000), timestamp: dated9999 }])
+      const result = await log.enforceRetention()
+      assert.equal(result.deletedBatches, 8)
+      assert.equal(result.deletedBytes, 8 * 1015)
+      assert.ok(rows(peek, 'SELECT sum(bytes) AS n FROM batches')[0]!.n! <= 3000)
+      assert.equal(await log.earliest('sized', 0), 8)
+      assert.equal(await log.latest('sized', 0), 10)
+    } finally {
+      await close()
+    }
+  })
+})
+
+describe("sqlite log: retention by append time, not by the producer's timestamp", () => {
+  test('an event dated 1971 is kept maxAgeMs after it was appended, not deleted at the next pass', async () => {
+    const clock = testClock(t0)
+    const { log, close } = await fresh({ retention: { maxAgeMs: 7 * day }, clock: clock.now })
+    try {
+      await log.append([{ topic: 'backdated', value: 'dated 1971', timestamp: dated1971 }])
+      assert.equal((await log.enforceRetention(t0 + minute)).deletedRecords, 0)
+      const [kept] = await readAll(log, { topic: 'backdated', partition: 0, offset: 0 })
+      assert.equal(kept!.timestamp, dated1971, "the record timestamp is still the producer's")
+      assert.equal((await log.offsetsForTimes('backdated', dated1971))[0]!.offset, 0)
+      assert.equal((await log.enforceRetention(t0 + 7 * day)).deletedRecords, 0)
+      assert.equal((await log.enforceRetention(t0 + 7 * day + 1)).deletedRecords, 1)
+      assert.equal(await log.earliest('backdated', 0), 1)
+    } finally {
+      await close()
+    }
+  })
+
+  test('an event dated 1971 is kept past the next pass with the default clock too', async () => {
+    const { log, close } = await fresh({ retention: { maxAgeMs: 7 * day } })
+    try {
+      await log.append([{ topic: 'backdated', value: 'dated 1971', timestamp: dated1971 }])
+      assert.equal((await log.enforceRetention(Date.now() + minute)).deletedRecords, 0)
+      assert.equal((await log.enforceRetention(Date.now() + 7 * day + minute)).deletedRecords, 1)
+    } finally {
+      await close()
+    }
+  })
+
+  test('an event dated 9999 does not stop age retention of its partition', async () => {
+    const clock = testClock(t0)
+    const { log, close } = await fresh({ retention: { maxAgeMs: 7 * day }, clock: clock.now })
+    try {
+      await log.append([{ topic: 'future', value: 'dated 9999', timestamp: dated9999 }])
+      for (let i = 0; i < 3; i++) await log.append([{ topic: 'future', value: `ordinary ${i}` }])
+      clock.set(t0 + hour)
+      await log.append([{ topic: 'future', value: 'an hour later' }])
+      // Reads by time still go by the records' timestamps.
+      assert.equal((await log.offsetsForTimes('future', dated9999))[0]!.offset, 0)
+      assert.equal((await log.offsetsForTimes('future', dated9999 + 1))[0]!.offset, 5)
+
+      assert.equal((await log.enforceRetention(t0 + 7 * day + 1)).deletedRecords, 4)
+      assert.equal(await log.earliest('future', 0), 4)
+      assert.equal((await log.offsetsForTimes('future', t0))[0]!.offset, 4)
+      assert.equal((await log.enforceRetention(t0 + hour + 7 * day + 1)).deletedRecords, 1)
+      assert.equal(await log.earliest('future', 0), 5)
+    } finally {
+      await close()
+    }
+  })
+
+  test('a clock that steps back between appends deletes nothing early, and retention still goes in offset order', async () => {
+    const clock = testClock(t0)
+    const logs = new Capture()
+    const options: SqliteLogOptions = {
+      path: newPath(),
+      retention: { maxAgeMs: 7 * day },
+      clock: clock.now,
+      logger: pino({ level: 'warn' }, logs),
+    }
+    let log = await openSqliteLog(options)
+    try {
+      const append = (value: string) => log.append([{ topic: 'skew', value }])
+      await append('a')
+      clock.set(t0 + hour)
+      await append('b')
+      clock.set(t0 - day)
+      await append('c')
+      // Still behind after a reopen: the running maximum comes back from the file.
+      await log.close()
+      log = await openSqliteLog(options)
+      await append('d')
+      clock.set(t0 + 2 * hour)
+      await append('e')
+
+      const peek = new Database(options.path, { readonly: true })
+      const stamped = peek.prepare('SELECT appended_high FROM batches ORDER BY base_offset').pluck().all()
+      peek.close()
+      assert.deepEqual(stamped, [t0, t0 + hour, t0 + hour, t0 + hour, t0 + 2 * hour])
+
+      const offsets = async () => (await readAll(log, { topic: 'skew', partition: 0, offset: 0 })).map((r) => r.offset)
+      // c and d were appended (after b) while the clock read a day earlier.
+      assert.equal((await log.enforceRetention(t0 - day + 7 * day + 1)).deletedRecords, 0)
+      assert.equal((await log.enforceRetention(t0 + 7 * day)).deletedRecords, 0)
+      assert.equal((await log.enforceRetention(t0 + 7 * day + 1)).deletedRecords, 1)
+      assert.deepEqual(await offsets(), [1, 2, 3, 4])
+      assert.equal((await log.enforceRetention(t0 + hour + 7 * day)).deletedRecords, 0)
+      assert.equal((await log.enforceRetention(t0 + hour + 7 * day + 1)).deletedRecords, 3)
+      assert.deepEqual(await offsets(), [4])
+      assert.equal((await log.enforceRetention(t0 + 2 * hour + 7 * day + 1)).deletedRecords, 1)
+      assert.deepEqual(await offsets(), [])
+      assert.equal(await log.earliest('skew', 0), 5)
+
+      // A pass while the clock is behind the append times says so.
+      const warnings = () => logs.text.split('\n').filter((line) => line.includes('"aheadMs"'))
+      assert.equal(warnings().length, 0)
+      await append('f')
+      assert.equal((await log.enforceRetention(t0 - day)).deletedRecords, 0)
+      assert.equal(warnings().length, 1)
+      assert.equal((JSON.parse(warnings()[0]!) as { aheadMs: number }).aheadMs, 2 * hour + day)
+    } finally {
+      await log.close()
     }
   })
 })
@@ -470,9 +631,7 @@ test('a version 1 file (with the index by time) is migrated to the current versi
   const first = await openSqliteLog({ path, sync: 'normal' })
   await first.append([1000, 2000, 3000].map((timestamp) => ({ topic: 'old.topic', value: `at ${timestamp}`, timestamp })))
   await first.close()
-  const raw = new Database(path)
-  raw.exec("CREATE INDEX batches_by_time ON batches (part_id, ts_high, base_offset); UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-  raw.close()
+  downgrade(path, 1)
   const reopened = await openSqliteLog({ path, sync: 'normal' })
   try {
     const [found] = await reopened.offsetsForTimes('old.topic', 1500)
@@ -483,5 +642,49 @@ test('a version 1 file (with the index by time) is migrated to the current versi
   const check = new Database(path, { readonly: true })
   assert.equal(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(sqliteSchemaVersion))
   assert.equal(check.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'batches_by_time'").pluck().get(), 0)
+  check.close()
+})
+
+test('a version 2 file (no append times) is migrated: every record stays readable, and its batches get min(ts_high, migration time)', async () => {
+  const path = join(tempDir(), 'v2.sqlite')
+  const migratedAt = t0
+  const stamps = [dated1971, migratedAt - day, dated9999, migratedAt - 2 * hour]
+  const writer = await openSqliteLog({ path, sync: 'normal', clock: () => migratedAt - 30 * day })
+  for (const timestamp of stamps) await writer.append([{ topic: 'legacy', value: `at ${timestamp}`, timestamp }])
+  await writer.close()
+  downgrade(path, 2)
+
+  const clock = testClock(migratedAt)
+  const log = await openSqliteLog({ path, sync: 'normal', retention: { maxAgeMs: 7 * day }, clock: clock.now })
+  try {
+    const records = await readAll(log, { topic: 'legacy', partition: 0, offset: 0 })
+    assert.deepEqual(
+      records.map((r) => [r.offset, r.timestamp, r.value.toString()]),
+      stamps.map((timestamp, i) => [i, timestamp, `at ${timestamp}`]),
+    )
+    assert.equal((await log.offsetsForTimes('legacy', migratedAt - day - 1))[0]!.offset, 1)
+    assert.equal((await log.offsetsForTimes('legacy', migratedAt - hour))[0]!.offset, 2)
+    clock.set(migratedAt + hour)
+    const [appended] = await log.append([{ topic: 'legacy', value: 'after the migration' }])
+    assert.equal(appended!.offset, 4)
+
+    // Append times by the rule: 1971 (what version 2 deleted at its next pass as well), a day
+    // before the migration, then the migration time for the batch dated 9999 and the one after it.
+    assert.equal((await log.enforceRetention(migratedAt)).deletedRecords, 1)
+    assert.equal(await log.earliest('legacy', 0), 1)
+    assert.equal((await log.enforceRetention(migratedAt - day + 7 * day)).deletedRecords, 0)
+    assert.equal((await log.enforceRetention(migratedAt - day + 7 * day + 1)).deletedRecords, 1)
+    assert.equal((await log.enforceRetention(migratedAt + 7 * day)).deletedRecords, 0)
+    assert.equal((await log.enforceRetention(migratedAt + 7 * day + 1)).deletedRecords, 2)
+    assert.equal(await log.earliest('legacy', 0), 4)
+    assert.equal((await log.enforceRetention(migratedAt + hour + 7 * day)).deletedRecords, 0)
+    assert.equal((await log.enforceRetention(migratedAt + hour + 7 * day + 1)).deletedRecords, 1)
+    assert.equal(await log.earliest('legacy', 0), 5)
+  } finally {
+    await log.close()
+  }
+  const check = new Database(path, { readonly: true })
+  assert.equal(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(sqliteSchemaVersion))
+  assert.deepEqual(check.prepare("SELECT name FROM pragma_table_info('batches')").pluck().all(), [...batchColumnsV2, 'appended_high'])
   check.close()
 })

@@ -29,7 +29,8 @@ describe('/v2/ui in Chromium', () => {
     await page.goto(`${s.url}/v2/ui`)
     // The list of streams comes from /?spec.
     await page.locator('input[name=stream][value="test.event"]').check()
-    assert.equal(await page.locator('input[name=stream]').count(), 5, 'test.event, test-alias, other.event, mediawiki.recentchange, eventplane.error.validation')
+    // The error stream is configured but not served (streams.expose_error_stream is off).
+    assert.equal(await page.locator('input[name=stream]').count(), 4, 'test.event, test-alias, other.event, mediawiki.recentchange')
     await page.locator('#connect').click()
     await page.locator('#state[data-state=open]').waitFor({ timeout: 10_000 })
     for (let i = 0; i < 5; i++) await produce(s.url, [testEvent(`live ${i}`)])
