@@ -880,12 +880,18 @@ export const attacks: Attack[] = [
       ctx.record(chunked)
       expectProblem(ctx, chunked, 413, 'EVP_BODY_TOO_LARGE', `a ${over.length}-byte chunked body with node:http`)
 
-      // Security headers on API answers of every kind.
+      const refused = () => {
+        const event: JsonObject = { $schema: testSchema, meta: { stream: streams.test, id: randomUUID() }, test: 42 }
+        ctx.track(event, { expect: 'bad' })
+        return event
+      }
+      // Security headers on API answers of every kind that have a body (the intake's empty
+      // 201 skips them: there is nothing for a browser to sniff or frame).
       const answers = [
         await ctx.request({ path: '/healthz' }),
         await ctx.request({ path: '/repositories' }),
         await ctx.request({ path: '/nope' }),
-        (await ctx.post([ctx.event()])).answer,
+        (await ctx.post([ctx.event(), refused()])).answer,
         (await ctx.post([], { body: '{"not json' })).answer,
       ]
       for (const answer of answers) {

@@ -29,11 +29,12 @@ export interface BodyLimits {
  * other than UTF-8 (JSON is UTF-8 by RFC 8259; bytes in another charset would be misread).
  */
 export function eventMediaType(contentType: string | undefined): EventContentType {
-  const type = mediaType(contentType ?? '')
+  const header = contentType ?? ''
+  const type = mediaType(header)
   if (!(eventContentTypes as readonly string[]).includes(type)) {
-    throw new EventplaneError('EVP_UNSUPPORTED_MEDIA_TYPE', `content type ${JSON.stringify(contentType ?? '')} is not supported; send ${eventContentTypes.join(', ')}`)
+    throw new EventplaneError('EVP_UNSUPPORTED_MEDIA_TYPE', `content type ${JSON.stringify(header)} is not supported; send ${eventContentTypes.join(', ')}`)
   }
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(contentType ?? '')?.[1]?.toLowerCase()
+  const charset = header.includes(';') ? /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(header)?.[1]?.toLowerCase() : undefined
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new EventplaneError('EVP_UNSUPPORTED_MEDIA_TYPE', `charset ${JSON.stringify(charset)} is not supported; send UTF-8 (charset=utf-8 or none)`)
   }
@@ -51,12 +52,14 @@ export function eventMediaType(contentType: string | undefined): EventContentTyp
 export function parseEventsBody(body: Buffer, contentType: string, limits: BodyLimits): unknown[] {
   if (body.length === 0) throw empty()
   const type = eventMediaType(contentType)
-  const over = scanShape(body, limits)
-  if (over === 'deep') {
-    throw new EventplaneError('EVP_BODY_TOO_DEEP', `the request body nests deeper than ${limits.maxDepth} levels`, { details: { limit: limits.maxDepth } })
-  }
-  if (over === 'many') {
-    throw new EventplaneError('EVP_TOO_MANY_EVENTS', `the request body carries more than ${limits.maxEvents} events; split the batch`, { details: { limit: limits.maxEvents } })
+  // A large body is read for depth and count before it is parsed, so that two million tiny
+  // items are refused for the price of one scan, not two million objects. A small one costs
+  // little to parse whatever it holds, and is checked after (a scan costs about 3x the walk).
+  const scanned = body.length > Math.max(2 * limits.maxEvents, scanAbove)
+  if (scanned) {
+    const over = scanShape(body, limits)
+    if (over === 'deep') throw tooDeep(limits)
+    if (over === 'many') throw tooMany(limits)
   }
   let text: string
   try {
@@ -70,6 +73,10 @@ export function parseEventsBody(body: Buffer, contentType: string, limits: BodyL
   } catch (error) {
     throw new EventplaneError('EVP_BODY_INVALID_JSON', `the request body is not JSON: ${(error as Error).message}`, { cause: error })
   }
+  if (!scanned) {
+    if (depthOver(value, limits.maxDepth)) throw tooDeep(limits)
+    if (Array.isArray(value) && value.length > limits.maxEvents) throw tooMany(limits)
+  }
   if (type === 'application/cloudevents+json') return [fromCloudEvent(value)]
   if (type === 'application/cloudevents-batch+json') {
     if (!Array.isArray(value)) throw new EventplaneError('EVP_BODY_INVALID_JSON', 'a CloudEvents batch must be a JSON array')
@@ -80,6 +87,17 @@ export function parseEventsBody(body: Buffer, contentType: string, limits: BodyL
   // EventGate answers 400 to `[]` and `{}` alike: nothing to accept.
   if (events.length === 0 || (events.length === 1 && isPlainObject(events[0]) && Object.keys(events[0]).length === 0)) throw empty()
   return events
+}
+
+/** Bodies larger than this (and than two bytes per allowed event) are scanned before parsing. */
+const scanAbove = 256 * 1024
+
+function tooDeep(limits: BodyLimits): EventplaneError {
+  return new EventplaneError('EVP_BODY_TOO_DEEP', `the request body nests deeper than ${limits.maxDepth} levels`, { details: { limit: limits.maxDepth } })
+}
+
+function tooMany(limits: BodyLimits): EventplaneError {
+  return new EventplaneError('EVP_TOO_MANY_EVENTS', `the request body carries more than ${limits.maxEvents} events; split the batch`, { details: { limit: limits.maxEvents } })
 }
 
 function empty(): EventplaneError {
@@ -94,27 +112,44 @@ export function mediaType(contentType: string): string {
 const quote = 0x22
 const backslash = 0x5c
 
+/** Whether any object or array nests deeper than `limit` (walked without recursion). */
+function depthOver(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  const stack: Array<[unknown, number]> = [[value, 1]]
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!
+    if (depth > limit) return true
+    if (Array.isArray(node)) {
+      for (const child of node) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+    } else {
+      for (const key in node as JsonObject) {
+        const child = (node as JsonObject)[key]
+        if (typeof child === 'object' && child !== null) stack.push([child, depth + 1])
+      }
+    }
+  }
+  return false
+}
+
 /**
  * Whether JSON text nests deeper than `maxDepth` or has more than `maxEvents` items in a
- * top-level array, read off the bytes (strings skipped with indexOf). Counts commas at depth
- * 1, so it may count one item too many on malformed text, which JSON.parse refuses anyway.
+ * top-level array, read off the bytes (about 1 ns a byte). Counts commas at depth 1, so it may
+ * count one item too many on malformed text, which JSON.parse refuses anyway.
  */
 function scanShape(body: Buffer, limits: BodyLimits): 'deep' | 'many' | undefined {
   let depth = 0
   let commas = 0
   let topIsArray = false
   const maxCommas = limits.maxEvents - 1
-  for (let i = 0; i < body.length; i++) {
+  const n = body.length
+  for (let i = 0; i < n; i++) {
     const c = body[i]!
     if (c === quote) {
-      // To the closing quote: one not preceded by an odd number of backslashes.
-      for (;;) {
-        const end = body.indexOf(quote, i + 1)
-        if (end === -1) return undefined
-        let slashes = 0
-        while (body[end - 1 - slashes] === backslash) slashes++
-        i = end
-        if (slashes % 2 === 0) break
+      // To the closing quote, stepping over escapes (`\"`, `\\`).
+      for (i++; i < n; i++) {
+        const d = body[i]!
+        if (d === backslash) i++
+        else if (d === quote) break
       }
     } else if (c === 0x5b || c === 0x7b) {
       if (depth === 0 && c === 0x5b) topIsArray = true

@@ -108,7 +108,7 @@ export function createErrorEvents(options: ErrorEventsOptions): ErrorEvents {
       log.error({ unfit, schema: options.schemaUri }, 'error events could not be made to fit the error schema')
     }
     if (events.length === 0) return
-    const result = await options.write(events, { receivedAt: new Date(), requestId: context.requestId, internal: true })
+    const result = await options.write(events, { receivedAt: new Date(), requestId: context.requestId })
     const notWritten = result.invalid.length + result.error.length
     if (result.accepted > 0) outcomes.inc({ outcome: 'written' }, result.accepted)
     if (notWritten > 0) {

@@ -55,8 +55,6 @@ export interface RequestContext {
   /** From `?schema_uri=` / `?stream=`: filled into events that lack them. */
   defaultSchemaUri?: string | undefined
   defaultStream?: string | undefined
-  /** Events made by Eventplane itself (error events), the only ones internal streams take. */
-  internal?: boolean
 }
 
 export type ItemStatus = 'invalid' | 'error'
@@ -101,6 +99,10 @@ const maxSchemaUriLength = 1024
 const maxErrorsPerEvent = 20
 /** A batch lets the event loop run after this much work, so no request holds up the others. */
 const sliceMs = 10
+/** Events longer than this (in UTF-16 units) are checked against the log's record size limit. */
+const largeEventChars = 1 << 20
+/** Which header values enrichment copied into an event (bits). */
+const Enriched = { requestId: 1, clientIp: 2, userAgent: 4 } as const
 
 /**
  * The intake pipeline (EventGate's, with Wikimedia's stream checks), per event:
@@ -135,7 +137,8 @@ export function createIntake(options: IntakeOptions): Intake {
           schemaUri: options.errorSchemaUri ?? '/error/1.0.0',
           emitterId: options.emitterId ?? 'eventplane-intake',
           validators: options.validators,
-          write: (events, context) => processBatch(events, context),
+          // Error events are Eventplane's own: the only events the error stream takes.
+          write: (events, context) => processBatch(events, context, true),
           schemaUriOf: getSchemaUri,
           streamOf: getStream,
           perSecond: options.errorEvents?.perSecond ?? 100,
@@ -168,6 +171,8 @@ export function createIntake(options: IntakeOptions): Intake {
   interface Memo {
     schemas: Map<string, { path: string; compiled: CompiledSchema }>
     streams: Map<string, StreamInfo | ItemResult>
+    /** The batch is Eventplane's own (error events). */
+    internal: boolean
   }
   interface StreamInfo {
     settings: ResolvedStreamSettings | undefined
@@ -219,8 +224,8 @@ export function createIntake(options: IntakeOptions): Intake {
   }
 
   /** The stream's settings, label and topic, or why no event may go to it. */
-  function streamInfo(stream: string, context: RequestContext): StreamInfo | ItemResult {
-    if (stream === errorStream && context.internal !== true) {
+  function streamInfo(stream: string, internal: boolean): StreamInfo | ItemResult {
+    if (stream === errorStream && !internal) {
       return fail('invalid', undefined, 'EVP_STREAM_INTERNAL', `stream ${JSON.stringify(stream)} takes error events from the intake only`)
     }
     const found = options.streamConfig?.current().resolve(stream)
@@ -257,7 +262,7 @@ export function createIntake(options: IntakeOptions): Intake {
     if (typeof stream !== 'string' || stream === '') return fail('invalid', event, 'EVP_EVENT_STREAM_MISSING', `the event has no ${streamPath}`)
 
     let info = memo.streams.get(stream)
-    if (info === undefined) memo.streams.set(stream, (info = streamInfo(stream, context)))
+    if (info === undefined) memo.streams.set(stream, (info = streamInfo(stream, memo.internal)))
     if ('status' in info) return { ...info, event }
     const settings = info.settings
     if (info.label !== undefined) labels.stream = info.label
@@ -308,8 +313,12 @@ export function createIntake(options: IntakeOptions): Intake {
       }
     }
     const record: AppendRecord = { topic: info.topic, key, value: JSON.stringify(event), timestamp }
-    const refused = options.log.checkRecord(record)
-    if (refused !== undefined) return fail('invalid', event, 'EVP_EVENT_TOO_LARGE', `the event cannot be stored: ${refused.message}`)
+    // The topic was checked with the stream, the timestamp with the window; what is left is the
+    // size, which no log refuses below 1 Mi characters (3 MiB): only larger events are checked.
+    if (record.value.length > largeEventChars) {
+      const refused = options.log.checkRecord(record)
+      if (refused !== undefined) return fail('invalid', event, 'EVP_EVENT_TOO_LARGE', `the event cannot be stored: ${refused.message}`)
+    }
     if (info.newRegexStream) {
       regexStreams.add(stream)
       info.newRegexStream = false
@@ -424,11 +433,11 @@ export function createIntake(options: IntakeOptions): Intake {
     return dropped
   }
 
-  async function processBatch(events: readonly unknown[], context: RequestContext): Promise<BatchResult> {
+  async function processBatch(events: readonly unknown[], context: RequestContext, internal: boolean): Promise<BatchResult> {
     const invalid: ItemResult[] = []
     const error: ItemResult[] = []
     const prepared: Prepared[] = []
-    const memo: Memo = { schemas: new Map(), streams: new Map() }
+    const memo: Memo = { schemas: new Map(), streams: new Map(), internal }
     // Counted once per batch and label set; consecutive events nearly always share labels.
     const counts: Array<{ stream: string; schema: string; outcome: string; n: number }> = []
     let last: (typeof counts)[number] | undefined
@@ -467,62 +476,64 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     let accepted = 0
     if (prepared.length > 0) {
-      for (const outcome of await append(prepared)) {
-        if (outcome.failure === undefined) {
+      const failures = await append(prepared)
+      for (let i = 0; i < prepared.length; i++) {
+        const p = prepared[i]!
+        const failure = failures?.[i]
+        if (failure === undefined) {
           accepted++
-          count(outcome.prepared as Labels, 'accepted')
-        } else {
-          // The log refusing a record is the record's fault (the producer's); any other failure is ours.
-          const e = outcome.failure
-          const status: ItemStatus = e.code === 'EVP_LOG_INVALID_ARGUMENT' ? 'invalid' : 'error'
-          const item: ItemResult = { status, index: outcome.prepared.index, event: outcome.prepared.event, context: { code: e.code, message: withoutPaths(e.message) } }
-          if (status === 'error') item.context.canRetry = e.canRetry
-          ;(status === 'invalid' ? invalid : error).push(item)
-          count(outcome.prepared as Labels, status)
+          count(p as Labels, 'accepted')
+          continue
         }
+        // The log refusing a record is the record's fault (the producer's); any other failure is ours.
+        const status: ItemStatus = failure.code === 'EVP_LOG_INVALID_ARGUMENT' ? 'invalid' : 'error'
+        const item: ItemResult = { status, index: p.index, event: p.event, context: { code: failure.code, message: withoutPaths(failure.message) } }
+        if (status === 'error') item.context.canRetry = failure.canRetry
+        ;(status === 'invalid' ? invalid : error).push(item)
+        count(p as Labels, status)
       }
-      if (error.length > 1 || invalid.length > 1) {
+      if (failures !== undefined && (error.length > 1 || invalid.length > 1)) {
         const byIndex = (a: ItemResult, b: ItemResult) => (a.index ?? 0) - (b.index ?? 0)
         error.sort(byIndex)
         invalid.sort(byIndex)
       }
     }
     for (const { stream, schema, outcome, n } of counts) counter.inc({ stream, schema, outcome }, n)
-    if (context.internal !== true) errorEvents?.emit(invalid, context)
+    if (!internal) errorEvents?.emit(invalid, context)
     return { total: events.length, accepted, invalid, error }
   }
 
   /**
-   * Appends the prepared events in one call. Everything the log refuses for what a record is
-   * was checked in `finish`; should it refuse a batch for a record anyway, each record is
-   * appended on its own, so that one refusal fails only its own event.
+   * Appends the prepared events in one call; returns undefined when all are durable, else the
+   * failure of each. Everything the log refuses for what a record is was checked in `finish`;
+   * should it refuse a batch for a record anyway, each record is appended on its own, so that
+   * one refusal fails only its own event.
    */
-  async function append(prepared: Prepared[]): Promise<Array<{ prepared: Prepared; failure?: EventplaneError }>> {
+  async function append(prepared: Prepared[]): Promise<Array<EventplaneError | undefined> | undefined> {
+    const records: AppendRecord[] = new Array(prepared.length)
+    for (let i = 0; i < prepared.length; i++) records[i] = prepared[i]!.record
     try {
-      await options.log.append(prepared.map((p) => p.record))
-      return prepared.map((p) => ({ prepared: p }))
+      await options.log.append(records)
+      return undefined
     } catch (cause) {
       const e = asLogError(cause)
       if (e.code !== 'EVP_LOG_INVALID_ARGUMENT' || prepared.length === 1) {
         log.error({ err: e, code: e.code }, 'append to the event log failed')
-        return prepared.map((p) => ({ prepared: p, failure: e }))
+        return prepared.map(() => e)
       }
       log.warn({ err: e, code: e.code, records: prepared.length }, 'the event log refused a batch; appending its records one by one')
-      const outcomes = await Promise.allSettled(prepared.map((p) => options.log.append([p.record])))
-      return outcomes.map((outcome, i) => (outcome.status === 'fulfilled' ? { prepared: prepared[i]! } : { prepared: prepared[i]!, failure: asLogError(outcome.reason) }))
+      const outcomes = await Promise.allSettled(records.map((record) => options.log.append([record])))
+      return outcomes.map((outcome) => (outcome.status === 'fulfilled' ? undefined : asLogError(outcome.reason)))
     }
   }
 
   return {
-    process: (events, context) => processBatch(events, { ...context, internal: false }),
+    process: (events, context) => processBatch(events, context, false),
     async close() {
       await errorEvents?.close()
     },
   }
 }
-
-/** Which header values enrichment copied into an event (bits). */
-const Enriched = { requestId: 1, clientIp: 2, userAgent: 4 } as const
 
 function asLogError(cause: unknown): EventplaneError {
   return cause instanceof EventplaneError ? cause : new EventplaneError('EVP_LOG_UNAVAILABLE', String(cause), { cause })

@@ -193,3 +193,29 @@ describe('the validator cache', () => {
     assert.ok(cache.size < 20 && cache.size >= 1, `${cache.size} entries`)
   })
 })
+
+describe('bodies being received', () => {
+  test('a client that goes away mid-body gives its bytes back to intake.max_pending_body_bytes', async () => {
+    const { connect } = await import('node:net')
+    const { securityServer } = await import('./setup.ts')
+    const server = await securityServer({ intake: { max_pending_body_bytes: 1048576, max_body_bytes: 1048576 } })
+    try {
+      const { port } = new URL(server.url)
+      // Three bodies of 700,000 declared bytes, each abandoned: were they still counted, the
+      // fourth would be refused with 503 EVP_OVERLOADED.
+      for (let i = 0; i < 3; i++) {
+        const socket = connect(Number(port), '127.0.0.1')
+        await new Promise((resolve) => socket.once('connect', resolve))
+        socket.write(`POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 700000\r\n\r\n[${' '.repeat(1000)}`)
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        socket.destroy()
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+      const event = JSON.stringify([testEvent('after the abandoned bodies')])
+      const response = await fetch(`${server.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: event + ' '.repeat(700_000 - event.length) })
+      assert.equal(response.status, 201, await response.text())
+    } finally {
+      await server.close()
+    }
+  })
+})
