@@ -18,6 +18,11 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     load: () => import('./intake.ts'),
   },
   {
+    name: 'versus',
+    summary: 'POST /v1/events of this tree against another commit (--base), both on one core at once: the ratio of their costs, robust to a noisy machine',
+    load: () => import('./versus.ts'),
+  },
+  {
     name: 'sse',
     summary: 'SSE fan-out to 1k/5k/10k clients: delivered events/s at p99 < 250 ms, idle memory per connection, against a log reader per client (KafkaSSE)',
     load: () => import('./sse.ts'),

@@ -5,14 +5,30 @@ import type { EventLog, LogRecord } from '../log/types.ts'
 
 /** A record of the log as clients get it: parsed once, `meta.topic/partition/offset` added, serialized once. */
 export interface Delivery {
-  topic: string
-  partition: number
-  offset: number
-  timestamp: number
+  readonly topic: string
+  readonly partition: number
+  readonly offset: number
+  readonly timestamp: number
   /** The event (shared: never modify). */
-  event: unknown
+  readonly event: unknown
   /** The event as one line of JSON. */
-  json: string
+  readonly json: string
+}
+
+class RecordDelivery implements Delivery {
+  #json: string | undefined
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly offset: number,
+    readonly timestamp: number,
+    readonly event: unknown,
+  ) {}
+
+  /** Serialized on first use: an event every filter skips (a scan of history) never is. */
+  get json(): string {
+    return (this.#json ??= JSON.stringify(this.event))
+  }
 }
 
 /** Something that takes the deliveries of a live partition (a client, for one of its partitions). */
@@ -183,14 +199,7 @@ export function toDelivery(record: LogRecord, redact: readonly string[] = []): D
     meta['offset'] = record.offset
     if (record.key !== null) meta['key'] = record.key.toString('utf8')
   }
-  return {
-    topic: record.topic,
-    partition: record.partition,
-    offset: record.offset,
-    timestamp: record.timestamp,
-    event,
-    json: JSON.stringify(event),
-  }
+  return new RecordDelivery(record.topic, record.partition, record.offset, record.timestamp, event)
 }
 
 function deletePath(event: JsonObject, path: string): void {
