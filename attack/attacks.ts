@@ -77,23 +77,14 @@ function serverSockets(port: number): Map<number, string> {
 }
 const established = '01'
 
-/** A '[1,1,…,1]' body of at most `maxBytes` bytes, and its item count. */
-function manyOnes(maxBytes: number): { body: Buffer; items: number } {
-  const items = Math.floor((maxBytes - 1) / 2)
-  const body = Buffer.alloc(items * 2 + 1)
+/** A '[item,item,…]' body of at most `maxBytes` bytes (item '1' or '{}'), and its item count. */
+function repeated(item: string, maxBytes: number): { body: Buffer; items: number } {
+  const size = item.length + 1
+  const items = Math.floor((maxBytes - 1) / size)
+  const body = Buffer.alloc(items * size + 1)
   body.write('[')
-  body.fill('1,', 1, 1 + 2 * (items - 1))
-  body.write('1]', 2 * items - 1)
-  return { body, items }
-}
-
-/** A '[{},{},…]' body of at most `maxBytes` bytes, and its item count. */
-function manyEmptyObjects(maxBytes: number): { body: Buffer; items: number } {
-  const items = Math.floor((maxBytes - 1) / 3)
-  const body = Buffer.alloc(items * 3 + 1)
-  body.write('[')
-  body.fill('{},', 1, 1 + 3 * (items - 1))
-  body.write('{}]', 3 * items - 2)
+  body.fill(`${item},`, 1, 1 + size * (items - 1))
+  body.write(`${item}]`, size * (items - 1) + 1)
   return { body, items }
 }
 
@@ -362,7 +353,7 @@ export const attacks: Attack[] = [
     expected: '413 EVP_TOO_MANY_EVENTS each; alive, /healthz fast, RSS back.',
     timeoutMs: { quick: 30_000, full: 60_000 },
     async run(ctx) {
-      const { body, items } = manyOnes(ctx.limits.maxBodyBytes)
+      const { body, items } = repeated('1', ctx.limits.maxBodyBytes)
       ctx.note(`${items.toLocaleString('en-US')} items in ${body.length} bytes`)
       const send = () => ctx.request({ method: 'POST', path: '/v1/events', headers: { 'content-type': 'application/json' }, body, timeoutMs: ctx.quick ? 25_000 : 55_000 })
       const first = await send()
@@ -379,7 +370,7 @@ export const attacks: Attack[] = [
     expected: '413 EVP_TOO_MANY_EVENTS, nothing appended.',
     timeoutMs: { quick: 30_000, full: 60_000 },
     async run(ctx) {
-      const { body, items } = manyEmptyObjects(ctx.limits.maxBodyBytes)
+      const { body, items } = repeated('{}', ctx.limits.maxBodyBytes)
       ctx.note(`${items.toLocaleString('en-US')} items in ${body.length} bytes`)
       const answer = await ctx.request({
         method: 'POST',

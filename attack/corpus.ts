@@ -6,6 +6,7 @@
  * body broken as a whole (too deep, not UTF-8, not JSON). The same seed gives the same
  * batches, so `npm run attack -- --only random-corpus --seed N` replays a failure.
  */
+import { seededRandom } from '../bench/lib.ts'
 
 /** What an event is by construction. */
 export type Expectation = 'good' | 'bad' | 'maybe'
@@ -45,17 +46,8 @@ export interface CorpusOptions {
   now?: number
 }
 
-/** mulberry32: small, fast, good enough to pick mutations, and reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** mulberry32 (bench/lib.ts): small, fast, good enough to pick mutations, and reproducible. */
+export const rng = seededRandom
 
 type Json = Record<string, unknown>
 

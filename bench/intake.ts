@@ -30,6 +30,7 @@ import {
   positiveInt,
   repoRoot,
   saveResults,
+  seededRandom,
   sleep,
   spawnPinned,
   stop,
@@ -226,18 +227,6 @@ export async function alternate(kinds: readonly ServerKind[], options: Options, 
 // ---------------------------------------------------------------------------------------------
 // Bodies and config
 
-/** A small deterministic generator, so that every run sends the same bodies. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const words = ['page', 'edit', 'saved', 'preview', 'click', 'search', 'result', 'opened', 'link', 'banner', 'session', 'reader', 'mobile', 'desktop', 'article', 'talk', 'history', 'diff', 'watchlist', 'menu']
 
 /** A realistic test/event event, different for every i. */
@@ -267,7 +256,8 @@ export function writeBodies(work: string, batches: number[]): Bodies {
   const bytes = new Map<number, Buffer>()
   const now = Date.now()
   for (const batch of batches) {
-    const random = prng(batch)
+    // Seeded, so that every run sends the same bodies.
+    const random = seededRandom(batch)
     const body = Buffer.from(JSON.stringify(Array.from({ length: batch }, (_, i) => testEvent(i, random, now))))
     const file = join(work, `body-${batch}.json`)
     writeFileSync(file, body)

@@ -54,15 +54,26 @@ export function metric(text: string, name: string, labels: Record<string, string
   return sum
 }
 
-/** A seeded PRNG (mulberry32), so a failing random batch can be replayed. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+/** A seeded PRNG, so a failing random batch can be replayed. */
+export { seededRandom as random } from '../../bench/lib.ts'
+
+/**
+ * Counts turns of the event loop (setImmediate callbacks) while `work` runs in this process:
+ * a handler that never lets the loop run gets one or two.
+ */
+export async function eventLoopTurns<T>(work: () => Promise<T>): Promise<{ result: T; turns: number }> {
+  let turns = 0
+  let running = true
+  const spin = () => {
+    turns++
+    if (running) setImmediate(spin)
+  }
+  setImmediate(spin)
+  try {
+    const result = await work()
+    return { result, turns }
+  } finally {
+    running = false
   }
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { RunningServer } from '../../src/server/index.ts'
-import { metric, securityServer, securityStreams, testEvent } from './setup.ts'
+import { eventLoopTurns, metric, securityServer, securityStreams, testEvent } from './setup.ts'
 
 const streams = {
   ...securityStreams,
@@ -143,15 +143,7 @@ describe('history scans', () => {
   after(() => server.close())
 
   test('a scan of history that a filter skips lets the event loop run (it froze the server for 15 s)', async () => {
-    let turns = 0
-    let running = true
-    const spin = () => {
-      turns++
-      if (running) setImmediate(spin)
-    }
-    setImmediate(spin)
-    const events = await ndjson(`${server.url}/v2/stream/test.event?since=0&filter=${encodeURIComponent('test == "marker"')}`, 1, 30_000)
-    running = false
+    const { result: events, turns } = await eventLoopTurns(() => ndjson(`${server.url}/v2/stream/test.event?since=0&filter=${encodeURIComponent('test == "marker"')}`, 1, 30_000))
     assert.deepEqual(
       events.map((e) => e['test']),
       ['marker'],
