@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import { EventplaneError, toProblem, type ErrorCode } from './errors.ts'
 
@@ -45,6 +46,39 @@ export function clientKey(address: string): string {
 
 /** The policy of our own HTML pages, which carry their styles inline and load nothing. */
 export const htmlPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+/** The headers of a problem document answered outside fastify (node:http's own answers). */
+export function problemHeaders(error: EventplaneError, body: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...securityHeaders,
+    'content-type': problemContentType,
+    'content-length': String(Buffer.byteLength(body)),
+    'cache-control': 'no-store',
+    ...(error.canRetry && error.statusCode >= 500 ? { 'retry-after': '5' } : {}),
+    ...extra,
+  }
+}
+
+/** Answers a node:http response (one fastify never sees) with the error's problem document. */
+export function writeProblem(response: ServerResponse, error: EventplaneError, extra: Record<string, string> = {}, withBody = true): void {
+  const body = JSON.stringify(toProblem(error))
+  response.writeHead(error.statusCode, problemHeaders(error, body, extra))
+  response.end(withBody ? body : undefined)
+}
+
+/**
+ * The media ranges of an `Accept` header, lower-cased, with their q-values (1 when not given);
+ * ranges with q 0 (or an unreadable q) are left out, as they accept nothing.
+ */
+export function acceptRanges(accept: string): Array<{ range: string; q: number }> {
+  const ranges: Array<{ range: string; q: number }> = []
+  for (const part of accept.split(',')) {
+    const [range = '', ...params] = part.trim().toLowerCase().split(';')
+    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
+    if (q > 0) ranges.push({ range: range.trim(), q })
+  }
+  return ranges
+}
 
 /** Answers with an RFC 9457 problem document carrying the error's stable code. */
 export function sendProblem(reply: FastifyReply, error: EventplaneError): FastifyReply {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import proxyAddr from '@fastify/proxy-addr'
 import type { Logger } from 'pino'
 import { EventplaneError, isEventplaneError, toProblem } from '../core/errors.ts'
-import { problemContentType, requestIdOf } from '../core/http.ts'
+import { problemContentType, requestIdOf, securityHeaders, writeProblem } from '../core/http.ts'
 import { eventMediaType, parseEventsBody, type BodyLimits } from './body.ts'
 import type { Intake, RequestContext } from './intake.ts'
 import { answerFor, hastyMessage, processHastily } from './routes.ts'
@@ -21,8 +21,6 @@ export interface IntakeListenerOptions {
   trustProxy: boolean | string[]
   /** `['*']`, a list of origins, or none. */
   corsOrigins: readonly string[]
-  /** Headers every answer carries (nosniff, frame and content policies). */
-  securityHeaders: Readonly<Record<string, string>>
   logger: Logger
   newRequestId: () => string
   /** Called once per answered request (for the request latency histogram). */
@@ -81,7 +79,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       if (body !== undefined) {
         // Policies for how a browser may handle a body: sent with bodies. The hot path's 201
         // and 202 have none, and skip the cost of four more headers.
-        Object.assign(headers, options.securityHeaders)
+        Object.assign(headers, securityHeaders)
         headers['content-type'] = type
         headers['content-length'] = String(Buffer.byteLength(body))
       }
@@ -136,7 +134,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
     } catch (error) {
       return refuse(error as EventplaneError)
     }
-    if (declared > options.maxBodyBytes) return refuse(tooLarge(`the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`))
+    if (declared > options.maxBodyBytes) return refuse(tooLarge(`the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`, options.maxBodyBytes))
     const overloaded = () =>
       new EventplaneError('EVP_OVERLOADED', `request bodies being received hold ${options.maxPendingBodyBytes} bytes (intake.max_pending_body_bytes); retry shortly`, {
         details: { limit: options.maxPendingBodyBytes },
@@ -153,7 +151,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       size += chunk.length
       if (size > options.maxBodyBytes) {
         chunks.length = 0
-        return refuse(tooLarge(`the body is over the ${options.maxBodyBytes}-byte limit`))
+        return refuse(tooLarge(`the body is over the ${options.maxBodyBytes}-byte limit`, options.maxBodyBytes))
       }
       if (size > held) {
         // A body without Content-Length (chunked) is counted as it arrives.
@@ -170,7 +168,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       if (answered || refused) return
       let events: unknown[]
       try {
-        events = parseEventsBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), contentType!, options.limits)
+        events = parseEventsBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), contentType ?? '', options.limits)
       } catch (error) {
         return problem(error)
       } finally {
@@ -212,9 +210,8 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
   }
 
   const notAllowed = (request: IncomingMessage, response: ServerResponse) => {
-    const body = JSON.stringify(toProblem(new EventplaneError('EVP_METHOD_NOT_ALLOWED', `${request.method} is not allowed on /v1/events; POST events there`)))
-    response.writeHead(405, { ...options.securityHeaders, allow: 'POST', 'content-type': problemContentType, 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' })
-    response.end(request.method === 'HEAD' ? undefined : body)
+    const error = new EventplaneError('EVP_METHOD_NOT_ALLOWED', `${request.method} is not allowed on /v1/events; POST events there`)
+    writeProblem(response, error, { allow: 'POST' }, request.method !== 'HEAD')
     request.resume()
   }
 
@@ -229,8 +226,8 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
   }
 }
 
-function tooLarge(message: string): EventplaneError {
-  return new EventplaneError('EVP_BODY_TOO_LARGE', message, { details: {} })
+function tooLarge(message: string, limit: number): EventplaneError {
+  return new EventplaneError('EVP_BODY_TOO_LARGE', message, { details: { limit } })
 }
 
 /** Whether a peer (hop `i` from us) is a proxy whose forwarding headers are believed. */

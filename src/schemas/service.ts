@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventplaneError } from '../core/errors.ts'
+import { acceptRanges } from '../core/http.ts'
 import { isLinkName, parseSchemaText, readLimited, resolveInFolder, safeSegments, semverName } from './files.ts'
 import { serializeSchema } from './materialize.ts'
 import type { SchemaRepository } from './repository.ts'
@@ -178,25 +179,13 @@ function negotiate(request: FastifyRequest, name: string | undefined): Format {
 /** Whether `Accept` (absent: anything) allows one of `types`, exactly or through a wildcard. */
 function accepts(accept: string | undefined, types: readonly string[]): boolean {
   if (accept === undefined || accept.trim() === '') return true
-  for (const part of accept.split(',')) {
-    const [range = '', ...params] = part.trim().toLowerCase().split(';')
-    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
-    if (!(q > 0)) continue
-    const r = range.trim()
-    if (r === '*/*' || types.some((t) => t === r || (r.endsWith('/*') && t.startsWith(r.slice(0, -1))))) return true
-  }
-  return false
+  return acceptRanges(accept).some(({ range: r }) => r === '*/*' || types.some((t) => t === r || (r.endsWith('/*') && t.startsWith(r.slice(0, -1)))))
 }
 
 /** The q-value the Accept header gives to the best of `types` (wildcards count less than exact). */
 function quality(accept: string, types: string[]): number {
   let best = 0
-  for (const part of accept.split(',')) {
-    const [range = '', ...params] = part.trim().toLowerCase().split(';')
-    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
-    const matches = types.includes(range) ? 1 : 0
-    if (matches && q > best) best = q
-  }
+  for (const { range, q } of acceptRanges(accept)) if (types.includes(range) && q > best) best = q
   return best
 }
 

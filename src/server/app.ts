@@ -315,7 +315,6 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     streamQueryParam: config.intake.stream_query_param,
     trustProxy,
     corsOrigins: config.server.cors.origins,
-    securityHeaders,
     logger: logger.child({ part: 'intake' }),
     newRequestId,
     observe: (status, seconds) => observed.observe?.('POST', '/v1/events', status, seconds),

@@ -3,32 +3,19 @@
  * documents for requests node:http refuses before any route sees them (oversized or malformed
  * headers, timeouts), and caps on open connections, total and per peer address.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import { EventplaneError, toProblem, type ErrorCode } from '../core/errors.ts'
-import { clientKey, problemContentType, securityHeaders } from '../core/http.ts'
+import { clientKey, problemHeaders, writeProblem } from '../core/http.ts'
 
 /** A whole HTTP/1.1 answer with a problem document, for a socket no route will answer. */
-export function rawProblem(code: ErrorCode, detail: string, extra: Record<string, string> = {}): string {
+export function rawProblem(code: ErrorCode, detail: string): string {
   const error = new EventplaneError(code, detail)
   const body = JSON.stringify(toProblem(error))
-  const headers: Record<string, string> = {
-    ...securityHeaders,
-    'content-type': problemContentType,
-    'content-length': String(Buffer.byteLength(body)),
-    'cache-control': 'no-store',
-    connection: 'close',
-    ...(error.canRetry && error.statusCode >= 500 ? { 'retry-after': '5' } : {}),
-    ...extra,
-  }
-  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
-  return `HTTP/1.1 ${error.statusCode} ${statusText(error.statusCode)}\r\n${lines.join('\r\n')}\r\n\r\n${body}`
-}
-
-function statusText(status: number): string {
-  return ({ 400: 'Bad Request', 408: 'Request Timeout', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error'
+  const lines = Object.entries(problemHeaders(error, body, { connection: 'close' })).map(([name, value]) => `${name}: ${value}`)
+  return `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode] ?? 'Error'}\r\n${lines.join('\r\n')}\r\n\r\n${body}`
 }
 
 /**
@@ -106,16 +93,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits): (req
   return (request, response) => {
     const error = refusals.get(request.socket)
     if (error === undefined) return false
-    const body = JSON.stringify(toProblem(error))
-    response.writeHead(error.statusCode, {
-      ...securityHeaders,
-      'content-type': problemContentType,
-      'content-length': String(Buffer.byteLength(body)),
-      'cache-control': 'no-store',
-      'retry-after': error.code === 'EVP_OVERLOADED' ? '5' : '10',
-      connection: 'close',
-    })
-    response.end(body)
+    writeProblem(response, error, { 'retry-after': error.code === 'EVP_OVERLOADED' ? '5' : '10', connection: 'close' })
     request.resume()
     return true
   }

@@ -1,8 +1,8 @@
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client'
 import { createServer, type Server } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { EventplaneError, toProblem } from '../core/errors.ts'
-import { problemContentType, securityHeaders } from '../core/http.ts'
+import { EventplaneError } from '../core/errors.ts'
+import { securityHeaders, writeProblem } from '../core/http.ts'
 
 /** A registry of its own per platform instance (never prom-client's global one), so tests and
  *  several apps in one process do not share counters. */
@@ -76,8 +76,7 @@ export async function startMetricsListener(
       )
       return
     }
-    const body = JSON.stringify(toProblem(new EventplaneError('EVP_NOT_FOUND', `no route for ${request.method} ${path}: this listener serves GET /metrics only`)))
-    response.writeHead(404, { ...securityHeaders, 'content-type': problemContentType, 'content-length': String(Buffer.byteLength(body)) }).end(body)
+    writeProblem(response, new EventplaneError('EVP_NOT_FOUND', `no route for ${request.method} ${path}: this listener serves GET /metrics only`))
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

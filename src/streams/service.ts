@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { EventplaneError } from '../core/errors.ts'
-import { clientKey, securityHeaders } from '../core/http.ts'
+import { acceptRanges, clientKey, securityHeaders } from '../core/http.ts'
 import type { EventLog } from '../log/types.ts'
 import type { StreamConfigSource } from '../streamconfig/index.ts'
 import { StreamClient, type Assignment, type Format, type IdMode } from './client.ts'
@@ -260,11 +260,7 @@ function negotiate(accept: string | undefined): Format {
   if (accept === undefined || accept.trim() === '') return 'sse'
   let sse = 0
   let json = 0
-  for (const part of accept.split(',')) {
-    const [range = '', ...params] = part.trim().toLowerCase().split(';')
-    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1)
-    if (!(q > 0)) continue
-    const type = range.trim()
+  for (const { range: type, q } of acceptRanges(accept)) {
     if (type === 'text/event-stream' || type === 'text/*' || type === '*/*') sse = Math.max(sse, type === 'text/event-stream' ? q + 1 : q)
     if (type === 'application/json' || type === 'application/x-ndjson' || type === 'application/*') json = Math.max(json, type === 'application/*' ? q : q + 1)
   }

@@ -4,6 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { stringify } from 'yaml'
 import { testPlatform, testStreams, type TestPlatform } from '../intake/helpers.ts'
 import { tempDir } from '../helpers.ts'
+import { sseServer } from '../streams/helpers.ts'
 
 /** The intake suites' streams plus a /regex/ key, as the bundled stream config has. */
 export const securityStreams = {
@@ -79,24 +80,5 @@ export async function eventLoopTurns<T>(work: () => Promise<T>): Promise<{ resul
 
 /** A real server (for sockets and EventSource) on these streams, with config overrides. */
 export async function securityServer(overrides: Record<string, unknown> = {}, streams: object = securityStreams) {
-  const { startServer } = await import('../../src/server/index.ts')
-  const { loadConfig } = await import('../../src/config/index.ts')
-  const { pino } = await import('pino')
-  const { bundledSchemas, testEventLog } = await import('../helpers.ts')
-  const dir = tempDir()
-  const streamsFile = join(dir, 'streams.yaml')
-  writeFileSync(streamsFile, stringify(streams))
-  const file = join(dir, 'eventplane.yaml')
-  writeFileSync(
-    file,
-    stringify({
-      server: { port: 0, ...((overrides['server'] as object | undefined) ?? {}) },
-      schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
-      stream_config: { source: streamsFile, watch: false },
-      data_dir: join(dir, 'data'),
-      ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k !== 'server' && k !== 'event_log')),
-      event_log: await testEventLog((overrides['event_log'] as Record<string, unknown> | undefined) ?? {}),
-    }),
-  )
-  return startServer(loadConfig({ path: file, env: {} }).config, { logger: pino({ level: 'silent' }) })
+  return (await sseServer(overrides, streams)).server
 }

@@ -17,20 +17,20 @@ export const streamsConfig = {
   },
 }
 
-/** A real server (EventSource needs a URL) on a fresh data folder; `restart` keeps the data. */
-export async function sseServer(overrides: Record<string, unknown> = {}) {
+/** A real server (EventSource needs a URL) on a fresh data folder and these streams; `restart` keeps the data. */
+export async function sseServer(overrides: Record<string, unknown> = {}, streamConfig: object = streamsConfig) {
   const dir = tempDir()
   const streams = join(dir, 'streams.yaml')
-  writeFileSync(streams, stringify(streamsConfig))
+  writeFileSync(streams, stringify(streamConfig))
   const file = join(dir, 'eventplane.yaml')
   writeFileSync(
     file,
     stringify({
-      server: { port: 0 },
       schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
       stream_config: { source: streams, watch: false },
       data_dir: join(dir, 'data'),
       ...overrides,
+      server: { port: 0, ...((overrides['server'] as object | undefined) ?? {}) },
       event_log: await testEventLog({ topic_partitions: { 'datacenter1.other.event': 2 }, ...((overrides['event_log'] as object | undefined) ?? {}) }),
     }),
   )
