@@ -6,7 +6,7 @@
  * JSON.parses them and answers 201 (bench/bare-intake.mjs): the physical limit of this machine
  * for HTTP + JSON on one core. The two run alternately (A, B, A, B) per batch size in the same
  * invocation; the result is the ratio per pair and its median, set against the targets of the
- * intake issue. See /work/shared/reference/bench-method.md.
+ * intake issue. See ../shared/reference/bench-method.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'

@@ -4,7 +4,7 @@
  * by the compiled `eventplane serve` on one core, against a bare node:http responder that
  * answers every request with the same bytes and headers (bench/bare-server.mjs). The two run
  * alternately (A, B, A, B) in the same invocation; the result is the ratio per pair and its
- * median. See /work/shared/reference/bench-method.md.
+ * median. See ../shared/reference/bench-method.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
