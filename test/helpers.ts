@@ -44,7 +44,7 @@ export class Capture extends Writable {
 
 /**
  * Starts `eventplane serve --port 0 ARGS` as its own process (so it can be signalled or
- * killed) and waits, at most 20 s, until it prints where it listens.
+ * killed) and waits, at most 60 s (a start on a loaded machine, on Kafka, takes more than 20), until it prints where it listens.
  */
 export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', '0', ...args], {
@@ -55,7 +55,7 @@ export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}) {
   let output = ''
   child.stdout.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr.on('data', (d: Buffer) => (output += d.toString()))
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + 60_000
   while (!/listening on (http:\/\/\S+)/.test(output)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`)
     await new Promise((resolve) => setTimeout(resolve, 25))

@@ -338,7 +338,9 @@ export function eventLogContract(name: string, open: () => Promise<ContractSubje
         const t = topic('past-end')
         await log.append([1, 2, 3].map((i) => ({ topic: t, partition: 2, value: `old${i}` })))
         const reading = take(log, { topic: t, partition: 2, offset: 1000 }, 1, 'the next record after the end')
-        await new Promise((resolve) => setTimeout(resolve, 50))
+        // Where a reader stands is not observable through the interface: give it time to look up
+        // the end (on Kafka, a ListOffsets round trip, slow on a loaded machine) before appending.
+        await new Promise((resolve) => setTimeout(resolve, 500))
         await log.append([{ topic: t, partition: 2, value: 'new' }])
         const [record] = await reading
         assert.equal(record!.offset, 3)
@@ -382,12 +384,17 @@ export function eventLogContract(name: string, open: () => Promise<ContractSubje
         await log.append([{ topic: t, partition: 0, value: 'only' }])
         const abort = new AbortController()
         const got: string[] = []
+        let caughtUp!: () => void
+        const waiting = new Promise<void>((resolve) => (caughtUp = resolve))
         const reader = (async () => {
           for await (const record of log.read({ topic: t, partition: 0, offset: 0 }, { signal: abort.signal })) {
             got.push(record.value.toString())
+            caughtUp()
           }
         })()
-        await new Promise((resolve) => setTimeout(resolve, 50))
+        // Aborted once it has read the one record and waits for more (a fixed sleep was too
+        // short for Kafka on a loaded machine).
+        await within(waiting, 'the reader to read the record')
         abort.abort()
         await within(reader, 'the reader to end after abort')
         assert.deepEqual(got, ['only'])
