@@ -9,17 +9,21 @@
  *   …
  *   await kafka.stop()
  *
+ * startKafkaCluster starts several such nodes as one cluster, for tests of replication and
+ * failover (kill a node, watch leadership move, start it again).
+ *
  * Run directly it is a small CLI (`fetch`, `start`): see `usage` below.
  * The Kafka version is set in pom.xml beside this file, and only there.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { delimiter, join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { Admin } from '@platformatic/kafka'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const repoRoot = resolve(here, '..', '..')
@@ -135,17 +139,110 @@ export interface KafkaBroker {
 export async function startKafka(options: KafkaOptions = {}): Promise<KafkaBroker> {
   const java = javaCommand()
   const jars = await fetchKafkaJars({ dir: options.jarsDir, quiet: options.quiet })
-  // Free ports can be taken by someone else before the JVM binds them: pick new ones and retry.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await launch(java, jars, options)
-    } catch (error) {
-      if (!(error instanceof PortTakenError) || attempt === 3 || options.ports !== undefined) throw error
-    }
+  return withFreePorts(options.ports !== undefined, () => launch(java, jars, options))
+}
+
+export interface ClusterOptions {
+  /** How many nodes, each broker and controller (default 3). */
+  brokers?: number
+  /** `num.partitions`: how many partitions an auto-created topic gets (default 3). */
+  partitions?: number
+  /** `default.replication.factor` of new topics (default: every broker). */
+  replicationFactor?: number
+  /** `min.insync.replicas` (default 2, or fewer if there are fewer replicas). */
+  minInsyncReplicas?: number
+  /** No progress lines on stderr. */
+  quiet?: boolean
+  /** Copy the nodes' own output (warnings, errors) to stderr, each line prefixed `[kafka-<id>]`. */
+  echo?: boolean
+  /** How long to wait for the nodes to serve, at start and at each restart (default 90 s). */
+  readyTimeoutMs?: number
+  /** Where the jars are or go (see fetchKafkaJars). */
+  jarsDir?: string
+}
+
+/** One node of a KafkaCluster: a JVM that is broker and controller, which a test can kill and restart. */
+export interface KafkaNode {
+  /** Its `node.id`, 1 to n. */
+  id: number
+  /** Its PLAINTEXT listener as host:port, e.g. "127.0.0.1:40123". */
+  bootstrap: string
+  /** Its client and controller ports; a restart keeps them. */
+  ports: { port: number; controllerPort: number }
+  /** The JVM's process id while it runs. */
+  readonly pid: number | undefined
+  /** Whether the JVM runs (it may not serve yet, or any more). */
+  readonly running: boolean
+  /**
+   * Stops the JVM and resolves once it has exited. SIGTERM (the default, like process.kill) is a
+   * controlled shutdown that hands its partition leaderships over first, escalated to SIGKILL
+   * after 15 s; SIGKILL is a crash, found out only when its heartbeats stop. Keeps its data.
+   */
+  kill(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>
+  /** Starts it again (same ports, same data) and resolves once it serves and every running node lists it. No-op while it runs. */
+  start(): Promise<void>
+  /** Its output so far (the last 256 KiB, across restarts). */
+  logs(): string
+}
+
+export interface KafkaCluster {
+  /** Every node's host:port, comma-separated, e.g. "127.0.0.1:40123,127.0.0.1:40125,127.0.0.1:40127". */
+  bootstrap: string
+  /** Every node's host:port, for `bootstrapBrokers`. */
+  brokers: string[]
+  nodes: KafkaNode[]
+  /** The node with this node.id; throws for an unknown one. */
+  node(id: number): KafkaNode
+  /** SIGKILLs every node (their data is thrown away, so there is nothing to shut down cleanly) and removes the temp folder. Safe to call twice. */
+  stop(): Promise<void>
+}
+
+/**
+ * Starts a Kafka cluster on 127.0.0.1, every node broker and controller (a static quorum of all
+ * of them), tuned to fail over within seconds, and resolves once every node serves and lists
+ * every other. Fetches the jars first if needed. The nodes die with this process, like startKafka's.
+ *
+ *   const kafka = await startKafkaCluster({ brokers: 3 })
+ *   const producer = new Producer({ clientId: 'test', bootstrapBrokers: kafka.brokers, acks: ProduceAcks.ALL })
+ *   await kafka.node(2).kill('SIGKILL')
+ *   …
+ *   await kafka.node(2).start()
+ *   await kafka.stop()
+ */
+export async function startKafkaCluster(options: ClusterOptions = {}): Promise<KafkaCluster> {
+  const brokers = options.brokers ?? 3
+  const replicationFactor = options.replicationFactor ?? brokers
+  const settings = {
+    brokers,
+    partitions: options.partitions ?? 3,
+    replicationFactor,
+    minInsyncReplicas: options.minInsyncReplicas ?? Math.min(2, replicationFactor),
   }
+  const check = (name: keyof typeof settings, max: number) => {
+    const value = settings[name]
+    if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`startKafkaCluster: ${name} must be an integer from 1 to ${max}, not ${value}`)
+  }
+  check('brokers', 9)
+  check('partitions', 10_000)
+  check('replicationFactor', brokers)
+  check('minInsyncReplicas', replicationFactor)
+  const java = javaCommand()
+  const jars = await fetchKafkaJars({ dir: options.jarsDir, quiet: options.quiet })
+  return withFreePorts(false, () => launchCluster(java, jars, settings, options))
 }
 
 class PortTakenError extends Error {}
+
+// Free ports can be taken by someone else before the JVM binds them: pick new ones and retry.
+async function withFreePorts<T>(fixedPorts: boolean, attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt()
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || n === 3 || fixedPorts) throw error
+    }
+  }
+}
 
 export interface ConsoleProduceOptions {
   /** host:port of a broker. */
@@ -199,42 +296,217 @@ export async function consoleProduce(options: ConsoleProduceOptions): Promise<vo
 async function launch(java: string, jars: string, options: KafkaOptions): Promise<KafkaBroker> {
   const say = progress(options.quiet)
   const started = Date.now()
-  const work = mkdtempSync(join(tmpdir(), 'eventplane-kafka-'))
-  const removeWork = () => rmSync(work, { recursive: true, force: true })
+  const work = tempFolder('eventplane-kafka-')
   const [port, controllerPort] = options.ports === undefined ? await freePorts(2) : [options.ports.port, options.ports.controllerPort]
-  const config = join(work, 'server.properties')
+  const config = join(work.path, 'server.properties')
+  const dataDir = options.logDir ?? join(work.path, 'data')
   writeFileSync(
     config,
-    serverProperties({ port: port!, controllerPort: controllerPort!, dataDir: options.logDir ?? join(work, 'data'), partitions: options.partitions ?? 1, sasl: options.sasl }),
+    serverProperties({ nodeId: 1, port: port!, controllerPort: controllerPort!, voters: [{ id: 1, controllerPort: controllerPort! }], dataDir, partitions: options.partitions ?? 1, sasl: options.sasl }),
   )
-  const classpath = join(jars, '*')
-  const logging = [`-Dlog4j2.configurationFile=${log4jConfig}`, '-Djava.awt.headless=true']
-
-  // StorageTool calls System.exit, so it gets a JVM of its own; a short-lived one, hence the
-  // small heap and the C1-only compiler.
   // A kept data folder is formatted once; later starts reuse it (and its cluster id) as it is.
-  const formatted = options.logDir !== undefined && existsSync(join(options.logDir, 'meta.properties'))
-  const format = formatted ? { code: 0, output: '' } : await run(java, [
-    '-Xmx256m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', ...logging, '-cp', classpath,
-    'kafka.tools.StorageTool', 'format', '--config', config, '--cluster-id', clusterId(),
-  ])
-  if (format.code !== 0) {
-    removeWork()
-    throw new Error(`kafka.tools.StorageTool format failed (exit ${format.code}):\n${tail(format.output, 20)}`)
+  if (!(options.logDir !== undefined && existsSync(join(options.logDir, 'meta.properties')))) {
+    try {
+      await formatStorage(java, jars, config, clusterId())
+    } catch (error) {
+      work.remove()
+      throw error
+    }
   }
   const formatSeconds = (Date.now() - started) / 1000
 
   say(`starting Kafka ${kafkaVersion} on 127.0.0.1:${port}…`)
+  const output = new OutputTail(logLimit, options.echo ? process.stderr : undefined)
+  const jvm = spawnKafka(java, jars, { config, work: work.path, jvm: ['-Xms256m', '-Xmx512m'], output })
+  let stopping: Promise<void> | undefined
+  const stop = () =>
+    (stopping ??= (async () => {
+      await jvm.kill('SIGTERM')
+      work.remove()
+    })())
+  try {
+    await untilServing(jvm, port!, Date.now() + (options.readyTimeoutMs ?? readyTimeoutMs), 'the broker', started)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  say(`Kafka ${kafkaVersion} ready on 127.0.0.1:${port} in ${((Date.now() - started) / 1000).toFixed(1)} s (format ${formatSeconds.toFixed(1)} s), pid ${jvm.pid}, RSS ${rssMiB(jvm.pid!)}`)
+  return { bootstrap: `127.0.0.1:${port}`, pid: jvm.pid!, version: kafkaVersion, ports: { port: port!, controllerPort: controllerPort! }, logs: () => output.text(), exited: jvm.exited, stop }
+}
+
+async function launchCluster(
+  java: string,
+  jars: string,
+  settings: { brokers: number; partitions: number; replicationFactor: number; minInsyncReplicas: number },
+  options: ClusterOptions,
+): Promise<KafkaCluster> {
+  const say = progress(options.quiet)
+  const started = Date.now()
+  const timeoutMs = options.readyTimeoutMs ?? readyTimeoutMs
+  // One folder holds every node's, so that any node's watchdog can remove all of it.
+  const work = tempFolder('eventplane-kafka-cluster-')
+  const ports = await freePorts(2 * settings.brokers)
+  const members = Array.from({ length: settings.brokers }, (_, i) => {
+    const id = i + 1
+    const dir = join(work.path, `node-${id}`)
+    mkdirSync(dir)
+    return { id, port: ports[2 * i]!, controllerPort: ports[2 * i + 1]!, config: join(dir, 'server.properties'), dataDir: join(dir, 'data') }
+  })
+  const voters = members.map(({ id, controllerPort }) => ({ id, controllerPort }))
+  for (const m of members) {
+    writeFileSync(
+      m.config,
+      serverProperties({
+        nodeId: m.id,
+        port: m.port,
+        controllerPort: m.controllerPort,
+        voters,
+        dataDir: m.dataDir,
+        partitions: settings.partitions,
+        replicationFactor: settings.replicationFactor,
+        minInsyncReplicas: settings.minInsyncReplicas,
+      }),
+    )
+  }
+  const id = clusterId()
+  try {
+    await Promise.all(members.map((m) => formatStorage(java, jars, m.config, id)))
+  } catch (error) {
+    work.remove()
+    throw error
+  }
+  const formatSeconds = (Date.now() - started) / 1000
+
+  let stopped = false
+  const launchers = members.map((m) => {
+    const output = new OutputTail(logLimit, options.echo ? process.stderr : undefined, `[kafka-${m.id}] `)
+    let jvm: KafkaProcess | undefined
+    let starting: Promise<void> | undefined
+    const spawnNode = () => {
+      // Three JVMs share the machine: half the single broker's initial heap (same maximum), and
+      // C1 only, whose quick compiles start a 3-node cluster on 2 busy cores in ~9 s instead of ~13 s
+      // and leave more CPU to heartbeats; a test cluster carries little traffic.
+      jvm = spawnKafka(java, jars, { config: m.config, work: work.path, jvm: ['-Xms128m', '-Xmx512m', '-XX:TieredStopAtLevel=1'], output })
+      return jvm
+    }
+    const node: KafkaNode = {
+      id: m.id,
+      bootstrap: `127.0.0.1:${m.port}`,
+      ports: { port: m.port, controllerPort: m.controllerPort },
+      get pid() {
+        return jvm?.running ? jvm.pid : undefined
+      },
+      get running() {
+        return jvm?.running ?? false
+      },
+      kill: async (signal = 'SIGTERM') => {
+        await jvm?.kill(signal)
+      },
+      start: () =>
+        (starting ??= (async () => {
+          if (stopped) throw new Error(`node ${m.id}: the cluster is stopped`)
+          if (jvm?.running) return
+          const since = Date.now()
+          output.add(Buffer.from(`--- eventplane: node ${m.id} starts again ---\n`))
+          const started = spawnNode()
+          try {
+            await untilServing(started, m.port, since + timeoutMs, `node ${m.id}`, since)
+            await untilListed(cluster.nodes, since + timeoutMs, since)
+          } catch (error) {
+            await started.kill('SIGKILL')
+            throw error
+          }
+        })().finally(() => (starting = undefined))),
+      logs: () => output.text(),
+    }
+    const launch = (since: number) => untilServing(spawnNode(), m.port, since + timeoutMs, `node ${m.id}`, since)
+    return { node, launch }
+  })
+  const nodes = launchers.map((l) => l.node)
+  let stopping: Promise<void> | undefined
+  const cluster: KafkaCluster = {
+    bootstrap: nodes.map((n) => n.bootstrap).join(','),
+    brokers: nodes.map((n) => n.bootstrap),
+    nodes,
+    node: (id) => {
+      const node = nodes[id - 1]
+      if (node === undefined) throw new Error(`no Kafka node ${id}: the cluster has nodes 1 to ${nodes.length}`)
+      return node
+    },
+    stop: () =>
+      (stopping ??= (async () => {
+        stopped = true
+        await Promise.all(nodes.map((n) => n.kill('SIGKILL')))
+        work.remove()
+      })()),
+  }
+
+  say(`starting a Kafka ${kafkaVersion} cluster of ${settings.brokers} on ${cluster.bootstrap}…`)
+  try {
+    // Each node opens its client port once it is unfenced, which needs a quorum with a leader;
+    // the metadata check then waits until every node has heard of every other.
+    const since = Date.now()
+    await Promise.all(launchers.map((l) => l.launch(since)))
+    await untilListed(nodes, since + timeoutMs, since)
+  } catch (error) {
+    await cluster.stop()
+    throw error
+  }
+  const rss = nodes.map((n) => rssMiB(n.pid!)).join(', ')
+  say(`Kafka ${kafkaVersion} cluster ready in ${((Date.now() - started) / 1000).toFixed(1)} s (format ${formatSeconds.toFixed(1)} s), pids ${nodes.map((n) => n.pid).join(', ')}, RSS ${rss}`)
+  return cluster
+}
+
+/** A temp folder, removed on this process's normal exit at the latest. */
+function tempFolder(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  const remove = () => {
+    process.off('exit', remove)
+    rmSync(path, { recursive: true, force: true })
+  }
+  process.once('exit', remove)
+  return { path, remove }
+}
+
+/** `kafka.tools.StorageTool format`: writes meta.properties (node id, cluster id) and the bootstrap metadata into log.dirs. */
+async function formatStorage(java: string, jars: string, config: string, clusterId: string): Promise<void> {
+  // StorageTool calls System.exit, so it gets a JVM of its own; a short-lived one, hence the
+  // small heap and the C1-only compiler. A static quorum (controller.quorum.voters) needs no
+  // --standalone or --initial-controllers; Kafka refuses them together.
+  const format = await run(java, [
+    '-Xmx256m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', ...jvmLogging, '-cp', join(jars, '*'),
+    'kafka.tools.StorageTool', 'format', '--config', config, '--cluster-id', clusterId,
+  ])
+  if (format.code !== 0) throw new Error(`kafka.tools.StorageTool format failed (exit ${format.code}):\n${tail(format.output, 20)}`)
+}
+
+const jvmLogging = [`-Dlog4j2.configurationFile=${log4jConfig}`, '-Djava.awt.headless=true']
+
+/** One Kafka JVM (kafka.Kafka), killed with this process. */
+interface KafkaProcess {
+  pid: number | undefined
+  readonly running: boolean
+  /** Resolves with the exit code (or signal) when the JVM exits, for whatever reason. */
+  exited: Promise<number | string>
+  /** Its output so far (for a cluster node, across restarts). */
+  logs(): string
+  /** Why it will never serve (it could not be run, or it exited), else undefined. */
+  failure(what: string): string | undefined
+  /** Resolves once the JVM has exited; a SIGTERM becomes a SIGKILL after 15 s. */
+  kill(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>
+}
+
+/** `jvm`: heap and compiler options. */
+function spawnKafka(java: string, jars: string, o: { config: string; work: string; jvm: string[]; output: OutputTail }): KafkaProcess {
   // The wildcard classpath reaches java as it is (no shell): java expands `dir/*` to its jars.
   // Detached (its own process group), so a Ctrl-C meant for this process reaches the broker only
   // through stop() or the watchdog, never twice.
   const child = spawn(java, [
-    '-Xms256m', '-Xmx512m', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:+ExitOnOutOfMemoryError', ...logging,
-    '-cp', classpath, 'kafka.Kafka', config,
+    ...o.jvm, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:+ExitOnOutOfMemoryError', ...jvmLogging,
+    '-cp', join(jars, '*'), 'kafka.Kafka', o.config,
   ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  const output = new OutputTail(logLimit, options.echo ? process.stderr : undefined)
-  child.stdout!.on('data', (chunk: Buffer) => output.add(chunk))
-  child.stderr!.on('data', (chunk: Buffer) => output.add(chunk))
+  child.stdout!.on('data', (chunk: Buffer) => o.output.add(chunk))
+  child.stderr!.on('data', (chunk: Buffer) => o.output.add(chunk))
   let spawnError: Error | undefined
   child.once('error', (error) => (spawnError = error))
   const exited = exitOf(child)
@@ -244,56 +516,110 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
   child.unref()
   ;(child.stdout as Socket).unref()
   ;(child.stderr as Socket).unref()
-  const watchdog = child.pid === undefined ? undefined : startWatchdog(child.pid, work)
+  const watchdog = child.pid === undefined ? undefined : startWatchdog(child.pid, o.work)
   const onExit = () => {
     watchdog?.kill('SIGKILL')
     child.kill('SIGKILL')
-    removeWork()
   }
-  process.once('exit', onExit)
+  // First among the exit hooks: the JVM dies before its folder is removed, not while.
+  process.prependOnceListener('exit', onExit)
   // Once the JVM is gone its pid may be reused: the watchdog must not signal it any more.
-  void exited.then(() => watchdog?.kill('SIGKILL'))
-
-  let stopping: Promise<void> | undefined
-  const stop = () =>
-    (stopping ??= (async () => {
-      watchdog?.kill('SIGKILL')
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM')
-        const timer = setTimeout(() => child.kill('SIGKILL'), stopGraceMs)
-        await exited
-        clearTimeout(timer)
-      }
-      process.off('exit', onExit)
-      removeWork()
-    })())
-
-  const deadline = Date.now() + (options.readyTimeoutMs ?? readyTimeoutMs)
-  // The listener socket opens only once the broker is unfenced (SocketServer defers it so that
-  // "port open" means ready), so a TCP connect is the readiness check.
-  while (!(await canConnect(port!))) {
-    const failure =
+  void exited.then(() => {
+    watchdog?.kill('SIGKILL')
+    process.off('exit', onExit)
+  })
+  const running = () => spawnError === undefined && child.exitCode === null && child.signalCode === null
+  return {
+    pid: child.pid,
+    get running() {
+      return running()
+    },
+    exited,
+    logs: () => o.output.text(),
+    failure: (what) =>
       spawnError !== undefined ? `could not run ${java}: ${spawnError.message}`
-      : child.exitCode !== null || child.signalCode !== null ? `the broker exited (${child.exitCode ?? child.signalCode}) before it was ready`
-      : Date.now() > deadline ? `the broker was not ready after ${((Date.now() - started) / 1000).toFixed(0)} s`
-      : undefined
+      : !running() ? `${what} exited (${child.exitCode ?? child.signalCode}) before it was ready`
+      : undefined,
+    kill: async (signal) => {
+      watchdog?.kill('SIGKILL')
+      if (!running()) return
+      child.kill(signal)
+      // The JVM and its pipes are unref'd: without a timer of its own, this process could end
+      // while it waits. A SIGTERM becomes a SIGKILL after the grace; a SIGKILL is sent again.
+      const timer = setTimeout(() => child.kill('SIGKILL'), signal === 'SIGTERM' ? stopGraceMs : 1000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/**
+ * Resolves once the JVM accepts connections on `port`. The listener socket opens only once the
+ * broker is unfenced (SocketServer defers it so that "port open" means ready), so a TCP connect
+ * is the readiness check. Throws PortTakenError if it could not bind its ports.
+ */
+async function untilServing(jvm: KafkaProcess, port: number, deadline: number, what: string, since: number): Promise<void> {
+  while (!(await canConnect(port))) {
+    const failure = jvm.failure(what) ?? (Date.now() > deadline ? `${what} was not ready after ${((Date.now() - since) / 1000).toFixed(0)} s` : undefined)
     if (failure !== undefined) {
-      await stop()
-      const logs = output.text()
-      if (/Address already in use/.test(logs)) throw new PortTakenError(`port ${port} or ${controllerPort} was taken`)
+      // After exited, so that the output has all the JVM wrote.
+      if (!jvm.running) await jvm.exited
+      const logs = jvm.logs()
+      if (/Address already in use/.test(logs)) throw new PortTakenError(`${what}: port ${port} or its controller port was taken`)
       throw new Error(`Kafka ${kafkaVersion}: ${failure}. Last lines of its output:\n${tail(logs, 30) || '(none)'}`)
     }
     await sleep(200)
   }
-  say(`Kafka ${kafkaVersion} ready on 127.0.0.1:${port} in ${((Date.now() - started) / 1000).toFixed(1)} s (format ${formatSeconds.toFixed(1)} s), pid ${child.pid}, RSS ${rssMiB(child.pid!)}`)
-  return { bootstrap: `127.0.0.1:${port}`, pid: child.pid!, version: kafkaVersion, ports: { port: port!, controllerPort: controllerPort! }, logs: () => output.text(), exited, stop }
+}
+
+/**
+ * Resolves once every running node answers a metadata request listing every running node, i.e.
+ * the quorum has a leader and each broker is registered, unfenced and known to all the others.
+ */
+async function untilListed(nodes: KafkaNode[], deadline: number, since: number): Promise<void> {
+  for (;;) {
+    const running = nodes.filter((n) => n.running)
+    const seen = await Promise.all(running.map((n) => aliveBrokers(n.bootstrap)))
+    const missing = running.flatMap((n, i) => running.filter((m) => !seen[i]?.includes(m.id)).map((m) => `node ${n.id} does not list node ${m.id}`))
+    if (seen.every((ids) => ids !== undefined) && missing.length === 0) return
+    if (Date.now() > deadline) {
+      const silent = running.filter((_, i) => seen[i] === undefined).map((n) => `node ${n.id} does not answer`)
+      throw new Error(`Kafka ${kafkaVersion}: the cluster did not form after ${((Date.now() - since) / 1000).toFixed(0)} s: ${[...silent, ...missing].join('; ')}`)
+    }
+    await sleep(250)
+  }
+}
+
+/** The node ids of the brokers `bootstrap` lists in its metadata (registered and unfenced), or undefined if it does not answer. */
+async function aliveBrokers(bootstrap: string): Promise<number[] | undefined> {
+  const admin = new Admin({ clientId: 'eventplane-kafka-ready', bootstrapBrokers: [bootstrap], retries: 0, timeout: 3000, connectTimeout: 2000 })
+  try {
+    const metadata = await admin.metadata({ topics: [], forceUpdate: true })
+    return [...metadata.brokers.keys()]
+  } catch {
+    return undefined
+  } finally {
+    await admin.close().catch(() => {})
+  }
 }
 
 /**
  * server.properties for one node that is broker and controller, with a static quorum (so the
- * format step needs no --standalone) and every internal topic at one replica and partition.
+ * format step needs no --standalone). A single node keeps every internal topic at one replica
+ * and Kafka's timeouts; a cluster replicates them to every node and fails over within seconds.
  */
-function serverProperties(o: { port: number; controllerPort: number; dataDir: string; partitions: number; sasl: KafkaOptions['sasl'] }): string {
+function serverProperties(o: {
+  nodeId: number
+  port: number
+  controllerPort: number
+  /** Every node of the quorum (all of them: each node is also a controller). */
+  voters: Array<{ id: number; controllerPort: number }>
+  dataDir: string
+  partitions: number
+  replicationFactor?: number
+  minInsyncReplicas?: number
+  sasl?: KafkaOptions['sasl']
+}): string {
   // With SASL the client listener is SASL_PLAINTEXT (PLAIN, one user, who is also the broker
   // talking to itself); the controller listener stays PLAINTEXT on loopback.
   const listener = o.sasl === undefined ? 'PLAINTEXT' : 'SASL_PLAINTEXT'
@@ -306,10 +632,28 @@ function serverProperties(o: { port: number; controllerPort: number; dataDir: st
           'sasl.mechanism.inter.broker.protocol=PLAIN',
           `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=${quote(o.sasl.username)} password=${quote(o.sasl.password)} user_${o.sasl.username}=${quote(o.sasl.password)};`,
         ]
+  const nodes = o.voters.length
+  const minIsr = o.minInsyncReplicas ?? 1
+  // Kafka's defaults take 9 s to fence a crashed broker (and 30 s to drop a stalled follower from
+  // the ISR); a test wants a failover it can wait for. A controller crash first costs a quorum
+  // election, within controller.quorum.fetch.timeout.ms (2 s) plus election.timeout.ms (1 s).
+  const failover =
+    nodes === 1
+      ? []
+      : [
+          'broker.heartbeat.interval.ms=500',
+          'broker.session.timeout.ms=3000',
+          // Not lower: three JVMs on two cores see GC and JIT pauses, and a follower must not
+          // flap in and out of the ISR.
+          'replica.lag.time.max.ms=5000',
+          // The default, said out loud: acks=all must never lose a record to a stale leader.
+          'unclean.leader.election.enable=false',
+          // A SIGTERM is a controlled shutdown (the default): leaderships move before the node goes.
+        ]
   return `${[
     'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
+    `node.id=${o.nodeId}`,
+    `controller.quorum.voters=${o.voters.map((v) => `${v.id}@127.0.0.1:${v.controllerPort}`).join(',')}`,
     `listeners=${listener}://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
     `advertised.listeners=${listener}://127.0.0.1:${o.port}`,
     'controller.listener.names=CONTROLLER',
@@ -318,16 +662,20 @@ function serverProperties(o: { port: number; controllerPort: number; dataDir: st
     ...sasl,
     `log.dirs=${o.dataDir}`,
     `num.partitions=${o.partitions}`,
+    `default.replication.factor=${o.replicationFactor ?? 1}`,
+    `min.insync.replicas=${minIsr}`,
     'auto.create.topics.enable=true',
-    'offsets.topic.replication.factor=1',
+    // Internal topics live on every node, whatever new topics get.
+    `offsets.topic.replication.factor=${nodes}`,
     'offsets.topic.num.partitions=1',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
+    `transaction.state.log.replication.factor=${nodes}`,
+    `transaction.state.log.min.isr=${minIsr}`,
     'transaction.state.log.num.partitions=1',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
+    `share.coordinator.state.topic.replication.factor=${nodes}`,
+    `share.coordinator.state.topic.min.isr=${minIsr}`,
     // Default 3000: every first consumer-group join would wait 3 s.
     'group.initial.rebalance.delay.ms=0',
+    ...failover,
   ].join('\n')}\n`
 }
 
@@ -415,17 +763,26 @@ function run(command: string, args: string[]): Promise<{ code: number | string; 
   })
 }
 
-/** The last `limit` characters of a process's output, optionally copied to a stream as they come. */
+/**
+ * The last `limit` characters of a process's output, optionally copied to a stream as they come
+ * (each line after `prefix`, so that several nodes' output can share a terminal).
+ */
 class OutputTail {
   #text = ''
+  #lineStart = true
   constructor(
     private readonly limit: number,
     private readonly echo?: NodeJS.WritableStream,
+    private readonly prefix = '',
   ) {}
 
   add(chunk: Buffer): void {
-    this.echo?.write(chunk)
-    this.#text += chunk.toString()
+    const text = chunk.toString()
+    if (this.echo !== undefined) {
+      this.echo.write(this.prefix === '' ? text : `${this.#lineStart ? this.prefix : ''}${text.replace(/\n(?=.)/gs, `\n${this.prefix}`)}`)
+      this.#lineStart = text.endsWith('\n')
+    }
+    this.#text += text
     if (this.#text.length > this.limit * 2) this.#text = this.#text.slice(-this.limit)
   }
 
@@ -498,16 +855,19 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export const usage = `Usage: npm run kafka -- <command> [options]   (or: node --import tsx scripts/kafka/broker.ts …)
 
-A real Apache Kafka ${kafkaVersion} broker (KRaft, one node) from Maven Central jars.
+A real Apache Kafka ${kafkaVersion} broker (KRaft, one node) or cluster from Maven Central jars.
 
 Commands:
   fetch                 download the jars into .cache/kafka/${kafkaVersion}/jars (once) and print that folder
-  start                 start a broker, print KAFKA_BOOTSTRAP=127.0.0.1:PORT, run until Ctrl-C
+  start                 start a broker, print KAFKA_BOOTSTRAP=127.0.0.1:PORT, run until Ctrl-C;
+                        with --brokers N a cluster: KAFKA_BOOTSTRAP=127.0.0.1:PORT1,127.0.0.1:PORT2,…
 
 Options for start:
-  --partitions N        partitions of auto-created topics (default 1)
-  --log-dir DIR         keep the data in DIR across runs instead of a fresh temp folder
-  --quiet               no progress lines (the broker's warnings are still shown)
+  --brokers N           a cluster of N nodes, each broker and controller, topics replicated to
+                        all of them, min.insync.replicas 2, failover within seconds
+  --partitions N        partitions of auto-created topics (default 1; 3 with --brokers)
+  --log-dir DIR         keep the data in DIR across runs instead of a fresh temp folder (one node only)
+  --quiet               no progress lines (the brokers' warnings are still shown)
 
 Needs Java 17+ (apt-get install openjdk-17-jre-headless) and, for the first fetch, Maven (apt-get install maven).`
 
@@ -518,11 +878,11 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(`${usage}\n`)
     return 0
   }
-  let flags: { partitions?: string; 'log-dir'?: string; quiet?: boolean }
+  let flags: { brokers?: string; partitions?: string; 'log-dir'?: string; quiet?: boolean }
   try {
     flags = parseArgs({
       args: rest,
-      options: { partitions: { type: 'string' }, 'log-dir': { type: 'string' }, quiet: { type: 'boolean' } },
+      options: { brokers: { type: 'string' }, partitions: { type: 'string' }, 'log-dir': { type: 'string' }, quiet: { type: 'boolean' } },
       allowPositionals: false,
     }).values
   } catch (error) {
@@ -538,19 +898,32 @@ export async function main(args: string[]): Promise<number> {
     return 0
   }
   if (command === 'start') {
-    const partitions = flags.partitions === undefined ? undefined : Number(flags.partitions)
-    if (partitions !== undefined && !(Number.isInteger(partitions) && partitions > 0)) {
-      process.stderr.write(`--partitions must be a positive integer, not ${JSON.stringify(flags.partitions)}\n`)
+    const count = (flag: 'brokers' | 'partitions', max: number) => {
+      const text = flags[flag]
+      if (text === undefined) return undefined
+      const value = Number(text)
+      if (!(Number.isInteger(value) && value > 0 && value <= max)) {
+        process.stderr.write(`--${flag} must be a positive integer${max < Infinity ? ` up to ${max}` : ''}, not ${JSON.stringify(text)}\n`)
+        return null
+      }
+      return value
+    }
+    const partitions = count('partitions', Infinity)
+    const brokers = count('brokers', 9)
+    if (partitions === null || brokers === null) return 2
+    if (brokers === undefined) return serve(await startKafka({ partitions, logDir: flags['log-dir'], quiet: flags.quiet, echo: true }))
+    if (flags['log-dir'] !== undefined) {
+      process.stderr.write('--log-dir keeps one broker\'s data; a cluster (--brokers) always starts fresh\n')
       return 2
     }
-    return serve({ partitions, logDir: flags['log-dir'], quiet: flags.quiet, echo: true })
+    return serve(await startKafkaCluster({ brokers, partitions, quiet: flags.quiet, echo: true }))
   }
   process.stderr.write(`${command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`}\n\n${usage}\n`)
   return 2
 }
 
-async function serve(options: KafkaOptions): Promise<number> {
-  const kafka = await startKafka(options)
+/** Runs until Ctrl-C (or SIGTERM), or until a broker exits on its own. */
+async function serve(kafka: KafkaBroker | KafkaCluster): Promise<number> {
   process.stdout.write(`KAFKA_BOOTSTRAP=${kafka.bootstrap}\n`)
   // startKafka does not hold the event loop open (so tests end); the foreground command must.
   const keepAlive = setInterval(() => {}, 1 << 30)
@@ -558,14 +931,26 @@ async function serve(options: KafkaOptions): Promise<number> {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
-  const ended = await Promise.race([signalled, kafka.exited.then((code) => ({ code }))])
+  let watch: NodeJS.Timeout | undefined
+  const died =
+    'exited' in kafka
+      ? kafka.exited.then((code) => ({ problem: `the broker exited on its own (${code})` }))
+      : new Promise<{ problem: string }>((resolve) => {
+          // Nothing here kills a node, so a node that stops running stopped on its own.
+          watch = setInterval(() => {
+            const dead = kafka.nodes.find((n) => !n.running)
+            if (dead !== undefined) resolve({ problem: `node ${dead.id} exited on its own` })
+          }, 500)
+        })
+  const ended = await Promise.race([signalled, died])
   clearInterval(keepAlive)
+  clearInterval(watch)
   if (typeof ended === 'object') {
-    process.stderr.write(`the broker exited on its own (${ended.code})\n`)
+    process.stderr.write(`${ended.problem}\n`)
     await kafka.stop()
     return 1
   }
-  process.stderr.write(`${ended}: stopping the broker…\n`)
+  process.stderr.write(`${ended}: stopping Kafka…\n`)
   await kafka.stop()
   return 0
 }

@@ -295,6 +295,14 @@ export const configSchema = {
           description: 'Dotted paths removed from events before they are streamed; a stream replaces the list with consumers.eventplane_streams.redact_fields.',
         },
         expose_error_stream: { type: 'boolean', default: false, description: 'Serve the error stream (intake.error_stream) over SSE.' },
+        dedupe_window: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 1000000,
+          default: 10000,
+          description:
+            'An event whose meta.id equals that of one of this many records before it in its partition is a copy (a producer sent it again after an unconfirmed write) and is not streamed; 0 streams every record. Costs about 100 bytes per id, twice this many ids per partition being followed.',
+        },
         max_buffered_bytes: {
           type: 'integer',
           minimum: 4096,
@@ -417,6 +425,14 @@ export const configSchema = {
               description: 'Produce requests in flight at once (each from an idempotent producer of its own); appends that arrive meanwhile are grouped.',
             },
             request_timeout_ms: { type: 'integer', minimum: 100, maximum: 300000, default: 10000, description: 'Timeout of one request to a broker.' },
+            append_deadline_ms: {
+              type: 'integer',
+              minimum: 100,
+              maximum: 120000,
+              default: 5000,
+              description:
+                'Longest an append may take. Until then failed produce requests are retried (with fresh metadata, the same producer and sequence numbers, so Kafka does not write a record twice); then the intake answers 503 with, per event, EVP_LOG_NOT_WRITTEN or EVP_LOG_OUTCOME_UNKNOWN.',
+            },
           },
         },
         sync: {

@@ -86,6 +86,8 @@ export const errorCodes = {
   // Event log
   EVP_LOG_UNAVAILABLE: { status: 503, canRetry: true, title: 'Event log is unavailable' },
   EVP_LOG_CLOSED: { status: 503, canRetry: true, title: 'Event log is closed' },
+  EVP_LOG_NOT_WRITTEN: { status: 503, canRetry: true, title: 'Records were not written' },
+  EVP_LOG_OUTCOME_UNKNOWN: { status: 503, canRetry: true, title: 'Records may or may not have been written' },
   EVP_LOG_INVALID_ARGUMENT: { status: 400, canRetry: false, title: 'Invalid topic, partition or offset' },
   EVP_LOG_TOPIC_MISSING: { status: 500, canRetry: false, title: 'Topic does not exist in the event log' },
   EVP_LOG_RECORD_UNDECODABLE: { status: 502, canRetry: false, title: 'Records in the event log cannot be decoded' },

@@ -313,6 +313,9 @@ export function createIntake(options: IntakeOptions): Intake {
       }
     }
     const record: AppendRecord = { topic: info.topic, key, value: JSON.stringify(event), timestamp }
+    // A keyless event sent again (same meta.id) lands in the partition of its first attempt,
+    // where readers drop the second copy (streams/dedupe.ts).
+    if (key === null && isPlainObject(meta) && typeof meta['id'] === 'string') record.affinity = meta['id']
     // The topic was checked with the stream, the timestamp with the window; what is left is the
     // size, which no log refuses below 1 Mi characters (3 MiB): only larger events are checked.
     if (record.value.length > largeEventChars) {
@@ -512,19 +515,31 @@ export function createIntake(options: IntakeOptions): Intake {
   async function append(prepared: Prepared[]): Promise<Array<EventplaneError | undefined> | undefined> {
     const records: AppendRecord[] = new Array(prepared.length)
     for (let i = 0; i < prepared.length; i++) records[i] = prepared[i]!.record
+    let failures: Array<EventplaneError | undefined> | undefined
     try {
-      await options.log.append(records)
-      return undefined
+      const outcomes = await options.log.appendEach(records)
+      for (let i = 0; i < outcomes.length; i++) {
+        const outcome = outcomes[i]
+        if (outcome instanceof EventplaneError) (failures ??= new Array(outcomes.length))[i] = outcome
+      }
     } catch (cause) {
       const e = asLogError(cause)
-      if (e.code !== 'EVP_LOG_INVALID_ARGUMENT' || prepared.length === 1) {
-        log.error({ err: e, code: e.code }, 'append to the event log failed')
-        return prepared.map(() => e)
-      }
-      log.warn({ err: e, code: e.code, records: prepared.length }, 'the event log refused a batch; appending its records one by one')
-      const outcomes = await Promise.allSettled(records.map((record) => options.log.append([record])))
-      return outcomes.map((outcome) => (outcome.status === 'fulfilled' ? undefined : asLogError(outcome.reason)))
+      failures = prepared.map(() => e)
     }
+    if (failures === undefined) return undefined
+    const refused = failures.every((f) => f?.code === 'EVP_LOG_INVALID_ARGUMENT')
+    if (!refused || prepared.length === 1) {
+      const first = failures.find((f) => f !== undefined)!
+      log.error({ err: first, code: first.code, failed: failures.filter((f) => f !== undefined).length, records: prepared.length }, 'append to the event log failed')
+      return failures
+    }
+    log.warn({ err: failures[0], records: prepared.length }, 'the event log refused a batch; appending its records one by one')
+    const outcomes = await Promise.allSettled(records.map((record) => options.log.appendEach([record])))
+    return outcomes.map((outcome) => {
+      if (outcome.status === 'rejected') return asLogError(outcome.reason)
+      const [only] = outcome.value
+      return only instanceof EventplaneError ? only : undefined
+    })
   }
 
   return {
@@ -536,7 +551,7 @@ export function createIntake(options: IntakeOptions): Intake {
 }
 
 function asLogError(cause: unknown): EventplaneError {
-  return cause instanceof EventplaneError ? cause : new EventplaneError('EVP_LOG_UNAVAILABLE', String(cause), { cause })
+  return cause instanceof EventplaneError ? cause : new EventplaneError('EVP_LOG_NOT_WRITTEN', String(cause), { cause })
 }
 
 /** A value from a request, quoted in a message: cut, so a 4 MiB name does not make a 4 MiB answer. */

@@ -103,9 +103,14 @@ export function answerFor(result: BatchResult, maxListed = Infinity): Answer {
   const failed = invalid + errored
   if (failed === 0) return { status: 201, message: `All ${total} out of ${total} events were accepted.` }
   const listed = (items: ItemResult[]) => (items.length > maxListed ? items.slice(0, maxListed) : items)
+  // Events the log did not take are all listed, with the meta.id the intake gave them, so the
+  // producer can send them again as they are (the answer is then about as large as the request).
+  const retryable = result.error.every(isRetryable)
+  const errors = retryable ? result.error : listed(result.error)
   const body = (withError: boolean): NonNullable<Answer['body']> => {
-    const out: NonNullable<Answer['body']> = withError ? { invalid: listed(result.invalid), error: listed(result.error) } : { invalid: listed(result.invalid) }
-    if (invalid > maxListed || errored > maxListed) out.omitted = { invalid: Math.max(0, invalid - maxListed), error: Math.max(0, errored - maxListed) }
+    const out: NonNullable<Answer['body']> = withError ? { invalid: listed(result.invalid), error: errors } : { invalid: listed(result.invalid) }
+    const omittedErrors = errored - errors.length
+    if (invalid > maxListed || omittedErrors > 0) out.omitted = { invalid: Math.max(0, invalid - maxListed), error: omittedErrors }
     return out
   }
   if (accepted > 0) {
@@ -118,10 +123,14 @@ export function answerFor(result: BatchResult, maxListed = Infinity): Answer {
   if (errored === 0) return { status: 400, message: `${invalid} out of ${total} events were invalid and not accepted.`, body: body(false) }
   // Where EventGate answers 500, a batch that failed only for a passing reason (the event log was
   // unavailable) is 503 with Retry-After: the producer should send it again as it is.
-  if (invalid === 0 && result.error.every(isRetryable)) {
+  if (invalid === 0 && retryable) {
+    const unknown = result.error.filter((item) => (item.context as { code?: string }).code === 'EVP_LOG_OUTCOME_UNKNOWN').length
     return {
       status: 503,
-      message: `${errored} out of ${total} events could not be appended now; retry.`,
+      message:
+        unknown === 0
+          ? `${errored} out of ${total} events were not written; send them again.`
+          : `${errored} out of ${total} events were not confirmed (${unknown} may have been written); send them again with the same meta.id.`,
       body: { ...body(true), invalid: [] },
       retryAfterS: 5,
     }

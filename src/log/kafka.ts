@@ -21,10 +21,13 @@
 import {
   Admin,
   Consumer,
+  kGetApi,
+  kGetConnection,
   ProduceAcks,
   Producer,
   type MessageToProduce,
 } from '@platformatic/kafka'
+import { connect } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
@@ -32,8 +35,8 @@ import { EventplaneError } from '../core/errors.ts'
 import { decompressor, type Codec } from './kafka-codecs.ts'
 import { Fetcher } from './kafka-fetch.ts'
 import { createKafkaLogMetrics, createLogMetrics } from './metrics.ts'
-import { murmur2, toPositive } from './partitioner.ts'
-import type { AppendRecord, EventLog, LogRecord, Position, ReadFrom, ReadOptions, TopicPartitionOffset } from './types.ts'
+import { partitionOf } from './partitioner.ts'
+import type { AppendOutcome, AppendRecord, EventLog, LogHealth, LogRecord, Position, ReadFrom, ReadOptions, TopicPartitionOffset } from './types.ts'
 import { assertOffset, assertPartition, assertRecordShape, assertSearchTime, assertTopic, invalid, readArguments, recordError, type RecordLimits } from './validate.ts'
 
 export interface KafkaLogOptions {
@@ -56,8 +59,14 @@ export interface KafkaLogOptions {
   topicNamespace?: string
   /** Timeout of one request to a broker (default 10 s). */
   requestTimeoutMs?: number
-  /** Retries of one request inside the client, with backoff (default 3). */
+  /** Retries of one request inside the client, with backoff (default 3); appends retry on their own until their deadline. */
   retries?: number
+  /**
+   * How long an append may take, from the call to the answer (default 5000 ms). Records not
+   * acknowledged by then are answered EVP_LOG_NOT_WRITTEN or EVP_LOG_OUTCOME_UNKNOWN; until then
+   * failed sends are retried (with fresh metadata, so a moved leader is found).
+   */
+  appendDeadlineMs?: number
   /** Authentication: SASL PLAIN or SCRAM with a user and password. */
   sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string }
   /** TLS to the brokers (node:tls options: ca, cert, key, servername, rejectUnauthorized). */
@@ -88,6 +97,13 @@ export interface KafkaLogOptions {
   topicLabel?: (topic: string) => string
 }
 
+/** How long after a failed append health still says appends are failing (unless one worked since). */
+const failingMs = 10_000
+/** How long health waits for Kafka's answers. */
+const healthTimeoutMs = 1_500
+/** How long a write problem lasts before health reports it (a leader election is not an outage). */
+const healthGraceMs = 1_000
+
 /** Most bytes of records in one produce request unless one append alone is larger. */
 const maxRequestBytes = 1 << 20
 const defaultBatchSize = 500
@@ -114,8 +130,42 @@ interface Item {
 interface PendingAppend {
   items: Item[]
   bytes: number
-  resolve: (positions: Position[]) => void
-  reject: (error: unknown) => void
+  /** When its records are answered at the latest (Date.now() ms). */
+  deadline: number
+  outcomes: AppendOutcome[]
+  /** Records not settled yet. */
+  left: number
+  resolve: (outcomes: AppendOutcome[]) => void
+}
+
+/** One record of an append, in a produce attempt. */
+interface Entry {
+  append: PendingAppend
+  index: number
+  item: Item
+}
+
+/** A producer busy with one group; replaced when its sequence numbers cannot be trusted. */
+interface Slot {
+  producer: Producer
+}
+
+/**
+ * What became of a partition's records that Kafka did not acknowledge: `not-written` (refused
+ * before writing, or never sent), `unknown` (sent, and no answer says what happened),
+ * `refused` (Kafka will not take these records: too large, bad timestamp), `fatal` (not
+ * allowed: retrying will not help).
+ */
+type FailureKind = 'not-written' | 'unknown' | 'refused' | 'fatal'
+
+interface Sent {
+  /** Positions of the records that Kafka acknowledged, by index of the items sent. */
+  positions: Array<Position | undefined>
+  error: unknown
+  /** Partitions (`topic\0partition`) whose records were not acknowledged. */
+  failed: Map<string, FailureKind>
+  /** Given up waiting: the request may still be answered. */
+  abandoned: boolean
 }
 
 export interface KafkaEventLog extends EventLog {
@@ -133,6 +183,8 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     bootstrapBrokers: options.brokers,
     timeout: options.requestTimeoutMs ?? 10_000,
     connectTimeout: Math.min(options.requestTimeoutMs ?? 10_000, 5_000),
+    // The client's own limit for an answer on a connection (its default is 30 s, whatever `timeout` says).
+    requestTimeout: options.requestTimeoutMs ?? 10_000,
     retries: options.retries ?? 3,
     retryDelay: (_client: unknown, _operation: string, attempt: number) => Math.min(100 * 2 ** attempt, 2_000),
     ...(options.sasl === undefined ? {} : { sasl: { ...options.sasl } }),
@@ -162,7 +214,23 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   // Separate clients, so that a reader's long poll never queues an offset lookup behind it.
   const offsetsClient = new Consumer({ ...base, groupId: `${clientId}-offsets` })
   const fetchClient = new Consumer({ ...base, groupId: `${clientId}-reader` })
-  const newProducer = () => new Producer({ ...base, idempotent: true, acks: ProduceAcks.ALL, autocreateTopics: false })
+  const appendDeadlineMs = options.appendDeadlineMs ?? 5_000
+  if (!Number.isInteger(appendDeadlineMs) || appendDeadlineMs < 100) throw new EventplaneError('EVP_CONFIG_INVALID', `appendDeadlineMs must be an integer of at least 100, not ${appendDeadlineMs}`)
+  // Producers do not retry inside the client: produce() retries until the append deadline, and
+  // no request may outlast it.
+  const produceTimeoutMs = Math.min(base.timeout, appendDeadlineMs)
+  const newProducer = () =>
+    new TolerantProducer({
+      ...base,
+      timeout: produceTimeoutMs,
+      requestTimeout: produceTimeoutMs,
+      connectTimeout: Math.min(base.connectTimeout, produceTimeoutMs),
+      // false, not 0: an idempotent producer of this client takes 0 or 1 retries as "forever".
+      retries: false,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      autocreateTopics: false,
+    })
   const maxInFlight = options.maxInFlight ?? 5
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 16) throw new EventplaneError('EVP_CONFIG_INVALID', `maxInFlight must be 1 to 16, not ${maxInFlight}`)
   /** Producers that are free; one is taken for each request in flight. */
@@ -309,26 +377,41 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   // ---- appending ----------------------------------------------------------------------------
 
   let queue: PendingAppend[] = []
+  /** Appends taken or waiting, for the in-flight gauge and for health. */
+  let pendingRecords = 0
+  /** When appends last worked and last failed, and since when they fail (the first failure after a success). */
+  const writeState = { lastOk: 0, lastFailure: 0, failingSince: 0, failure: '' }
 
   function append(records: readonly AppendRecord[]): Promise<Position[]> {
+    return appendEach(records).then((outcomes) => {
+      for (const outcome of outcomes) if (outcome instanceof EventplaneError) throw outcome
+      return outcomes as Position[]
+    })
+  }
+
+  function appendEach(records: readonly AppendRecord[]): Promise<AppendOutcome[]> {
     try {
-      ensureOpen()
       if (!Array.isArray(records)) throw invalid('append takes an array of records')
+      if (closing) return Promise.resolve(records.map(() => new EventplaneError('EVP_LOG_CLOSED', 'the event log is closed')))
       if (records.length === 0) return Promise.resolve([])
       records.forEach(assertRecordShape)
     } catch (error) {
       return Promise.reject(asLogError(error))
     }
-    return track(enqueue(records))
+    return track(enqueue(records, Date.now() + appendDeadlineMs))
   }
 
-  async function enqueue(records: readonly AppendRecord[]): Promise<Position[]> {
+  async function enqueue(records: readonly AppendRecord[], deadline: number): Promise<AppendOutcome[]> {
     const topics = [...new Set(records.map((r) => r.topic))]
     const counts = new Map<string, number>()
     try {
-      await Promise.all(topics.map(async (topic) => counts.set(topic, await partitionCount(topic))))
+      const lookups = Promise.all(topics.map(async (topic) => counts.set(topic, await partitionCount(topic))))
+      if ((await beforeDeadline(lookups, deadline)) === timedOut) {
+        throw new EventplaneError('EVP_LOG_NOT_WRITTEN', `looking up the partitions of ${topics.join(', ')} took longer than the append deadline (${appendDeadlineMs} ms)`)
+      }
     } catch (error) {
-      throw asLogError(error)
+      const e = asLogError(error)
+      return records.map(() => (e.code === 'EVP_LOG_UNAVAILABLE' ? notWritten(e.message, e) : e))
     }
     const now = Date.now()
     const items: Item[] = new Array(records.length)
@@ -338,46 +421,84 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       const record = records[i]!
       const partitions = counts.get(record.topic)!
       const key = record.key === undefined || record.key === null ? null : toBuffer(record.key)
-      let partition: number
       if (record.partition !== undefined) {
         try {
           assertPartition(record.topic, record.partition, partitions)
         } catch (error) {
           throw asLogError(error)
         }
-        partition = record.partition
-      } else if (key !== null) {
-        partition = toPositive(murmur2(key)) % partitions
-      } else {
+      }
+      const partition = partitionOf(record, key, partitions, () => {
         let chosen = sticky.get(record.topic)
         if (chosen === undefined) {
           chosen = (nextKeyless.get(record.topic) ?? 0) % partitions
           nextKeyless.set(record.topic, (chosen + 1) % partitions)
           sticky.set(record.topic, chosen)
         }
-        partition = chosen
-      }
+        return chosen
+      })
       const value = toBuffer(record.value)
       bytes += value.length + (key?.length ?? 0) + 32
       items[i] = { topic: record.topic, partition, key, value, timestamp: record.timestamp ?? now }
     }
-    return new Promise<Position[]>((resolve, reject) => {
-      queue.push({ items, bytes, resolve, reject })
+    return new Promise<AppendOutcome[]>((resolve) => {
+      pendingRecords += items.length
+      kafkaMetrics?.pending.set(pendingRecords)
+      queue.push({ items, bytes, deadline, outcomes: new Array(items.length), left: items.length, resolve })
       schedule()
     })
   }
 
+  /** Settles one record of an append; the append resolves when its last record is settled. */
+  function settle(append: PendingAppend, index: number, outcome: AppendOutcome): void {
+    append.outcomes[index] = outcome
+    pendingRecords--
+    if (--append.left === 0) {
+      kafkaMetrics?.pending.set(pendingRecords)
+      append.resolve(append.outcomes)
+    }
+  }
+
   let flushScheduled = false
+  let expiryTimer: NodeJS.Timeout | undefined
 
   function schedule(): void {
-    if (flushScheduled || queue.length === 0 || idle.length === 0) return
+    if (queue.length === 0) return
+    if (idle.length === 0) {
+      // Every producer is busy (a broker is slow or away): appends that wait past their deadline
+      // are answered "not written" then, not when a producer is free again.
+      if (expiryTimer === undefined) {
+        expiryTimer = setTimeout(() => {
+          expiryTimer = undefined
+          expire()
+          schedule()
+        }, Math.max(0, queue[0]!.deadline - Date.now()) + 1)
+      }
+      return
+    }
+    if (flushScheduled) return
     flushScheduled = true
     // One turn of the event loop, so that appends of the same moment go together.
     setImmediate(flush)
   }
 
+  function expire(): void {
+    const now = Date.now()
+    let n = 0
+    while (n < queue.length && queue[n]!.deadline <= now) n++
+    if (n === 0) return
+    const expired = queue.slice(0, n)
+    queue = queue.slice(n)
+    for (const append of expired) {
+      const failure = notWritten(`no producer was free within the append deadline (${appendDeadlineMs} ms): earlier appends are still waiting for Kafka`)
+      append.items.forEach((_, index) => settle(append, index, failure))
+    }
+    recordFailure(`appends waited longer than ${appendDeadlineMs} ms`, expired[0]!.deadline - appendDeadlineMs)
+  }
+
   function flush(): void {
     flushScheduled = false
+    expire()
     while (queue.length > 0 && idle.length > 0) {
       let bytes = 0
       let taken = 0
@@ -392,34 +513,167 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     }
   }
 
-  /** Sends a group of appends in one request; on a record-level refusal, each alone, so one bad append fails only itself. */
-  async function produce(group: PendingAppend[], slot: { producer: Producer }): Promise<void> {
-    const items = group.length === 1 ? group[0]!.items : group.flatMap((append) => append.items)
+  /**
+   * Sends a group of appends, retrying what failed until the earliest deadline among them.
+   * Records are answered per partition: those of partitions Kafka took are positioned even when
+   * another partition failed. A retry sends exactly the records that failed with the same
+   * producer and sequence numbers, so a broker that had written them answers with their offsets
+   * instead of writing them twice (Kafka's idempotent producer). Past the deadline, what is
+   * left is EVP_LOG_NOT_WRITTEN when every attempt was refused before it was written, else
+   * EVP_LOG_OUTCOME_UNKNOWN; then (only then) the producer is replaced, as its sequence numbers
+   * for those partitions may be behind the broker's.
+   */
+  async function produce(group: PendingAppend[], slot: Slot): Promise<void> {
+    let entries: Entry[] = []
+    let deadline = Number.POSITIVE_INFINITY
+    for (const append of group) {
+      if (append.deadline < deadline) deadline = append.deadline
+      for (let index = 0; index < append.items.length; index++) entries.push({ append, index, item: append.items[index]! })
+    }
     const started = process.hrtime.bigint()
-    let positions: Position[]
-    try {
-      positions = await send(items, slot)
-    } catch (error) {
-      if (group.length > 1 && isRecordRefusal(error)) {
-        for (const append of group) await produce([append], slot)
-        return
+    const unknown = new Set<string>()
+    let lastError: unknown
+    let replace = false
+    for (let attempt = 0; entries.length > 0; attempt++) {
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) break
+      // Partitions without a leader now are not sent (the client cannot route them): they wait
+      // for the next attempt, and count as not written by this one.
+      const leaderless = await leaderlessPartitions(slot.producer, entries, remaining)
+      const sendable = leaderless.size === 0 ? entries : entries.filter((e) => !leaderless.has(`${e.item.topic}\0${e.item.partition}`))
+      const sent: Sent =
+        sendable.length === 0
+          ? { positions: [], error: new Error(`no leader for ${[...leaderless].map((key) => key.replace('\0', '/')).join(', ')}`), failed: new Map(), abandoned: false }
+          : await sendWithin(sendable.map((e) => e.item), slot, Math.max(1, deadline - Date.now()))
+      if (sendable !== entries) {
+        const positions: Array<Position | undefined> = new Array(entries.length)
+        let j = 0
+        for (let i = 0; i < entries.length; i++) if (entries[i] === sendable[j]) positions[i] = sent.positions[j++]
+        sent.positions = positions
+        sent.error ??= new Error(`no leader for ${[...leaderless].map((key) => key.replace('\0', '/')).join(', ')}`)
+      }
+      const rest: Entry[] = []
+      for (let i = 0; i < entries.length; i++) {
+        const position = sent.positions[i]
+        if (position === undefined) rest.push(entries[i]!)
+        else settle(entries[i]!.append, entries[i]!.index, position)
+      }
+      if (rest.length < entries.length) writeState.lastOk = Date.now()
+      entries = rest
+      if (sent.error === undefined) break
+      lastError = sent.error
+      if (sent.abandoned) replace = true
+      let refused = false
+      let fatal = false
+      for (const [partition, kind] of sent.failed) {
+        if (kind === 'unknown') unknown.add(partition)
+        else if (kind === 'refused') refused = true
+        else if (kind === 'fatal') fatal = true
+      }
+      if (entries.length === 0) break
+      if (refused && unknown.size === 0) {
+        // A record Kafka will not take (its size, its timestamp): appended alone, each append
+        // fails only itself.
+        await refuse(entries, slot, sent.error)
+        entries = []
+        break
+      }
+      if (fatal) break
+      // Leadership may have moved (NOT_LEADER_OR_FOLLOWER, a dead leader): ask again where partitions are.
+      slot.producer.clearMetadata()
+      await sleep(Math.min(50 * 2 ** attempt, 1_000, Math.max(0, deadline - Date.now())))
+    }
+    if (entries.length > 0) {
+      const reason = describe(lastError ?? new Error('no attempt was made'))
+      for (const entry of entries) {
+        const key = `${entry.item.topic}\0${entry.item.partition}`
+        const failure = unknown.has(key)
+          ? new EventplaneError('EVP_LOG_OUTCOME_UNKNOWN', `Kafka did not confirm the write of ${entry.item.topic}/${entry.item.partition} within the append deadline (${appendDeadlineMs} ms); it may still be committed: ${reason}`, { cause: lastError })
+          : isRecordRefusal(lastError)
+            ? new EventplaneError('EVP_LOG_INVALID_ARGUMENT', `Kafka refused the records: ${reason}`, { cause: lastError })
+            : notWritten(`Kafka did not take the records of ${entry.item.topic}/${entry.item.partition} within the append deadline (${appendDeadlineMs} ms): ${reason}`, lastError)
+        settle(entry.append, entry.index, failure)
       }
       metrics?.failures.inc()
-      const failure = asLogError(error)
-      for (const append of group) append.reject(failure)
-      return
+      recordFailure(reason, deadline - appendDeadlineMs)
+      if (unknown.size > 0) replace = true
+      logger?.warn({ err: lastError, records: entries.length, unknownPartitions: unknown.size, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'producing to Kafka failed')
+    }
+    if (replace) {
+      // Its sequence numbers may lag the broker's for partitions of unknown outcome: a new
+      // producer (a new producer id) starts them afresh.
+      const old = slot.producer
+      all.delete(old)
+      slot.producer = newProducer()
+      all.add(slot.producer)
+      old.close(true, () => undefined)
     }
     if (metrics !== undefined) {
       metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9)
       metrics.groupSize.observe(group.length)
       const perTopic = new Map<string, number>()
-      for (const item of items) perTopic.set(item.topic, (perTopic.get(item.topic) ?? 0) + 1)
+      for (const append of group) for (const outcome of append.outcomes) if (outcome !== undefined && !(outcome instanceof EventplaneError)) perTopic.set(outcome.topic, (perTopic.get(outcome.topic) ?? 0) + 1)
       for (const [topic, n] of perTopic) metrics.records.inc({ topic: topicLabel(topic) }, n)
     }
-    let at = 0
-    for (const append of group) {
-      append.resolve(positions.slice(at, at + append.items.length))
-      at += append.items.length
+  }
+
+  /**
+   * Partitions of these entries that have no leader in the producer's metadata (looked up
+   * again when it was cleared). A lookup that fails or takes too long finds none: the send then
+   * fails and says why.
+   */
+  async function leaderlessPartitions(producer: Producer, entries: Entry[], ms: number): Promise<Set<string>> {
+    const topics = [...new Set(entries.map((e) => inKafka(e.item.topic)))]
+    const found = new Set<string>()
+    try {
+      const metadata = await beforeDeadline(producer.metadata({ topics }), Date.now() + ms)
+      if (metadata === timedOut) return found
+      for (const entry of entries) {
+        const partition = metadata.topics.get(inKafka(entry.item.topic))?.partitions[entry.item.partition]
+        if (partition === undefined || partition.leader < 0 || !metadata.brokers.has(partition.leader)) found.add(`${entry.item.topic}\0${entry.item.partition}`)
+      }
+    } catch {
+      // The send will fail the same way, and its error is the one to report.
+    }
+    return found
+  }
+
+  /** Records Kafka refused for what they are: each append alone, so one refusal fails only its own. */
+  async function refuse(entries: Entry[], slot: Slot, error: unknown): Promise<void> {
+    const byAppend = new Map<PendingAppend, Entry[]>()
+    for (const entry of entries) {
+      const own = byAppend.get(entry.append)
+      if (own === undefined) byAppend.set(entry.append, [entry])
+      else own.push(entry)
+    }
+    if (byAppend.size === 1) {
+      const failure = new EventplaneError('EVP_LOG_INVALID_ARGUMENT', `Kafka refused the records: ${describe(error)}`, { cause: error })
+      for (const entry of entries) settle(entry.append, entry.index, failure)
+      return
+    }
+    for (const own of byAppend.values()) {
+      const sent = await sendWithin(own.map((e) => e.item), slot, Math.max(1, own[0]!.append.deadline - Date.now()))
+      own.forEach((entry, i) => {
+        const position = sent.positions[i]
+        settle(entry.append, entry.index, position ?? (isRecordRefusal(sent.error) ? new EventplaneError('EVP_LOG_INVALID_ARGUMENT', `Kafka refused the records: ${describe(sent.error)}`, { cause: sent.error }) : notWritten(describe(sent.error), sent.error)))
+      })
+    }
+  }
+
+  /** Sends, but gives up waiting at `ms`: the request may still be answered later (the producer is then replaced). */
+  async function sendWithin(items: Item[], slot: Slot, ms: number): Promise<Sent> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<Sent>((resolve) => {
+      timer = setTimeout(() => {
+        const failed = new Map<string, FailureKind>()
+        for (const item of items) failed.set(`${item.topic}\0${item.partition}`, 'unknown')
+        resolve({ positions: [], error: new Error(`no answer from Kafka within ${Math.round(ms)} ms`), failed, abandoned: true })
+      }, ms)
+    })
+    try {
+      return await Promise.race([send(items, slot.producer), timeout])
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -428,8 +682,9 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
    * @platformatic/kafka 1.x zigzag-encodes a record's timestamp delta (a varlong) with a 32-bit
    * sign shift, so a delta beyond ±2^31 ms (24.8 days) from the first record of its partition
    * in the request is written wrong. Records that far apart go in separate requests.
+   * Never rejects: what failed is in `failed`, by partition.
    */
-  async function send(items: Item[], slot: { producer: Producer }): Promise<Position[]> {
+  async function send(items: Item[], producer: Producer): Promise<Sent> {
     // Nearly always every timestamp of a request lies within the limit of the first: one request.
     let low = items[0]!.timestamp
     let high = low
@@ -437,8 +692,8 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       if (item.timestamp < low) low = item.timestamp
       else if (item.timestamp > high) high = item.timestamp
     }
-    if (high - low < maxTimestampDelta) return sendRequest(items, slot)
-    const positions: Position[] = []
+    const positions: Array<Position | undefined> = new Array(items.length)
+    if (high - low < maxTimestampDelta) return sendRequest(items, 0, items.length, positions, producer)
     let start = 0
     let first = new Map<string, number>()
     for (let i = 0; i < items.length; i++) {
@@ -447,55 +702,59 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       const base = first.get(key)
       if (base === undefined) first.set(key, item.timestamp)
       else if (Math.abs(item.timestamp - base) >= maxTimestampDelta) {
-        positions.push(...(await sendRequest(items.slice(start, i), slot)))
+        const sent = await sendRequest(items, start, i, positions, producer)
+        if (sent.error !== undefined) return sent
         start = i
         first = new Map([[key, item.timestamp]])
       }
     }
-    positions.push(...(await sendRequest(start === 0 ? items : items.slice(start), slot)))
-    return positions
+    return sendRequest(items, start, items.length, positions, producer)
   }
 
-  async function sendRequest(items: Item[], slot: { producer: Producer }): Promise<Position[]> {
-    const messages: MessageToProduce[] = new Array(items.length)
-    for (let i = 0; i < items.length; i++) {
+  async function sendRequest(items: Item[], from: number, to: number, positions: Array<Position | undefined>, producer: Producer): Promise<Sent> {
+    const messages: MessageToProduce[] = new Array(to - from)
+    for (let i = from; i < to; i++) {
       const item = items[i]!
       const message: MessageToProduce = { topic: inKafka(item.topic), partition: item.partition, value: item.value, timestamp: BigInt(item.timestamp) }
       if (item.key !== null) message.key = item.key
-      messages[i] = message
+      messages[i - from] = message
     }
-    const started = Date.now()
-    let result
+    let offsets: Array<{ topic: string; partition: number; offset: bigint }> | undefined
+    let error: unknown
     try {
-      result = await slot.producer.send({ messages })
-    } catch (error) {
-      // The producer's sequence numbers may no longer match the broker's: start a new one.
-      const old = slot.producer
-      all.delete(old)
-      slot.producer = newProducer()
-      all.add(slot.producer)
-      old.close(true, () => undefined)
-      logger?.warn({ err: error, records: items.length, ms: Date.now() - started }, 'producing to Kafka failed')
-      throw error
+      offsets = (await producer.send({ messages })).offsets
+    } catch (cause) {
+      error = cause
+      offsets = (cause as { produced?: { offsets?: typeof offsets } }).produced?.offsets
     }
     // Each partition's records got consecutive offsets from its base offset, in request order.
-    const next = new Map<string, number[]>()
-    for (const { topic, partition, offset } of result.offsets ?? []) {
-      const name = topic.slice(namespace.length)
-      let offsets = next.get(name)
-      if (offsets === undefined) next.set(name, (offsets = []))
-      offsets[partition] = Number(offset)
-    }
-    const positions: Position[] = new Array(items.length)
-    for (let i = 0; i < items.length; i++) {
+    const next = new Map<string, number>()
+    for (const { topic, partition, offset } of offsets ?? []) next.set(`${topic.slice(namespace.length)}\0${partition}`, Number(offset))
+    const failed = new Map<string, FailureKind>()
+    const kinds = error === undefined ? undefined : failureKinds(error, namespace)
+    for (let i = from; i < to; i++) {
       const item = items[i]!
-      const offsets = next.get(item.topic)
-      const offset = offsets?.[item.partition]
-      if (offset === undefined) throw new Error(`Kafka acknowledged no offset for ${item.topic}/${item.partition}`)
-      offsets![item.partition] = offset + 1
-      positions[i] = { topic: item.topic, partition: item.partition, offset }
+      const key = `${item.topic}\0${item.partition}`
+      const offset = next.get(key)
+      if (offset !== undefined) {
+        next.set(key, offset + 1)
+        positions[i] = { topic: item.topic, partition: item.partition, offset }
+      } else if (kinds !== undefined) {
+        failed.set(key, kinds.partitions.get(key) ?? kinds.rest)
+      } else {
+        failed.set(key, 'unknown')
+        error ??= new Error(`Kafka acknowledged no offset for ${item.topic}/${item.partition}`)
+      }
     }
-    return positions
+    return { positions, error, failed, abandoned: false }
+  }
+
+  /** An append made at `madeAt` failed; one made before the last success says nothing of now. */
+  function recordFailure(reason: string, madeAt: number): void {
+    if (madeAt < writeState.lastOk) return
+    if (writeState.lastFailure <= writeState.lastOk) writeState.failingSince = Date.now()
+    writeState.lastFailure = Date.now()
+    writeState.failure = reason
   }
 
   // ---- reading ------------------------------------------------------------------------------
@@ -564,10 +823,76 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     }
   }
 
+  // ---- health -------------------------------------------------------------------------------
+
+  /** min.insync.replicas of each topic (looked up once; 1 when it cannot be read). */
+  const minInsync = new Map<string, number>()
+  let unwritableSince: number | undefined
+
+  /**
+   * Whether appends can work now: not while appends are failing (the last answered append
+   * failed, less than `failingMs` ago), nor while a partition of a topic this log writes has no
+   * leader, a leader that does not take connections, or fewer in-sync replicas than the topic's
+   * min.insync.replicas (writes with acks=all fail then). Reported only after `healthGraceMs`
+   * of it, so a leader election does not flap readiness.
+   */
+  async function writeProblem(): Promise<string | undefined> {
+    if (writeState.lastFailure > writeState.lastOk && Date.now() - writeState.lastFailure < failingMs) {
+      return `appends are failing: ${writeState.failure}`
+    }
+    const topics = [...partitionCounts.keys()]
+    if (topics.length === 0) return undefined
+    const names = topics.map(inKafka)
+    const metadata = await admin.metadata({ topics: names, forceUpdate: true })
+    const leaders = new Set<number>()
+    for (const topic of topics) {
+      const info = metadata.topics.get(inKafka(topic))
+      if (info === undefined) return `topic ${topic} is missing in Kafka`
+      let min = minInsync.get(topic)
+      if (min === undefined) {
+        min = await admin
+          .describeConfigs({ resources: [{ resourceType: 2, resourceName: inKafka(topic), configurationKeys: ['min.insync.replicas'] }] })
+          .then((found) => Number(found[0]?.configs.find((c) => c.name === 'min.insync.replicas')?.value ?? 1) || 1)
+          .catch(() => 1)
+        minInsync.set(topic, min)
+      }
+      for (const [partition, p] of info.partitions.entries()) {
+        if (p.leader < 0 || !metadata.brokers.has(p.leader)) return `${topic}/${partition} has no leader`
+        if (p.isr.length < min) return `${topic}/${partition} has ${p.isr.length} in-sync replicas, fewer than its min.insync.replicas (${min})`
+        leaders.add(p.leader)
+      }
+    }
+    for (const id of leaders) {
+      const broker = metadata.brokers.get(id)!
+      if (!(await reachable(broker.host, broker.port, 1_000))) return `broker ${id} (${broker.host}:${broker.port}), a partition leader, does not take connections`
+    }
+    return undefined
+  }
+
+  async function health(): Promise<LogHealth> {
+    if (closing) return { writable: false, readable: false, reason: 'the event log is closed' }
+    let problem: string | undefined
+    let readProblem: string | undefined
+    try {
+      problem = await beforeDeadline(writeProblem(), Date.now() + healthTimeoutMs).then((found) => (found === timedOut ? `Kafka did not answer within ${healthTimeoutMs} ms` : found))
+      if (problem?.startsWith('Kafka did not answer')) readProblem = problem
+    } catch (error) {
+      problem = readProblem = `Kafka cannot be asked: ${describe(error)}`
+    }
+    readProblem ??= fetcher.problem(healthGraceMs)
+    if (problem === undefined) unwritableSince = undefined
+    else unwritableSince ??= problem.startsWith('appends are failing') ? writeState.failingSince : Date.now()
+    const writable = unwritableSince === undefined || Date.now() - unwritableSince < healthGraceMs
+    const reason = [writable ? undefined : problem, readProblem].filter((r) => r !== undefined).join('; ')
+    return { writable, readable: readProblem === undefined, ...(reason === '' ? {} : { reason }) }
+  }
+
   const log: KafkaEventLog = {
     kind: 'kafka',
     brokers: [...options.brokers],
     append,
+    appendEach,
+    health,
     checkRecord: (record) => recordError(record, recordLimits),
     read,
     partitions: (topic) => guarded(() => partitionCount(topic)),
@@ -609,6 +934,55 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   return log
 }
 
+/**
+ * A producer whose metadata lookups survive partitions in trouble: the client refuses a whole
+ * Metadata answer when one partition in it has an error (no leader while a broker is away), so
+ * every send to the topic would fail. Here such an answer is taken as it is, with the
+ * partitions in trouble leaderless (-1); produce() does not send to those.
+ */
+class TolerantProducer extends Producer {
+  override [kGetApi]<RequestArguments extends Array<unknown>, ResponseType>(name: string, callback: (error: Error | null, api: never) => void): void {
+    super[kGetApi]<RequestArguments, ResponseType>(name, (error, api) => {
+      if (error !== null || name !== 'Metadata') {
+        callback(error, api as never)
+        return
+      }
+      const tolerant = (...args: unknown[]) => {
+        const done = args.pop() as (error: Error | null, response?: unknown) => void
+        ;(api as unknown as (...a: unknown[]) => void)(...args, (error: Error | null, response: unknown) => {
+          const partial = error === null ? undefined : partitionErrorsOnly(error)
+          done(partial === undefined ? error : null, partial ?? response)
+        })
+      }
+      callback(null, tolerant as never)
+    })
+  }
+
+  /** A partition whose leader is not known (-1) has no broker: fail its send, as the client would throw. */
+  override [kGetConnection](broker: Parameters<Producer[typeof kGetConnection]>[0], callback: Parameters<Producer[typeof kGetConnection]>[1]): void {
+    if (broker === undefined || broker === null) {
+      callback(new Error(noLeaderMessage), undefined as never)
+      return
+    }
+    super[kGetConnection](broker, callback)
+  }
+}
+
+const noLeaderMessage = 'No leader is known for the partition: not sent.'
+
+/** The answer of a Metadata error whose errors are all about single partitions, with those partitions leaderless. */
+function partitionErrorsOnly(error: Error): unknown {
+  const errors = (error as { errors?: Array<{ path?: unknown }> }).errors
+  const response = (error as { response?: { brokers?: Array<{ nodeId: number }>; topics?: Array<{ partitions?: Array<{ errorCode: number; leaderId: number }> }> } }).response
+  if (!Array.isArray(errors) || errors.length === 0 || !Array.isArray(response?.topics) || !Array.isArray(response.brokers)) return undefined
+  if (!errors.every((e) => typeof e.path === 'string' && /^\/topics\/\d+\/partitions\/\d+$/.test(e.path))) return undefined
+  const brokers = new Set(response.brokers.map((b) => b.nodeId))
+  for (const topic of response.topics) {
+    for (const partition of topic.partitions ?? []) if (partition.errorCode !== 0 || !brokers.has(partition.leaderId)) partition.leaderId = -1
+  }
+  return response
+}
+
 // ---- errors -----------------------------------------------------------------------------------
 
 /** Whether the client's error (or one it aggregates) carries this Kafka error id. */
@@ -620,6 +994,101 @@ function findApiId(error: unknown, apiId: string): boolean {
 /** Refusals of the records themselves (not of the broker's state): retrying will not help. */
 function isRecordRefusal(error: unknown): boolean {
   return ['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_TIMESTAMP', 'INVALID_RECORD', 'CORRUPT_MESSAGE'].some((id) => findApiId(error, id))
+}
+
+function notWritten(message: string, cause?: unknown): EventplaneError {
+  return new EventplaneError('EVP_LOG_NOT_WRITTEN', message, cause === undefined ? {} : { cause })
+}
+
+/** Partition error codes that mean the partition's records were not written by that request. */
+const notWrittenCodes = new Set([
+  'NOT_LEADER_OR_FOLLOWER',
+  'LEADER_NOT_AVAILABLE',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'NOT_ENOUGH_REPLICAS',
+  'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH',
+  'KAFKA_STORAGE_ERROR',
+  'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  'UNKNOWN_PRODUCER_ID',
+  'INVALID_PRODUCER_EPOCH',
+  'THROTTLING_QUOTA_EXCEEDED',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'CONCURRENT_TRANSACTIONS',
+  'BROKER_NOT_AVAILABLE',
+])
+const refusedCodes = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_TIMESTAMP', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'POLICY_VIOLATION', 'INVALID_REQUIRED_ACKS'])
+const fatalCodes = new Set(['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_VERSION', 'UNSUPPORTED_FOR_MESSAGE_FORMAT'])
+/** Client errors raised before a request is written to the socket. */
+const notSentMessages = [/^No leader is known/, /^Connection to .* (failed|timed out)\.?$/, /^Connection closed while waiting for ready/, /^Failed to serialize/, /^Client is closed/]
+
+function kindOfCode(apiId: string | undefined): FailureKind {
+  if (apiId === undefined) return 'unknown'
+  if (notWrittenCodes.has(apiId)) return 'not-written'
+  if (refusedCodes.has(apiId)) return 'refused'
+  if (fatalCodes.has(apiId)) return 'fatal'
+  return 'unknown'
+}
+
+/**
+ * Reads a failed send: each partition a produce response answered gets that answer's kind (a
+ * partition answered with success inside a failed response counts as unknown: the client did
+ * not count its records, so only a retry with the same sequence numbers settles it); every
+ * other partition gets `rest`, which is `not-written` only if no error in the tree could have
+ * come after a produce request was written (connecting failed, metadata refused).
+ */
+function failureKinds(error: unknown, namespace: string): { partitions: Map<string, FailureKind>; rest: FailureKind } {
+  const partitions = new Map<string, FailureKind>()
+  let rest: FailureKind = 'not-written'
+  const worse = (a: FailureKind, b: FailureKind): FailureKind => {
+    const order: FailureKind[] = ['not-written', 'refused', 'fatal', 'unknown']
+    return order.indexOf(a) >= order.indexOf(b) ? a : b
+  }
+  const walk = (e: unknown, depth: number): void => {
+    if (depth > 8 || e === null || typeof e !== 'object') return
+    const response = (e as { response?: { responses?: Array<{ name: string; partitionResponses?: Array<{ index: number; errorCode: number }> }> } }).response
+    if (Array.isArray(response?.responses) && response.responses.every((r) => Array.isArray(r.partitionResponses))) {
+      const byPath = new Map<string, string | undefined>()
+      for (const inner of (e as { errors?: Array<{ path?: string; apiId?: string }> }).errors ?? []) if (inner.path !== undefined) byPath.set(inner.path, inner.apiId)
+      response.responses.forEach((topic, i) =>
+        topic.partitionResponses!.forEach((partition, j) => {
+          const key = `${topic.name.slice(namespace.length)}\0${partition.index}`
+          const kind = partition.errorCode === 0 ? 'unknown' : kindOfCode(byPath.get(`/responses/${i}/partition_responses/${j}`))
+          partitions.set(key, worse(partitions.get(key) ?? 'not-written', kind))
+        }),
+      )
+      return
+    }
+    const inner = (e as { errors?: unknown[] }).errors
+    if (Array.isArray(inner) && inner.length > 0) {
+      for (const child of inner) walk(child, depth + 1)
+      return
+    }
+    const apiId = (e as { apiId?: string }).apiId
+    if (apiId !== undefined) {
+      rest = worse(rest, kindOfCode(apiId))
+      return
+    }
+    const message = (e as { message?: unknown }).message
+    if (typeof message === 'string' && notSentMessages.some((pattern) => pattern.test(message))) return
+    rest = 'unknown'
+  }
+  walk(error, 0)
+  return { partitions, rest }
+}
+
+const timedOut = Symbol('timed out')
+
+/** The promise's value, or `timedOut` when the deadline (Date.now() ms) comes first. */
+async function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T | typeof timedOut> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<typeof timedOut>((resolve) => (timer = setTimeout(() => resolve(timedOut), Math.max(0, deadline - Date.now()))))])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function asLogError(error: unknown): EventplaneError {
@@ -645,6 +1114,20 @@ function describe(error: unknown): string {
 
 function toBuffer(value: string | Uint8Array): Buffer {
   return typeof value === 'string' ? Buffer.from(value, 'utf8') : Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+}
+
+/** Whether a TCP connection to host:port opens within `ms`. */
+function reachable(host: string, port: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(ms, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

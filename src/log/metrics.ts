@@ -1,5 +1,5 @@
 /** Prometheus metrics `eventplane_log_*`, registered on a registry passed in (never the global one). */
-import { Counter, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 
 export const logMetricNames = {
   duration: 'eventplane_log_append_duration_seconds',
@@ -7,6 +7,7 @@ export const logMetricNames = {
   groupSize: 'eventplane_log_group_commit_size',
   failures: 'eventplane_log_group_commit_failures_total',
   undecodableBatches: 'eventplane_log_undecodable_batches_total',
+  pending: 'eventplane_log_pending_records',
 } as const
 
 /**
@@ -71,6 +72,15 @@ export function createKafkaLogMetrics(registry: Registry) {
           name: logMetricNames.undecodableBatches,
           help: 'Record batches in Kafka that could not be decoded (a compression codec this server cannot read, or a corrupt batch), by topic; each stops the readers of its partition there with EVP_LOG_RECORD_UNDECODABLE. Counted once per batch.',
           labelNames: ['topic'] as const,
+          registers: [registry],
+        }),
+    ),
+    pending: metric(
+      logMetricNames.pending,
+      () =>
+        new Gauge({
+          name: logMetricNames.pending,
+          help: 'Records appended to Kafka and not answered yet (waiting for a producer or in flight); each is answered by event_log.kafka.append_deadline_ms at the latest.',
           registers: [registry],
         }),
     ),

@@ -62,3 +62,15 @@ export function keyBytes(key: string | Uint8Array): Buffer {
 export function kafkaPartition(key: string | Uint8Array, partitions: number): number {
   return toPositive(murmur2(keyBytes(key))) % partitions
 }
+
+/**
+ * The partition of one record of an append, the same on every log: the one it names (checked
+ * by the caller), else its key's (Kafka's default partitioner), else its affinity's (hashed as
+ * a key would be), else `keyless()`: a partition the log picks (sticky per append).
+ */
+export function partitionOf(record: { partition?: number; affinity?: string }, key: Uint8Array | null, partitions: number, keyless: () => number): number {
+  if (record.partition !== undefined) return record.partition
+  if (key !== null) return toPositive(murmur2(key)) % partitions
+  if (typeof record.affinity === 'string') return toPositive(murmur2(Buffer.from(record.affinity, 'utf8'))) % partitions
+  return keyless()
+}

@@ -38,7 +38,7 @@ import type { Registry } from 'prom-client'
 import { EventplaneError, toEventplaneError } from '../core/errors.ts'
 import { decodeBatch, encodeBatch, encodedSize, firstIndexAtOrAfter, type PendingRecord } from './batch.ts'
 import { createLogMetrics } from './metrics.ts'
-import { keyBytes, murmur2, toPositive } from './partitioner.ts'
+import { keyBytes, partitionOf } from './partitioner.ts'
 import { appendedHighSql, prepareDatabase } from './sqlite-schema.ts'
 import type {
   AppendRecord,
@@ -59,6 +59,7 @@ import {
   isValidTopic,
   readArguments,
   recordError,
+  settled,
   type RecordLimits,
 } from './validate.ts'
 
@@ -569,13 +570,8 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
         assertRecordShape(record, i)
         const topic = ensureTopic(record.topic)
         const key = record.key === undefined || record.key === null ? null : keyBytes(record.key)
-        let partition: number
-        if (record.partition !== undefined) {
-          assertPartition(topic.name, record.partition, topic.partitions)
-          partition = record.partition
-        } else if (key !== null) {
-          partition = toPositive(murmur2(key)) % topic.partitions
-        } else {
+        if (record.partition !== undefined) assertPartition(topic.name, record.partition, topic.partitions)
+        const partition = partitionOf(record, key, topic.partitions, () => {
           sticky ??= new Map()
           let chosen = sticky.get(topic)
           if (chosen === undefined) {
@@ -583,8 +579,8 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
             topic.nextKeyless = (chosen + 1) % topic.partitions
             sticky.set(topic, chosen)
           }
-          partition = chosen
-        }
+          return chosen
+        })
         const value = record.value
         const pending: PendingRecord = {
           timestamp: record.timestamp ?? now,
@@ -817,6 +813,8 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     kind: 'sqlite',
     path,
     append,
+    appendEach: (records) => settled(append, records),
+    health: async () => (closed ? { writable: false, readable: false, reason: 'the event log is closed' } : { writable: true, readable: true }),
     checkRecord: (record) => recordError(record, recordLimits),
     read,
     partitions: (topic) => guarded(() => ensureTopic(topic).partitions),

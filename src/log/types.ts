@@ -16,6 +16,23 @@ export interface AppendRecord {
   timestamp?: number
   /** Forces a partition; otherwise derived from the key (or chosen when there is none). */
   partition?: number
+  /**
+   * For a record without a key: records with the same affinity land in the same partition
+   * (murmur2 of it, as of a key), without it being a key (readers see no `meta.key`). The intake
+   * passes `meta.id`, so that an event sent again lands where its first attempt did, and a
+   * reader can drop the duplicate (streams/dedupe.ts).
+   */
+  affinity?: string
+}
+
+/** What became of one record of an append: where it landed, or why it is not (or may not be) there. */
+export type AppendOutcome = Position | EventplaneError
+
+/** Whether the log can take appends and serve reads now; `reason` says why not. */
+export interface LogHealth {
+  writable: boolean
+  readable: boolean
+  reason?: string
 }
 
 /** Where an appended record landed. */
@@ -66,6 +83,14 @@ export interface EventLog {
   readonly kind: string
   append(records: readonly AppendRecord[]): Promise<Position[]>
   /**
+   * Like append, but each record has its own outcome, so that records for healthy partitions
+   * are acknowledged when another partition fails. A record that failed is an error with code
+   * EVP_LOG_NOT_WRITTEN (certainly not in the log), EVP_LOG_OUTCOME_UNKNOWN (sent, unanswered:
+   * it may be in the log), EVP_LOG_INVALID_ARGUMENT (refused for what it is) or EVP_LOG_CLOSED.
+   * Rejects only for arguments that are not records at all.
+   */
+  appendEach(records: readonly AppendRecord[]): Promise<AppendOutcome[]>
+  /**
    * Why `append` would refuse this record for what it is (its topic name, timestamp or size),
    * or undefined. A caller that appends the records of many producers together checks each
    * first, so that one refused record never fails the others.
@@ -83,6 +108,8 @@ export interface EventLog {
   latest(topic: string, partition: number): Promise<number>
   /** For each partition of the topic, the first offset whose timestamp is at or after `timestamp`. */
   offsetsForTimes(topic: string, timestamp: number): Promise<TopicPartitionOffset[]>
+  /** Whether appends and reads work now (for readiness checks); never rejects. */
+  health(): Promise<LogHealth>
   /** Flushes pending appends and closes; later calls fail with EVP_LOG_CLOSED. */
   close(): Promise<void>
 }

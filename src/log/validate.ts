@@ -3,7 +3,7 @@
  * refuse the same inputs with EVP_LOG_INVALID_ARGUMENT.
  */
 import { EventplaneError } from '../core/errors.ts'
-import type { AppendRecord, ReadFrom, ReadOptions } from './types.ts'
+import type { AppendOutcome, AppendRecord, Position, ReadFrom, ReadOptions } from './types.ts'
 
 /** Kafka's rule for topic names (`org.apache.kafka.common.internals.Topic.validate`). */
 const topicPattern = /^[A-Za-z0-9._-]{1,249}$/
@@ -56,7 +56,8 @@ export function assertSearchTime(timestamp: unknown): asserts timestamp is numbe
 export function assertRecordShape(record: AppendRecord, index: number): void {
   if (typeof record !== 'object' || record === null) throw invalid(`record ${index} is not an object`, { index })
   assertTopic(record.topic)
-  const { key, value, timestamp } = record
+  const { key, value, timestamp, affinity } = record
+  if (affinity !== undefined && typeof affinity !== 'string') throw invalid(`record ${index}: affinity must be a string`, { index })
   if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
     throw invalid(`record ${index}: value must be a string or a Buffer`, { index })
   }
@@ -108,4 +109,22 @@ export function readArguments(from: ReadFrom, options: ReadOptions, defaultBatch
   if (!Number.isInteger(batchSize) || batchSize < 1) throw invalid(`batchSize must be an integer >= 1, not ${batchSize}`)
   if (typeof from !== 'object' || from === null) throw invalid('read needs {topic, partition, offset | timestamp}')
   return { topic: from.topic, partition: from.partition, signal: options.signal, follow: options.follow ?? true, batchSize }
+}
+
+/**
+ * appendEach for a log whose appends commit all or nothing: every record gets the append's
+ * outcome. A failure that left nothing written says so (EVP_LOG_NOT_WRITTEN); refusals of the
+ * records and a closed log keep their codes.
+ */
+export async function settled(append: (records: readonly AppendRecord[]) => Promise<Position[]>, records: readonly AppendRecord[]): Promise<AppendOutcome[]> {
+  if (!Array.isArray(records)) throw invalid('append takes an array of records')
+  try {
+    return await append(records)
+  } catch (error) {
+    const e =
+      error instanceof EventplaneError && error.code !== 'EVP_LOG_UNAVAILABLE'
+        ? error
+        : new EventplaneError('EVP_LOG_NOT_WRITTEN', `the records were not written: ${(error as Error).message}`, { cause: error })
+    return records.map(() => e)
+  }
 }

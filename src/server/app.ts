@@ -190,11 +190,11 @@ function kafkaSecurity(kafka: Readonly<Config>['event_log']['kafka']): { sasl?: 
 /** How long /readyz waits for the event log (a Kafka client retries for longer than a health check waits). */
 const readyTimeoutMs = 2000
 
-/** Whether `work` succeeds within `ms`. */
-function answersWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+/** What `work` gives within `ms`, or undefined (also when it fails). */
+function withinMs<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
-  return Promise.race([work.then(() => true, () => false), late]).finally(() => clearTimeout(timer))
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))
+  return Promise.race([work.catch(() => undefined), late]).finally(() => clearTimeout(timer))
 }
 
 /** The event log the config names: the SQLite file, or the Kafka cluster. */
@@ -217,6 +217,7 @@ export async function openEventLog(config: Readonly<Config>, logger: Logger, reg
       replicationFactor: kafka.replication_factor,
       createTopics: kafka.create_topics,
       requestTimeoutMs: kafka.request_timeout_ms,
+      appendDeadlineMs: kafka.append_deadline_ms,
       maxInFlight: kafka.max_in_flight,
       // Topics made here take what the intake takes: meta.dt up to its window ahead.
       maxTimestampAheadMs: config.intake.event_time.max_future_s == null ? null : config.intake.event_time.max_future_s * 1000,
@@ -438,23 +439,36 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       maxStreamsPerRequest: config.streams.max_streams_per_request,
       closeGraceMs: config.streams.slow_client_grace_ms,
       redactFields: config.streams.redact_fields,
+      dedupeWindow: config.streams.dedupe_window,
       hidden: hiddenStreams(config),
     })
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }))
+  // Ready means able to do the work of this process's roles: an intake that cannot write, or
+  // streams that cannot read, are taken out of rotation; `reason` says why.
+  const writes = hasRole(config, 'intake')
+  const reads = hasRole(config, 'streams')
   app.get('/readyz', async (_request, reply) => {
-    const checks = {
+    const checks: Record<string, boolean> = {
       schemas: platform.repositories.length > 0,
       stream_config: platform.streamConfig !== undefined,
-      ...(platform.log === undefined
-        ? {}
-        : {
-            event_log: await answersWithin(platform.log.topics(), readyTimeoutMs),
-          }),
+    }
+    let reason: string | undefined
+    if (platform.log !== undefined) {
+      const health = await withinMs(platform.log.health(), readyTimeoutMs)
+      if (health === undefined) {
+        checks['event_log'] = false
+        reason = `the event log did not answer within ${readyTimeoutMs} ms`
+      } else {
+        if (writes) checks['event_log_writable'] = health.writable
+        if (reads) checks['event_log_readable'] = health.readable
+        checks['event_log'] = (!writes || health.writable) && (!reads || health.readable)
+        if (!checks['event_log']) reason = health.reason
+      }
     }
     const ready = Object.values(checks).every(Boolean)
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, ...(reason === undefined ? {} : { reason }) })
   })
   if (!metricsApart) app.get('/metrics', metricsHandler(registry))
   app.get('/_info', async () => ({

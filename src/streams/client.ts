@@ -3,6 +3,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { EventplaneError, toProblem } from '../core/errors.ts'
 import type { EventLog } from '../log/types.ts'
 import type { EventFilter } from './filter.ts'
+import { lookback } from './dedupe.ts'
 import { sliceMs, toDelivery, type Delivery, type FrameCache, type Hub, type PartitionSubscriber, type Tail } from './hub.ts'
 import type { IdPosition } from './positions.ts'
 
@@ -142,10 +143,15 @@ export class StreamClient {
       try {
         let sliceStart = performance.now()
         const redact = hub.redact(state.topic)
+        const window = hub.dedupe.window
+        // Ids of the records before where this reads, from the tail when it has them.
+        const recent =
+          window === 0 ? undefined : tail.recent?.covers(state.next - window) ? tail.recent.before(state.next) : await lookback(log, state.topic, state.partition, state.next, window, this.#abort.signal)
         for await (const record of log.read({ topic: state.topic, partition: state.partition, offset: state.next }, { follow: false, signal: this.#abort.signal })) {
           if (this.#closed) return
           read++
           const delivery = toDelivery(record, redact)
+          if (recent?.check(delivery.id, record.offset)) delivery.duplicate = true
           if (!this.#take(state, delivery, undefined)) return
           if (this.#options.response.writableNeedDrain) await this.#drained()
           // History that the filter mostly skips writes nothing, so it never waits for a drain:
@@ -196,6 +202,7 @@ export class StreamClient {
     if (delivery.offset < state.next) return true // seen already (read as history before joining)
     state.next = delivery.offset + 1
     state.lastTimestamp = delivery.timestamp
+    if (delivery.duplicate) return true
     const { filter } = this.#options
     let verdict = frames?.get(filter.key) as ReturnType<EventFilter['test']> | undefined
     if (verdict === undefined) {

@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
 import type { EventLog, LogRecord } from '../log/types.ts'
+import { eventId, lookback, type RecentIds } from './dedupe.ts'
 
 /** A record of the log as clients get it: parsed once, `meta.topic/partition/offset` added, serialized once. */
 export interface Delivery {
@@ -13,16 +14,22 @@ export interface Delivery {
   readonly event: unknown
   /** The event as one line of JSON. */
   readonly json: string
+  /** The event's meta.id (before redaction), for dropping duplicates. */
+  readonly id: string | undefined
+  /** It repeats the meta.id of a record shortly before it in its partition (dedupe.ts): not delivered. */
+  duplicate: boolean
 }
 
 class RecordDelivery implements Delivery {
   #json: string | undefined
+  duplicate = false
   constructor(
     readonly topic: string,
     readonly partition: number,
     readonly offset: number,
     readonly timestamp: number,
     readonly event: unknown,
+    readonly id: string | undefined,
   ) {}
 
   /** Serialized on first use: an event every filter skips (a scan of history) never is. */
@@ -70,16 +77,22 @@ export class Tail {
   readonly #redact: Redaction
   #idleTimer: NodeJS.Timeout | undefined
   #onStop: () => void
+  readonly #dedupe: Dedupe
+  /** Ids of the last 2 × window records, when duplicates are dropped. */
+  recent: RecentIds | undefined
 
-  constructor(log: EventLog, topic: string, partition: number, logger: Logger | undefined, redact: Redaction, onStop: () => void) {
+  constructor(log: EventLog, topic: string, partition: number, logger: Logger | undefined, redact: Redaction, dedupe: Dedupe, onStop: () => void) {
     this.#log = log
     this.topic = topic
     this.partition = partition
     this.#logger = logger
     this.#redact = redact
+    this.#dedupe = dedupe
     this.#onStop = onStop
-    this.ready = log.latest(topic, partition).then((offset) => {
+    this.ready = log.latest(topic, partition).then(async (offset) => {
       this.position = offset
+      // The ids of the records before the end, so the first record after it is judged as any other.
+      if (dedupe.window > 0) this.recent = await lookback(log, topic, partition, offset, dedupe.window, this.#abort.signal, 2 * dedupe.window)
       void this.#run()
     })
   }
@@ -125,6 +138,10 @@ export class Tail {
         const delivery = toDelivery(record, this.#redact(record.topic))
         this.position = record.offset + 1
         this.lastTimestamp = record.timestamp
+        if (this.recent?.check(delivery.id, record.offset)) {
+          delivery.duplicate = true
+          this.#dedupe.onDuplicate?.(record.topic)
+        }
         const frames: FrameCache = new Map()
         for (const subscriber of this.#subscribers) {
           try {
@@ -143,6 +160,12 @@ export class Tail {
   }
 }
 
+/** Dropping duplicates (dedupe.ts): `window` records back (0: never), counted by `onDuplicate`. */
+export interface Dedupe {
+  window: number
+  onDuplicate?: (topic: string) => void
+}
+
 /** The shared tails, created on demand. */
 export class Hub {
   readonly #tails = new Map<string, Tail>()
@@ -150,18 +173,20 @@ export class Hub {
   readonly #logger: Logger | undefined
   /** What each topic's events lose before delivery (the same for history reads: see client.ts). */
   readonly redact: Redaction
+  readonly dedupe: Dedupe
 
-  constructor(log: EventLog, logger?: Logger, redact: Redaction = () => []) {
+  constructor(log: EventLog, logger?: Logger, redact: Redaction = () => [], dedupe: Dedupe = { window: 0 }) {
     this.#log = log
     this.#logger = logger
     this.redact = redact
+    this.dedupe = dedupe
   }
 
   tail(topic: string, partition: number): Tail {
     const key = `${topic}\0${partition}`
     let tail = this.#tails.get(key)
     if (tail === undefined) {
-      tail = new Tail(this.#log, topic, partition, this.#logger, this.redact, () => {
+      tail = new Tail(this.#log, topic, partition, this.#logger, this.redact, this.dedupe, () => {
         if (this.#tails.get(key) === tail) this.#tails.delete(key)
       })
       this.#tails.set(key, tail)
@@ -191,6 +216,7 @@ export function toDelivery(record: LogRecord, redact: readonly string[] = []): D
   } catch {
     event = text
   }
+  const id = eventId(event)
   if (isPlainObject(event)) {
     for (const path of redact) deletePath(event, path)
     const meta: JsonObject = isPlainObject(event['meta']) ? event['meta'] : (event['meta'] = {})
@@ -199,7 +225,7 @@ export function toDelivery(record: LogRecord, redact: readonly string[] = []): D
     meta['offset'] = record.offset
     if (record.key !== null) meta['key'] = record.key.toString('utf8')
   }
-  return new RecordDelivery(record.topic, record.partition, record.offset, record.timestamp, event)
+  return new RecordDelivery(record.topic, record.partition, record.offset, record.timestamp, event, id)
 }
 
 function deletePath(event: JsonObject, path: string): void {

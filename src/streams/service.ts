@@ -36,6 +36,8 @@ export interface StreamServiceOptions {
   hidden?: readonly string[]
   /** One log reader per client instead of one shared per partition (the KafkaSSE design; a benchmark baseline). */
   readerPerClient?: boolean
+  /** Records back in a partition within which a repeated meta.id is a duplicate, not streamed (dedupe.ts; default 10,000; 0: off). */
+  dedupeWindow?: number
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -48,14 +50,20 @@ type Query = Record<string, string | string[] | undefined>
 export async function streamRoutes(app: FastifyInstance, options: StreamServiceOptions): Promise<void> {
   const hidden = options.hidden ?? []
   const redact = redaction(options.streamConfig, options.allowed, hidden, options.redactFields ?? ['http.client_ip', 'http.request_headers'])
-  const hub = new Hub(options.log, options.logger, redact)
+  const registers = options.registry ? [options.registry] : []
+  const duplicates = new Counter({
+    name: 'eventplane_streams_duplicates_skipped_total',
+    help: 'Records not streamed because they repeat the meta.id of a record shortly before them in their partition (an event its producer sent again), counted once per record followed.',
+    registers,
+  })
+  const dedupe = { window: options.dedupeWindow ?? 10_000, onDuplicate: () => duplicates.inc() }
+  const hub = new Hub(options.log, options.logger, redact, dedupe)
   const clients = new Set<StreamClient>()
   const perIp = new Map<string, number>()
   const idMode = options.idMode ?? 'both'
   const maxPerIp = options.maxConnectionsPerIp ?? 10
   const limits = options.filterLimits ?? { maxLength: 2000, maxNodes: 200, maxNesting: 2, budget: 100_000 }
   const maxStreams = options.maxStreamsPerRequest ?? 100
-  const registers = options.registry ? [options.registry] : []
   const connected = new Gauge({ name: 'eventplane_streams_connected_clients', help: 'Clients connected, by stream.', labelNames: ['stream'] as const, registers })
   const connections = new Counter({ name: 'eventplane_streams_connections_total', help: 'Connections opened, by stream.', labelNames: ['stream'] as const, registers })
   const sent = new Counter({ name: 'eventplane_streams_events_sent_total', help: 'Events sent to clients (after filters).', registers })
@@ -168,7 +176,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     else response.write('\n')
 
     const streamLabels = [...new Set(streams.map((s) => s.stream))]
-    const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger, redact) : hub
+    const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger, redact, dedupe) : hub
     hubs.add(clientHub)
     const client = new StreamClient({
       log: options.log,

@@ -17,7 +17,7 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
   let received: Received[] = []
   let stoppedAt = 0
   let restartedAt = 0
-  const readiness: Array<{ when: string; status: number; ms: number }> = []
+  const readiness: Array<{ when: string; status: number; ms: number; body: string }> = []
   let cleanup: () => Promise<void> = async () => {}
 
   // One scenario, observed by the tests below: producers post one event per request the whole
@@ -56,8 +56,8 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
     await until(() => [...answers.values()].filter((a) => a.status === 503).length >= 5, 30_000, '503 answers while the broker is down')
     const ready = async (when: string) => {
       const started = Date.now()
-      const status = (await fetch(`${server.url}/readyz`)).status
-      readiness.push({ when, status, ms: Date.now() - started })
+      const response = await fetch(`${server.url}/readyz`)
+      readiness.push({ when, status: response.status, ms: Date.now() - started, body: await response.text() })
     }
     await ready('down')
     kafka = await privateKafka({ partitions: 1, logDir: dataDir, ports: kafka.ports })
@@ -66,7 +66,15 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
     await until(() => acked().length >= ackedBefore + 50, 60_000, 'the intake to accept events again after the broker returned')
     running = false
     await Promise.all(producers)
-    await ready('back')
+    // Readers retry a failed partition with backoff (at most 5 s): readiness comes back with them.
+    const back = Date.now()
+    for (;;) {
+      await ready('back')
+      if (readiness.at(-1)!.status === 200 || Date.now() - back > 15_000) break
+      readiness.pop()
+      await sleep(200)
+    }
+    readiness.at(-1)!.ms = Date.now() - back
 
     const log = await openKafkaLog({ brokers: [kafka.bootstrap] })
     try {
@@ -92,9 +100,22 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
       assert.equal(failure.status, 503, `not 201 means 503: ${failure.body}`)
       const body = JSON.parse(failure.body) as { invalid: unknown[]; error: Array<{ context: { code: string; canRetry: boolean } }> }
       assert.deepEqual(body.invalid, [])
-      assert.ok(['EVP_LOG_UNAVAILABLE', 'EVP_LOG_CLOSED'].includes(body.error[0]!.context.code), body.error[0]!.context.code)
+      assert.ok(['EVP_LOG_NOT_WRITTEN', 'EVP_LOG_OUTCOME_UNKNOWN', 'EVP_LOG_CLOSED'].includes(body.error[0]!.context.code), body.error[0]!.context.code)
       assert.equal(body.error[0]!.context.canRetry, true)
     }
+  })
+
+  test('an event answered EVP_LOG_NOT_WRITTEN is not in Kafka; each answer names the meta.id the intake gave it', () => {
+    let notWritten = 0
+    for (const [text, answer] of answers) {
+      if (answer.status !== 503) continue
+      const item = (JSON.parse(answer.body) as { error: Array<{ event: { meta?: { id?: unknown } }; context: { code: string } }> }).error[0]!
+      assert.match(String(item.event.meta?.id), /^[0-9a-f-]{36}$/, `the answer for ${text} carries its meta.id`)
+      if (item.context.code !== 'EVP_LOG_NOT_WRITTEN') continue
+      notWritten++
+      assert.equal(inLog.get(text), undefined, `${text} was answered "not written" and must not be in the log`)
+    }
+    assert.ok(notWritten > 0, 'some events were answered EVP_LOG_NOT_WRITTEN while the broker was away')
   })
 
   test('never a 201 for an unappended event: every acknowledged event is in Kafka, once', () => {
@@ -110,9 +131,10 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
   test('/readyz says not ready while the broker is away (within its 2 s timeout), and ready when it is back', () => {
     const down = readiness.find((r) => r.when === 'down')!
     const back = readiness.find((r) => r.when === 'back')!
-    assert.equal(down.status, 503)
+    assert.equal(down.status, 503, down.body)
     assert.ok(down.ms < 4000, `answered in ${down.ms} ms`)
-    assert.equal(back.status, 200)
+    assert.match(down.body, /"event_log_writable":false/, 'the intake says it cannot write')
+    assert.equal(back.status, 200, `ready again within 15 s of the intake taking events again: ${back.body}`)
   })
 
   test('the SSE client waited through the outage and got every acknowledged event, in order, none twice', () => {
