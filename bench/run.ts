@@ -33,6 +33,11 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     load: () => import('./kafka.ts'),
   },
   {
+    name: 'failover',
+    summary: 'a 3-node Kafka cluster loses a leader (kill -9, SIGTERM) or 2 of 3 brokers under load: acknowledged, lost, duplicates seen, answer times, /readyz, SSE latency on healthy partitions',
+    load: () => import('./failover.ts'),
+  },
+  {
     name: 'materialize',
     summary: 'time to materialize the 53 schemas of the WMF primary fixture, against jsonschema-tools',
     load: () => import('./materialize.ts'),

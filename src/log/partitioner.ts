@@ -70,6 +70,7 @@ export function kafkaPartition(key: string | Uint8Array, partitions: number): nu
  */
 export function partitionOf(record: { partition?: number; affinity?: string }, key: Uint8Array | null, partitions: number, keyless: () => number): number {
   if (record.partition !== undefined) return record.partition
+  if (partitions === 1) return 0
   if (key !== null) return toPositive(murmur2(key)) % partitions
   if (typeof record.affinity === 'string') return toPositive(murmur2(Buffer.from(record.affinity, 'utf8'))) % partitions
   return keyless()

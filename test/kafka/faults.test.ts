@@ -16,6 +16,7 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
   const inLog = new Map<string, number>()
   let received: Received[] = []
   let stoppedAt = 0
+  let pendingWhileDown = 0
   let restartedAt = 0
   const readiness: Array<{ when: string; status: number; ms: number; body: string }> = []
   let cleanup: () => Promise<void> = async () => {}
@@ -60,6 +61,12 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
       readiness.push({ when, status: response.status, ms: Date.now() - started, body: await response.text() })
     }
     await ready('down')
+    // Requests waiting for Kafka show in /metrics before they are answered.
+    for (let i = 0; i < 20 && pendingWhileDown === 0; i++) {
+      const metrics = await (await fetch(`${server.url}/metrics`)).text()
+      pendingWhileDown = Number(/^eventplane_log_pending_records (\d+)/m.exec(metrics)?.[1] ?? 0)
+      if (pendingWhileDown === 0) await sleep(100)
+    }
     kafka = await privateKafka({ partitions: 1, logDir: dataDir, ports: kafka.ports })
     restartedAt = Date.now()
     const ackedBefore = acked().length
@@ -120,6 +127,10 @@ describe('the broker stops under load and comes back', { skip: kafkaSkipped, tim
 
   test('never a 201 for an unappended event: every acknowledged event is in Kafka, once', () => {
     for (const text of acked()) assert.equal(inLog.get(text), 1, `${text} got a 201 and must be in the log once`)
+  })
+
+  test('records waiting for the broker show in eventplane_log_pending_records', () => {
+    assert.ok(pendingWhileDown > 0, `the gauge showed ${pendingWhileDown} while requests waited`)
   })
 
   test('the intake recovered by itself: 201s again after the broker returned, with no restart of the server', () => {
