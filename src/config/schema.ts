@@ -328,7 +328,7 @@ export const configSchema = {
         reader_per_client: {
           type: 'boolean',
           default: false,
-          description: 'One log reader per client (the KafkaSSE design) instead of one shared per partition; kept as the baseline of bench/sse.',
+          description: 'One log reader per client (the KafkaSSE design) instead of one shared per partition, and no dedupe (KafkaSSE has none); kept as the baseline of bench/sse.',
         },
       },
     },

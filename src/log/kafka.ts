@@ -5,18 +5,24 @@
  * - Appends are group-committed: appends that arrive while the produce requests in flight are
  *   out go together in the next one. Each in-flight request has an idempotent producer of its
  *   own (the client keeps one producer's sequence numbers right only with one request in flight),
- *   so one append is always in order, and concurrent appends may land in either order. `acks=all`, idempotent; a record's partition is
- *   chosen here exactly as the SQLite log chooses it (murmur2 of the key, as Kafka's default
- *   partitioner; keyless records of one append stick to one partition), and its timestamp is
- *   the caller's (for events: `meta.dt`).
+ *   so one append is always in order, and concurrent appends may land in either order.
+ *   `acks=all`, idempotent; a record's partition is chosen here exactly as the SQLite log
+ *   chooses it (murmur2 of the key, as Kafka's default partitioner, or of its affinity; other
+ *   keyless records of one append stick to one partition), and its timestamp is the caller's
+ *   (for events: `meta.dt`).
  * - Reads of every partition go through one fetch loop per log that long-polls the leaders for
  *   all open readers at once (a Kafka consumer without a group, as KafkaSSE assigns partitions
  *   itself), so a thousand readers cost one request per broker per round, not a thousand
  *   (kafka-fetch.ts). It decodes each record batch on its own, in any of Kafka's codecs
  *   (kafka-codecs.ts): one it cannot decode stops only the readers of its partition, with
  *   EVP_LOG_RECORD_UNDECODABLE.
- * - Broker errors become EVP_LOG_UNAVAILABLE (retryable); the client retries each request a few
- *   times with backoff, readers keep waiting with bounded backoff while the broker is away.
+ * - Appends are answered per record within `appendDeadlineMs` (appendEach): the records of
+ *   partitions Kafka took are positioned even when another partition failed; failed ones are
+ *   retried (fresh metadata, the same producer and records, so Kafka's idempotence drops what
+ *   it already has) until the deadline, then answered EVP_LOG_NOT_WRITTEN (certainly not
+ *   written) or EVP_LOG_OUTCOME_UNKNOWN (sent, unanswered). A group that retries keeps its
+ *   producer but lets the next groups go out with others. Other broker errors (reads, lookups)
+ *   are EVP_LOG_UNAVAILABLE; readers keep waiting with backoff per partition.
  */
 import {
   Admin,
@@ -148,6 +154,8 @@ interface Entry {
 /** A producer busy with one group; replaced when its sequence numbers cannot be trusted. */
 interface Slot {
   producer: Producer
+  /** The group's first attempt is over: another group may start. */
+  release: () => void
 }
 
 /**
@@ -236,6 +244,15 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   /** Producers that are free; one is taken for each request in flight. */
   const idle: Producer[] = Array.from({ length: maxInFlight }, newProducer)
   const all = new Set(idle)
+  /**
+   * Groups on their first attempt. A group whose records for some partition failed keeps its
+   * producer while it retries them, but no longer counts here: the next groups go out with
+   * other producers (up to `maxProducers` in all), so records for healthy partitions never wait
+   * behind a partition whose leader is gone.
+   */
+  let flights = 0
+  const maxProducers = maxInFlight * 4
+  const canStart = () => flights < maxInFlight && (idle.length > 0 || all.size < maxProducers)
 
   // Fail fast on a wrong address: one metadata round trip.
   try {
@@ -464,7 +481,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
 
   function schedule(): void {
     if (queue.length === 0) return
-    if (idle.length === 0) {
+    if (!canStart()) {
       // Every producer is busy (a broker is slow or away): appends that wait past their deadline
       // are answered "not written" then, not when a producer is free again.
       if (expiryTimer === undefined) {
@@ -499,18 +516,33 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   function flush(): void {
     flushScheduled = false
     expire()
-    while (queue.length > 0 && idle.length > 0) {
+    while (queue.length > 0 && canStart()) {
       let bytes = 0
       let taken = 0
       while (taken < queue.length && (taken === 0 || bytes + queue[taken]!.bytes <= maxRequestBytes)) bytes += queue[taken++]!.bytes
       const group = queue.slice(0, taken)
       queue = queue.slice(taken)
-      const slot = { producer: idle.pop()! }
+      let producer = idle.pop()
+      if (producer === undefined) all.add((producer = newProducer()))
+      flights++
+      let flying = true
+      const slot: Slot = {
+        producer,
+        release: () => {
+          if (!flying) return
+          flying = false
+          flights--
+          schedule()
+        },
+      }
       void produce(group, slot).finally(() => {
+        slot.release()
         idle.push(slot.producer)
         schedule()
       })
     }
+    // Appends left waiting (every producer busy) are answered at their deadline at the latest.
+    if (queue.length > 0) schedule()
   }
 
   /**
@@ -537,30 +569,35 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
     for (let attempt = 0; entries.length > 0; attempt++) {
       const remaining = deadline - Date.now()
       if (remaining <= 0) break
-      // Partitions without a leader now are not sent (the client cannot route them): they wait
-      // for the next attempt, and count as not written by this one.
-      const leaderless = await leaderlessPartitions(slot.producer, entries, remaining)
-      const sendable = leaderless.size === 0 ? entries : entries.filter((e) => !leaderless.has(`${e.item.topic}\0${e.item.partition}`))
-      const sent: Sent =
-        sendable.length === 0
-          ? { positions: [], error: new Error(`no leader for ${[...leaderless].map((key) => key.replace('\0', '/')).join(', ')}`), failed: new Map(), abandoned: false }
-          : await sendWithin(sendable.map((e) => e.item), slot, Math.max(1, deadline - Date.now()))
-      if (sendable !== entries) {
-        const positions: Array<Position | undefined> = new Array(entries.length)
-        let j = 0
-        for (let i = 0; i < entries.length; i++) if (entries[i] === sendable[j]) positions[i] = sent.positions[j++]
-        sent.positions = positions
-        sent.error ??= new Error(`no leader for ${[...leaderless].map((key) => key.replace('\0', '/')).join(', ')}`)
+      // One request per partition leader, each answered on its own: a leader that is gone (its
+      // requests fail or hang) holds up only its own partitions' records. Partitions without a
+      // leader now are not sent; they wait for the next attempt.
+      const { byLeader, leaderless } = await route(slot.producer, entries, remaining)
+      const attempts = await Promise.all(
+        [...byLeader.values()].map(async (own) => {
+          const sent = await sendWithin(own.map((e) => e.item), slot.producer, Math.max(1, deadline - Date.now()))
+          // The first answer ends the group's first attempt: another group may start.
+          slot.release()
+          const rest: Entry[] = []
+          own.forEach((entry, i) => {
+            const position = sent.positions[i]
+            if (position === undefined) rest.push(entry)
+            else settle(entry.append, entry.index, position)
+          })
+          if (rest.length < own.length) writeState.lastOk = Date.now()
+          return { sent, rest }
+        }),
+      )
+      slot.release()
+      entries = [...leaderless, ...attempts.flatMap((a) => a.rest)]
+      if (entries.length === 0) break
+      const sent: Sent = { positions: [], error: undefined, failed: new Map(), abandoned: false }
+      for (const a of attempts) {
+        if (a.sent.error !== undefined) sent.error = a.sent.error
+        if (a.sent.abandoned) sent.abandoned = true
+        for (const [partition, kind] of a.sent.failed) sent.failed.set(partition, kind)
       }
-      const rest: Entry[] = []
-      for (let i = 0; i < entries.length; i++) {
-        const position = sent.positions[i]
-        if (position === undefined) rest.push(entries[i]!)
-        else settle(entries[i]!.append, entries[i]!.index, position)
-      }
-      if (rest.length < entries.length) writeState.lastOk = Date.now()
-      entries = rest
-      if (sent.error === undefined) break
+      if (leaderless.length > 0) sent.error ??= new Error(`no leader for ${[...new Set(leaderless.map((e) => `${e.item.topic}/${e.item.partition}`))].join(', ')}`)
       lastError = sent.error
       if (sent.abandoned) replace = true
       let refused = false
@@ -618,24 +655,31 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   }
 
   /**
-   * Partitions of these entries that have no leader in the producer's metadata (looked up
-   * again when it was cleared). A lookup that fails or takes too long finds none: the send then
-   * fails and says why.
+   * The entries by the leader of their partition in the producer's metadata (looked up again
+   * when it was cleared), and those whose partition has no leader. A lookup that fails or takes
+   * too long routes everything to one request: the send then fails and says why.
    */
-  async function leaderlessPartitions(producer: Producer, entries: Entry[], ms: number): Promise<Set<string>> {
+  async function route(producer: Producer, entries: Entry[], ms: number): Promise<{ byLeader: Map<number, Entry[]>; leaderless: Entry[] }> {
+    const byLeader = new Map<number, Entry[]>()
+    const leaderless: Entry[] = []
     const topics = [...new Set(entries.map((e) => inKafka(e.item.topic)))]
-    const found = new Set<string>()
+    let metadata: Awaited<ReturnType<Producer['metadata']>> | typeof timedOut | undefined
     try {
-      const metadata = await beforeDeadline(producer.metadata({ topics }), Date.now() + ms)
-      if (metadata === timedOut) return found
-      for (const entry of entries) {
-        const partition = metadata.topics.get(inKafka(entry.item.topic))?.partitions[entry.item.partition]
-        if (partition === undefined || partition.leader < 0 || !metadata.brokers.has(partition.leader)) found.add(`${entry.item.topic}\0${entry.item.partition}`)
-      }
+      metadata = await beforeDeadline(producer.metadata({ topics }), Date.now() + ms)
     } catch {
-      // The send will fail the same way, and its error is the one to report.
+      metadata = undefined
     }
-    return found
+    if (metadata === undefined || metadata === timedOut) return { byLeader: new Map([[-1, entries]]), leaderless }
+    for (const entry of entries) {
+      const partition = metadata.topics.get(inKafka(entry.item.topic))?.partitions[entry.item.partition]
+      if (partition === undefined || partition.leader < 0 || !metadata.brokers.has(partition.leader)) leaderless.push(entry)
+      else {
+        const own = byLeader.get(partition.leader)
+        if (own === undefined) byLeader.set(partition.leader, [entry])
+        else own.push(entry)
+      }
+    }
+    return { byLeader, leaderless }
   }
 
   /** Records Kafka refused for what they are: each append alone, so one refusal fails only its own. */
@@ -652,7 +696,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       return
     }
     for (const own of byAppend.values()) {
-      const sent = await sendWithin(own.map((e) => e.item), slot, Math.max(1, own[0]!.append.deadline - Date.now()))
+      const sent = await sendWithin(own.map((e) => e.item), slot.producer, Math.max(1, own[0]!.append.deadline - Date.now()))
       own.forEach((entry, i) => {
         const position = sent.positions[i]
         settle(entry.append, entry.index, position ?? (isRecordRefusal(sent.error) ? new EventplaneError('EVP_LOG_INVALID_ARGUMENT', `Kafka refused the records: ${describe(sent.error)}`, { cause: sent.error }) : notWritten(describe(sent.error), sent.error)))
@@ -661,7 +705,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   }
 
   /** Sends, but gives up waiting at `ms`: the request may still be answered later (the producer is then replaced). */
-  async function sendWithin(items: Item[], slot: Slot, ms: number): Promise<Sent> {
+  async function sendWithin(items: Item[], producer: Producer, ms: number): Promise<Sent> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<Sent>((resolve) => {
       timer = setTimeout(() => {
@@ -671,7 +715,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       }, ms)
     })
     try {
-      return await Promise.race([send(items, slot.producer), timeout])
+      return await Promise.race([send(items, producer), timeout])
     } finally {
       clearTimeout(timer)
     }

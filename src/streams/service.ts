@@ -34,7 +34,7 @@ export interface StreamServiceOptions {
   redactFields?: readonly string[]
   /** Streams never served (the error stream, unless exposed). */
   hidden?: readonly string[]
-  /** One log reader per client instead of one shared per partition (the KafkaSSE design; a benchmark baseline). */
+  /** One log reader per client instead of one shared per partition (the KafkaSSE design; a benchmark baseline: no dedupe, as KafkaSSE has none). */
   readerPerClient?: boolean
   /** Records back in a partition within which a repeated meta.id is a duplicate, not streamed (dedupe.ts; default 10,000; 0: off). */
   dedupeWindow?: number
@@ -176,7 +176,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     else response.write('\n')
 
     const streamLabels = [...new Set(streams.map((s) => s.stream))]
-    const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger, redact, dedupe) : hub
+    const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger, redact, { window: 0 }) : hub
     hubs.add(clientHub)
     const client = new StreamClient({
       log: options.log,
