@@ -387,8 +387,12 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   const latestOf = (topic: string, partition: number) => listOffset(topic, partition, -1n)
   const earliestOf = (topic: string, partition: number) => listOffset(topic, partition, -2n)
   async function offsetForTime(topic: string, partition: number, timestamp: number): Promise<number> {
+    // The end first: a record committed between the two lookups is after it, so starting there
+    // when no record at or after the time was found skips nothing. (The end looked up after, a
+    // record committed in between, with a later time, would be skipped.)
+    const end = await latestOf(topic, partition)
     const offset = await listOffset(topic, partition, BigInt(Math.ceil(timestamp)))
-    return offset >= 0 ? offset : latestOf(topic, partition)
+    return offset >= 0 ? offset : end
   }
 
   // ---- appending ----------------------------------------------------------------------------
@@ -634,7 +638,7 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       metrics?.failures.inc()
       recordFailure(reason, deadline - appendDeadlineMs)
       if (unknown.size > 0) replace = true
-      logger?.warn({ err: lastError, records: entries.length, unknownPartitions: unknown.size, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'producing to Kafka failed')
+      logFailure(lastError, entries.length, unknown.size, Number(process.hrtime.bigint() - started) / 1e6)
     }
     if (replace) {
       // Its sequence numbers may lag the broker's for partitions of unknown outcome: a new
@@ -791,6 +795,21 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       }
     }
     return { positions, error, failed, abandoned: false }
+  }
+
+  /** Failures logged in full at most every 5 s (an outage fails hundreds of groups a second); the others are counted. */
+  let loggedFailureAt = 0
+  let unloggedFailures = 0
+  function logFailure(error: unknown, records: number, unknownPartitions: number, ms: number): void {
+    if (logger === undefined) return
+    const now = Date.now()
+    if (now - loggedFailureAt < 5_000) {
+      unloggedFailures++
+      return
+    }
+    logger.warn({ err: error, records, unknownPartitions, ms, failuresSinceLastLogged: unloggedFailures }, 'producing to Kafka failed')
+    loggedFailureAt = now
+    unloggedFailures = 0
   }
 
   /** An append made at `madeAt` failed; one made before the last success says nothing of now. */

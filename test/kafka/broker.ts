@@ -16,15 +16,16 @@ export const kafkaSkipped = process.env['EVENTPLANE_TEST_KAFKA'] === 'skip'
   : undefined
 
 let own: Promise<KafkaBroker> | undefined
+// Registered here, at the file's top level, so it runs once the whole test file is done: an
+// after() registered inside the first test that asks for the broker would stop it after that
+// test, and every later test of the file would find no broker.
+after(async () => (await own)?.stop())
 
 /** host:port of a broker whose new topics get 3 partitions unless told otherwise. */
 export async function kafkaBootstrap(): Promise<string> {
   const shared = process.env['EVENTPLANE_TEST_KAFKA']
   if (shared !== undefined && shared !== '' && shared !== 'skip') return shared
-  if (own === undefined) {
-    own = startKafka({ partitions: 3, quiet: true })
-    after(async () => (await own)?.stop())
-  }
+  own ??= startKafka({ partitions: 3, quiet: true })
   return (await own).bootstrap
 }
 

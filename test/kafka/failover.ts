@@ -83,7 +83,12 @@ export interface FailoverResult {
   readyDownMs: number | undefined
   notReadyMs: number | undefined
   readyUpMs: number | undefined
-  /** SSE latency (201 to receipt, ms, p99) on partitions whose leader stayed up: before the fault, and during it. */
+  /**
+   * SSE latency (from the 201 to receipt, as the producer and the consumer, one process, saw
+   * them; negative when the event came first) on partitions whose leader stayed up, p99: before
+   * the fault, and during it. From the 201, not from the POST: appends to every partition wait
+   * while Kafka drops a dead follower from the in-sync replicas; this is about the read path.
+   */
   healthyPartitions: number[]
   sseBeforeP99Ms: number | undefined
   sseOutageP99Ms: number | undefined
@@ -94,7 +99,6 @@ interface Item {
   /** The event as it will be sent: first without meta.id, then as the intake answered it. */
   event: Record<string, unknown>
   test: string
-  retryAt: number
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -163,6 +167,8 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
           kafka: { brokers: cluster.brokers, topic_namespace: namespace, replication_factor: 3, append_deadline_ms: appendDeadlineMs, request_timeout_ms: 5000 },
         },
         log: { level: 'error' },
+        // The load comes from one address, over as many connections as requests outstanding.
+        server: { max_connections_per_ip: 0 },
       }),
     )
     return file
@@ -200,7 +206,9 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
 
     // ---- the consumer ----
     const received: Array<{ id: string; test: string; partition: number; offset: number; at: number }> = []
-    const client = listen(`${streamsUrl}/v2/stream/test.event`)
+    // From a time before the load, not from "now": a live start is where the server looked, a
+    // moment after the connection opened, and the first events could come before it.
+    const client = listen(`${streamsUrl}/v2/stream/test.event?since=${Date.now() - 1000}`)
     client.source.addEventListener('message', (event) => {
       const data = JSON.parse(event.data) as { test: string; meta: { id: string; partition: number; offset: number } }
       received.push({ id: data.meta.id, test: data.test, partition: data.meta.partition, offset: data.meta.offset, at: Date.now() })
@@ -212,7 +220,8 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
     const idOf = new Map<string, string>()
     const answers: Array<{ at: number; ms: number; status: number }> = []
     const non201: Record<string, number> = {}
-    const retries: Item[] = []
+    /** Answers' retryable events, each answer's sent again together once its Retry-After has passed. */
+    const retries: Array<{ items: Item[]; retryAt: number }> = []
     let serial = 0
     let running = true
     // Open loop, as many independent producers are: a request leaves on schedule whether or not
@@ -241,16 +250,23 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
       answers.push({ at, ms: at - started, status })
       if (status !== 201) non201[`HTTP ${status}`] = (non201[`HTTP ${status}`] ?? 0) + 1
       const failed = new Set<number>()
+      const again: Item[] = []
       for (const item of body.error ?? []) {
         failed.add(item.index)
         non201[item.context.code] = (non201[item.context.code] ?? 0) + 1
         const original = items[item.index]!
         // Sent again as answered: with the meta.id (and meta.dt) the intake gave it.
-        if (item.context.canRetry === true) retries.push({ event: item.event, test: original.test, retryAt: at + retryAfterMs })
+        if (item.context.canRetry === true) again.push({ event: item.event, test: original.test })
       }
       for (const item of body.invalid ?? []) failed.add(item.index)
-      if (status === 0) for (const item of items) retries.push({ ...item, retryAt: at + 1000 })
-      else if (status === 201 || status === 207) items.forEach((item, index) => !failed.has(index) && !ackedAt.has(item.test) && ackedAt.set(item.test, at))
+      if (again.length > 0) retries.push({ items: again, retryAt: at + retryAfterMs })
+      if (status === 0 || status === 429) retries.push({ items, retryAt: at + 1000 })
+      else if (status === 201 || status === 207) {
+        items.forEach((item, index) => {
+          if (failed.has(index) || ackedAt.has(item.test)) return
+          ackedAt.set(item.test, at)
+        })
+      }
     }
     const inFlight = new Set<Promise<void>>()
     const launch = (items: Item[]) => {
@@ -264,13 +280,13 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
       while (running || retries.length > 0 || inFlight.size > 0) {
         const now = Date.now()
         for (let i = retries.length - 1; i >= 0; i--) {
-          if (retries[i]!.retryAt <= now && outstanding < maxOutstanding) launch(retries.splice(i, 1))
+          if (retries[i]!.retryAt <= now && outstanding < maxOutstanding) launch(retries.splice(i, 1)[0]!.items)
         }
         if (running && now >= next && outstanding < maxOutstanding) {
           launch(
             Array.from({ length: batch }, () => {
               const test = `fo-${serial++}`
-              return { test, event: { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test }, retryAt: 0 }
+              return { test, event: { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test } }
             }),
           )
           next += interval
@@ -377,7 +393,8 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
         if (at < from || at >= to) continue
         const receipt = firstReceipt.get(test)
         if (receipt === undefined || (partitions !== undefined && !partitions.includes(receipt.partition))) continue
-        out.push(Math.max(0, receipt.at - at))
+        // Negative when the event reached the consumer before its 201 reached the producer.
+        out.push(receipt.at - at)
       }
       return out
     }
@@ -446,7 +463,7 @@ export function resultRows(r: FailoverResult): Array<[string, string, string]> {
     ],
     ['/readyz: fault → not ready; not ready for; ready again vs. brokers back', `${ms(r.readyDownMs)}; ${ms(r.notReadyMs)}; ${r.readyUpMs === undefined ? '–' : `${r.readyUpMs >= 0 ? '+' : ''}${Math.round(r.readyUpMs)} ms`}`, ''],
     [
-      `SSE p99 on healthy partitions (${r.healthyPartitions.join(', ') || 'none'}): before / during`,
+      `SSE p99 from the 201, healthy partitions (${r.healthyPartitions.join(', ') || 'none'}): before / during`,
       `${ms(r.sseBeforeP99Ms)} / ${ms(r.sseOutageP99Ms)}`,
       r.sseBeforeP99Ms === undefined ? '' : `during ≤ 2 × before`,
     ],
