@@ -77,7 +77,8 @@ const result = spawnSync(
     '--import',
     'tsx',
     '--test',
-    '--test-timeout=120000',
+    // Per test file too: the failover suites start a 3-node cluster and run two scenarios (about 2 minutes).
+    '--test-timeout=300000',
     `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
     ...(process.env.CI ? ['--test-reporter=spec'] : []),
     ...flags,

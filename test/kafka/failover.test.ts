@@ -26,7 +26,7 @@ describe('broker failover on a 3-node cluster', { skip: kafkaSkipped, timeout: 6
   })
 
   const run = async (scenario: Scenario): Promise<FailoverResult> => {
-    const result = await runFailover({ cluster: cluster!, scenario, dir, rate: 40, producers: 4, beforeS: 4, outageS: 7, afterS: 5, appendDeadlineMs })
+    const result = await runFailover({ cluster: cluster!, scenario, dir, rate: 40, producers: 4, beforeS: 3, outageS: 7, afterS: 4, appendDeadlineMs })
     console.log(`${scenario}\n${resultRows(result).map((row) => `  ${row.join(' | ')}`).join('\n')}`)
     return result
   }
