@@ -143,24 +143,31 @@ export interface Bodies {
   bytes: Map<number, Buffer>
 }
 
-export function prepare(args: string[]): () => Promise<number> {
-  const values = parseFlags(args, {
-        rounds: { type: 'string' },
-        duration: { type: 'string' },
-        warmup: { type: 'string' },
-        connections: { type: 'string' },
-        batches: { type: 'string' },
-      } as const)
+/** The load flags of the intake-style benchmarks (intake, kafka, versus). */
+export const loadFlags = {
+  rounds: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  connections: { type: 'string' },
+  batches: { type: 'string' },
+} as const
+
+/** Options from the load flags; `rounds` defaults to `defaultRounds`. */
+export function loadOptions(values: { [K in keyof typeof loadFlags]?: string }, defaultRounds: number): Options {
   const batches = (values.batches ?? '1,100').split(',').map((b) => positiveInt(b.trim(), 'batches', 1))
   if (new Set(batches).size !== batches.length) throw new UsageError(`--batches lists a size twice: ${values.batches}`)
   if (batches.some((b) => b > 10_000)) throw new UsageError('--batches: at most 10000 events per request')
-  const options: Options = {
-    rounds: positiveInt(values.rounds, 'rounds', 2),
+  return {
+    rounds: positiveInt(values.rounds, 'rounds', defaultRounds),
     duration: positiveInt(values.duration, 'duration', 15),
     warmup: nonNegative(values.warmup, 'warmup', 5),
     connections: positiveInt(values.connections, 'connections', 10),
     batches,
   }
+}
+
+export function prepare(args: string[]): () => Promise<number> {
+  const options = loadOptions(parseFlags(args, loadFlags), 2)
   return () => run(options)
 }
 

@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { startKafka } from '../scripts/kafka/broker.ts'
-import { alternate, failures, label, logProblem, measurementTable, useKafka as intakeOnKafka, writeBodies, type Measurement, type Options as IntakeOptions } from './intake.ts'
+import { alternate, failures, label, loadFlags, loadOptions, logProblem, measurementTable, useKafka as intakeOnKafka, writeBodies, type Measurement, type Options as IntakeOptions } from './intake.ts'
 import {
   backgroundLoadPercent,
   fixed,
@@ -18,14 +18,12 @@ import {
   inTempDir,
   machineNotes,
   median,
-  nonNegative,
   positiveInt,
   repoRoot,
   saveResults,
   table,
   thousands,
   unpinnedWarning,
-  UsageError,
   parseFlags,
 } from './lib.ts'
 import { runSeries, useKafka as sseOnKafka, type Options as SseOptions, type Series } from './sse.ts'
@@ -60,26 +58,16 @@ interface Options extends IntakeOptions {
 
 export function prepare(args: string[]): () => Promise<number> {
   const values = parseFlags(args, {
-        rounds: { type: 'string' },
-        duration: { type: 'string' },
-        warmup: { type: 'string' },
-        connections: { type: 'string' },
-        batches: { type: 'string' },
-        'sse-clients': { type: 'string' },
-        'sse-rate': { type: 'string' },
-        'sse-seconds': { type: 'string' },
-        'fanout-clients': { type: 'string' },
-        'fanout-rates': { type: 'string' },
-        'no-sse': { type: 'boolean' },
-      } as const)
-  const batches = (values.batches ?? '1,100').split(',').map((b) => positiveInt(b.trim(), 'batches', 1))
-  if (new Set(batches).size !== batches.length) throw new UsageError(`--batches lists a size twice: ${values.batches}`)
+    ...loadFlags,
+    'sse-clients': { type: 'string' },
+    'sse-rate': { type: 'string' },
+    'sse-seconds': { type: 'string' },
+    'fanout-clients': { type: 'string' },
+    'fanout-rates': { type: 'string' },
+    'no-sse': { type: 'boolean' },
+  } as const)
   const options: Options = {
-    rounds: positiveInt(values.rounds, 'rounds', 2),
-    duration: positiveInt(values.duration, 'duration', 15),
-    warmup: nonNegative(values.warmup, 'warmup', 5),
-    connections: positiveInt(values.connections, 'connections', 10),
-    batches,
+    ...loadOptions(values, 2),
     sse: values['no-sse']
       ? undefined
       : {

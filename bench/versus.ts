@@ -23,8 +23,6 @@ import {
   median,
   parseFlags,
   pinned,
-  positiveInt,
-  nonNegative,
   repoRoot,
   serverEnv,
   spawnPinned,
@@ -35,6 +33,7 @@ import {
   UsageError,
   waitUntilAnswering,
 } from './lib.ts'
+import { loadFlags, loadOptions } from './intake.ts'
 
 export const usage = `npm run bench -- versus [--base REV] [--rounds N] [--duration S] [--warmup S] [--connections N] [--batches 1,100]
 
@@ -62,25 +61,11 @@ interface Options {
 }
 
 export function prepare(args: string[]): () => Promise<number> {
-  const values = parseFlags(args, {
-    base: { type: 'string' },
-    rounds: { type: 'string' },
-    duration: { type: 'string' },
-    warmup: { type: 'string' },
-    connections: { type: 'string' },
-    batches: { type: 'string' },
-  } as const)
+  const values = parseFlags(args, { base: { type: 'string' }, ...loadFlags } as const)
   const base = values.base ?? 'HEAD'
   const resolved = spawnSync('git', ['rev-parse', '--verify', '--quiet', `${base}^{commit}`], { cwd: repoRoot, encoding: 'utf8' })
   if (resolved.status !== 0) throw new UsageError(`--base ${base} is not a commit of this repository`)
-  const options: Options = {
-    base: resolved.stdout.trim(),
-    rounds: positiveInt(values.rounds, 'rounds', 3),
-    duration: positiveInt(values.duration, 'duration', 15),
-    warmup: nonNegative(values.warmup, 'warmup', 5),
-    connections: positiveInt(values.connections, 'connections', 10),
-    batches: (values.batches ?? '1,100').split(',').map((b) => positiveInt(b.trim(), 'batches', 1)),
-  }
+  const options: Options = { base: resolved.stdout.trim(), ...loadOptions(values, 3) }
   return () => inTempDir('versus', (work) => run(work, options))
 }
 

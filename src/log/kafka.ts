@@ -595,27 +595,24 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
       slot.release()
       entries = [...leaderless, ...attempts.flatMap((a) => a.rest)]
       if (entries.length === 0) break
-      const sent: Sent = { positions: [], error: undefined, failed: new Map(), abandoned: false }
-      for (const a of attempts) {
-        if (a.sent.error !== undefined) sent.error = a.sent.error
-        if (a.sent.abandoned) sent.abandoned = true
-        for (const [partition, kind] of a.sent.failed) sent.failed.set(partition, kind)
-      }
-      if (leaderless.length > 0) sent.error ??= new Error(`no leader for ${[...new Set(leaderless.map((e) => `${e.item.topic}/${e.item.partition}`))].join(', ')}`)
-      lastError = sent.error
-      if (sent.abandoned) replace = true
+      let error: unknown
       let refused = false
       let fatal = false
-      for (const [partition, kind] of sent.failed) {
-        if (kind === 'unknown') unknown.add(partition)
-        else if (kind === 'refused') refused = true
-        else if (kind === 'fatal') fatal = true
+      for (const { sent } of attempts) {
+        if (sent.error !== undefined) error = sent.error
+        if (sent.abandoned) replace = true
+        for (const [partition, kind] of sent.failed) {
+          if (kind === 'unknown') unknown.add(partition)
+          else if (kind === 'refused') refused = true
+          else if (kind === 'fatal') fatal = true
+        }
       }
-      if (entries.length === 0) break
+      if (leaderless.length > 0) error ??= new Error(`no leader for ${[...new Set(leaderless.map((e) => `${e.item.topic}/${e.item.partition}`))].join(', ')}`)
+      lastError = error
       if (refused && unknown.size === 0) {
         // A record Kafka will not take (its size, its timestamp): appended alone, each append
         // fails only itself.
-        await refuse(entries, slot, sent.error)
+        await refuse(entries, slot, error)
         entries = []
         break
       }
@@ -893,16 +890,13 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
   let unwritableSince: number | undefined
 
   /**
-   * Whether appends can work now: not while appends are failing (the last answered append
-   * failed, less than `failingMs` ago), nor while a partition of a topic this log writes has no
-   * leader, a leader that does not take connections, or fewer in-sync replicas than the topic's
-   * min.insync.replicas (writes with acks=all fail then). Reported only after `healthGraceMs`
-   * of it, so a leader election does not flap readiness.
+   * Why appends cannot work now, by Kafka's metadata (health() looks at failing appends
+   * first): a partition of a topic this log writes has no leader, a leader that does not take
+   * connections, or fewer in-sync replicas than the topic's min.insync.replicas (writes with
+   * acks=all fail then). health() reports it only after `healthGraceMs` of it, so a leader
+   * election does not flap readiness.
    */
-  async function writeProblem(): Promise<string | undefined> {
-    if (writeState.lastFailure > writeState.lastOk && Date.now() - writeState.lastFailure < failingMs) {
-      return `appends are failing: ${writeState.failure}`
-    }
+  async function metadataProblem(): Promise<string | undefined> {
     const topics = [...partitionCounts.keys()]
     if (topics.length === 0) return undefined
     const names = topics.map(inKafka)
@@ -934,17 +928,26 @@ export async function openKafkaLog(options: KafkaLogOptions): Promise<KafkaEvent
 
   async function health(): Promise<LogHealth> {
     if (closing) return { writable: false, readable: false, reason: 'the event log is closed' }
+    const now = Date.now()
     let problem: string | undefined
     let readProblem: string | undefined
-    try {
-      problem = await beforeDeadline(writeProblem(), Date.now() + healthTimeoutMs).then((found) => (found === timedOut ? `Kafka did not answer within ${healthTimeoutMs} ms` : found))
-      if (problem?.startsWith('Kafka did not answer')) readProblem = problem
-    } catch (error) {
-      problem = readProblem = `Kafka cannot be asked: ${describe(error)}`
+    // Failing appends say so at once, since the first of them; else Kafka's metadata is asked.
+    let since = now
+    if (writeState.lastFailure > writeState.lastOk && now - writeState.lastFailure < failingMs) {
+      problem = `appends are failing: ${writeState.failure}`
+      since = writeState.failingSince
+    } else {
+      try {
+        const found = await beforeDeadline(metadataProblem(), now + healthTimeoutMs)
+        if (found === timedOut) problem = readProblem = `Kafka did not answer within ${healthTimeoutMs} ms`
+        else problem = found
+      } catch (error) {
+        problem = readProblem = `Kafka cannot be asked: ${describe(error)}`
+      }
     }
     readProblem ??= fetcher.problem(healthGraceMs)
     if (problem === undefined) unwritableSince = undefined
-    else unwritableSince ??= problem.startsWith('appends are failing') ? writeState.failingSince : Date.now()
+    else unwritableSince ??= since
     const writable = unwritableSince === undefined || Date.now() - unwritableSince < healthGraceMs
     const reason = [writable ? undefined : problem, readProblem].filter((r) => r !== undefined).join('; ')
     return { writable, readable: readProblem === undefined, ...(reason === '' ? {} : { reason }) }
