@@ -101,7 +101,7 @@ async function run(options: Options): Promise<number> {
     const template = join(work, 'template')
     const { pointers, targets } = prepareTemplate(template)
     console.log(
-      `fixture: ${fixture} — ${targets.length} current schemas; copied for every run; ` +
+      `fixture: ${relative(repoRoot, fixture)} — ${targets.length} current schemas; copied for every run; ` +
         `${pointers} pointer files (the fixture's stand-ins for symlinks) made real symlinks, as a git checkout has them ` +
         `(jsonschema-tools cannot read pointer files; Eventplane reads both); logLevel: warn in the copies' .jsonschema-tools.yaml, ` +
         `so that jsonschema-tools does not log every file (Eventplane runs with --quiet)`,
