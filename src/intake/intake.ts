@@ -5,6 +5,7 @@ import { Counter, type Registry } from 'prom-client'
 import { EventplaneError, type ErrorCode } from '../core/errors.ts'
 import { withoutPaths } from '../core/paths.ts'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
+import { sliceMs } from '../core/slice.ts'
 import type { AppendRecord, EventLog } from '../log/types.ts'
 import { maxTimestamp } from '../log/validate.ts'
 import type { CompiledSchema, ValidatorCache } from '../schemas/validator.ts'
@@ -97,8 +98,6 @@ const absoluteUri = /^[a-z][a-z0-9+.-]*:/i
 const maxSchemaUriLength = 1024
 /** Validator errors kept per refused event (an event can fail in as many places as it has values). */
 const maxErrorsPerEvent = 20
-/** A batch lets the event loop run after this much work, so no request holds up the others. */
-const sliceMs = 10
 /** Events longer than this (in UTF-16 units) are checked against the log's record size limit. */
 const largeEventChars = 1 << 20
 /** Which header values enrichment copied into an event (bits). */

@@ -1,10 +1,11 @@
 import type { ServerResponse } from 'node:http'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { EventplaneError, toProblem } from '../core/errors.ts'
+import { sliceMs } from '../core/slice.ts'
 import type { EventLog } from '../log/types.ts'
 import type { EventFilter } from './filter.ts'
 import { lookback } from './dedupe.ts'
-import { sliceMs, toDelivery, type Delivery, type FrameCache, type Hub, type PartitionSubscriber, type Tail } from './hub.ts'
+import { toDelivery, type Delivery, type FrameCache, type Hub, type PartitionSubscriber, type Tail } from './hub.ts'
 import type { IdPosition } from './positions.ts'
 
 export type IdMode = 'both' | 'offset' | 'timestamp'

@@ -9,6 +9,8 @@
  * those of the last 2 × window records (a client resuming near the end copies them), and a
  * reader that starts further back reads them first (`lookback`).
  */
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { sliceMs } from '../core/slice.ts'
 import type { EventLog } from '../log/types.ts'
 
 /** The meta.ids of the last records of one partition, with the offset of each id's first copy. */
@@ -17,8 +19,9 @@ export class RecentIds {
   /** How many offsets back ids are kept (at least `window`). */
   readonly #keep: number
   readonly #ids = new Map<string, number>()
-  /** Ids in offset order, for eviction; `#head` is the first one still kept. */
-  #order: Array<{ offset: number; id: string }> = []
+  /** First copies in offset order, for eviction (two arrays: no object per record); `#head` is the first one still kept. */
+  #offsets: number[] = []
+  #order: string[] = []
   #head = 0
   /** Every record from this offset on has been seen (records before the log's start count as seen). */
   start: number
@@ -34,13 +37,14 @@ export class RecentIds {
    * Records must come in offset order; a first copy is remembered, a duplicate is not.
    */
   check(id: string | undefined, offset: number): boolean {
-    this.#evict(offset - this.#keep)
+    if (offset - this.#keep > this.start) this.#evict(offset - this.#keep)
     if (id === undefined) return false
     const first = this.#ids.get(id)
     if (first !== undefined && first < offset && first >= offset - this.window) return true
     if (first === undefined || first < offset - this.window) {
       this.#ids.set(id, offset)
-      this.#order.push({ offset, id })
+      this.#offsets.push(offset)
+      this.#order.push(id)
     }
     return false
   }
@@ -55,7 +59,8 @@ export class RecentIds {
     const from = to - this.window
     const copy = new RecentIds(this.window, from)
     for (let i = this.#head; i < this.#order.length; i++) {
-      const { offset, id } = this.#order[i]!
+      const offset = this.#offsets[i]!
+      const id = this.#order[i]!
       if (offset >= to) break
       if (offset >= from && this.#ids.get(id) === offset) copy.check(id, offset)
     }
@@ -67,18 +72,22 @@ export class RecentIds {
   }
 
   #evict(below: number): void {
-    if (below <= this.start) return
     this.start = below
+    const offsets = this.#offsets
     const order = this.#order
-    while (this.#head < order.length && order[this.#head]!.offset < below) {
-      const { offset, id } = order[this.#head++]!
-      if (this.#ids.get(id) === offset) this.#ids.delete(id)
+    let head = this.#head
+    while (head < offsets.length && offsets[head]! < below) {
+      const id = order[head]!
+      if (this.#ids.get(id) === offsets[head]) this.#ids.delete(id)
+      head++
     }
-    // Compact now and then, so the array does not grow without end.
-    if (this.#head > 4096 && this.#head * 2 > order.length) {
-      this.#order = order.slice(this.#head)
-      this.#head = 0
+    // Compact now and then, so the arrays do not grow without end.
+    if (head > 4096 && head * 2 > offsets.length) {
+      this.#offsets = offsets.slice(head)
+      this.#order = order.slice(head)
+      head = 0
     }
+    this.#head = head
   }
 }
 
@@ -113,9 +122,15 @@ export async function lookback(log: EventLog, topic: string, partition: number, 
   try {
     const earliest = await log.earliest(topic, partition)
     if (earliest >= to) return recent
+    let sliceStart = performance.now()
     for await (const record of log.read({ topic, partition, offset: Math.max(from, earliest) }, { follow: false, signal, batchSize: 1000 })) {
       if (record.offset >= to) break
       recent.check(recordId(record.value), record.offset)
+      // Thousands of records to parse: other requests go on meanwhile.
+      if (performance.now() - sliceStart > sliceMs) {
+        await nextTurn()
+        sliceStart = performance.now()
+      }
     }
     return recent
   } catch {

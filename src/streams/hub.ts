@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
+import { sliceMs } from '../core/slice.ts'
 import type { EventLog, LogRecord } from '../log/types.ts'
 import { eventId, lookback, type RecentIds } from './dedupe.ts'
 
@@ -45,11 +46,8 @@ export interface PartitionSubscriber {
   fail(error: unknown): void
 }
 
-/** Dotted paths to leave out of the events of a topic before anyone sees them. */
-export type Redaction = (topic: string) => readonly string[]
-
-/** Work a loop over records does before it lets the event loop run (other requests, heartbeats). */
-export const sliceMs = 10
+/** The dotted paths each topic's events lose, each split at its dots. */
+export type Redaction = (topic: string) => readonly (readonly string[])[]
 
 /**
  * Per-delivery memo shared by every subscriber of it: frames and filter verdicts are made
@@ -208,7 +206,7 @@ export class Hub {
  * Decorates a record as EventStreams does: meta.topic, meta.partition, meta.offset (and
  * meta.key), after leaving out the `redact` paths (so filters cannot see them either).
  */
-export function toDelivery(record: LogRecord, redact: readonly string[] = []): Delivery {
+export function toDelivery(record: LogRecord, redact: readonly (readonly string[])[] = []): Delivery {
   const text = record.value.toString('utf8')
   let event: unknown
   try {
@@ -228,17 +226,14 @@ export function toDelivery(record: LogRecord, redact: readonly string[] = []): D
   return new RecordDelivery(record.topic, record.partition, record.offset, record.timestamp, event, id)
 }
 
-function deletePath(event: JsonObject, path: string): void {
-  let node: unknown = event
-  let start = 0
-  for (;;) {
-    const dot = path.indexOf('.', start)
-    if (!isPlainObject(node)) return
-    if (dot === -1) {
-      delete node[path.slice(start)]
-      return
-    }
-    node = node[path.slice(start, dot)]
-    start = dot + 1
+function deletePath(event: JsonObject, path: readonly string[]): void {
+  let node: JsonObject = event
+  const last = path.length - 1
+  for (let i = 0; i < last; i++) {
+    const next = node[path[i]!]
+    if (!isPlainObject(next)) return
+    node = next
   }
+  // Only when there: a delete turns the object into a slower dictionary-mode one.
+  if (Object.hasOwn(node, path[last]!)) delete node[path[last]!]
 }

@@ -285,7 +285,9 @@ function negotiate(accept: string | undefined): Format {
  */
 function redaction(streamConfig: StreamConfigSource, allowed: readonly string[] | null | undefined, hidden: readonly string[], defaults: readonly string[]): Redaction {
   let generation: object | undefined
-  let byTopic = new Map<string, readonly string[]>()
+  let byTopic = new Map<string, readonly (readonly string[])[]>()
+  const split = (paths: readonly string[]) => paths.map((path) => path.split('.'))
+  const fallback = split(defaults)
   return (topic) => {
     const config = streamConfig.current()
     if (config !== generation) {
@@ -294,11 +296,11 @@ function redaction(streamConfig: StreamConfigSource, allowed: readonly string[] 
       for (const served of servedStreams(config, allowed, hidden).values()) {
         const consumers = served.settings['consumers'] as { eventplane_streams?: { redact_fields?: unknown } } | undefined
         const own = consumers?.eventplane_streams?.redact_fields
-        const fields = Array.isArray(own) ? own.filter((f): f is string => typeof f === 'string') : defaults
+        const fields = Array.isArray(own) ? split(own.filter((f): f is string => typeof f === 'string')) : fallback
         for (const t of served.topics) byTopic.set(t, fields)
       }
     }
-    return byTopic.get(topic) ?? defaults
+    return byTopic.get(topic) ?? fallback
   }
 }
 
