@@ -55,7 +55,7 @@ export function prepare(args: string[]): () => Promise<number> {
       console.log(`\nload: ${options.rate} events/s in requests of ${options.batch} from ${options.producers} producers; ${options.beforeS} s before the fault, ${options.outageS} s of it, ${options.afterS} s after; append deadline ${options.appendDeadlineMs} ms\n`)
       const say = (line: string) => console.error(`  ${line}`)
       say('starting a 3-node Kafka cluster…')
-      const cluster = await startKafkaCluster({ brokers: 3, quiet: true })
+      const cluster = await startKafkaCluster({ brokers: 3, quiet: true, nice: 10 })
       const results: FailoverResult[] = []
       let failed = false
       try {

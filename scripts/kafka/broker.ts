@@ -159,6 +159,13 @@ export interface ClusterOptions {
   readyTimeoutMs?: number
   /** Where the jars are or go (see fetchKafkaJars). */
   jarsDir?: string
+  /**
+   * Scheduling niceness of the nodes' JVMs (0 to 19; default 0). Where the nodes share a
+   * machine's cores with what is measured (the failover test and benchmark), a node starting
+   * (class loading, JIT, log recovery) takes every core for seconds; at 10 the measured processes
+   * keep most of the CPU, as if the brokers had machines of their own.
+   */
+  nice?: number
 }
 
 /** One node of a KafkaCluster: a JVM that is broker and controller, which a test can kill and restart. */
@@ -217,7 +224,9 @@ export async function startKafkaCluster(options: ClusterOptions = {}): Promise<K
     partitions: options.partitions ?? 3,
     replicationFactor,
     minInsyncReplicas: options.minInsyncReplicas ?? Math.min(2, replicationFactor),
+    nice: options.nice ?? 0,
   }
+  if (!Number.isInteger(settings.nice) || settings.nice < 0 || settings.nice > 19) throw new Error(`startKafkaCluster: nice must be an integer from 0 to 19, not ${settings.nice}`)
   const check = (name: keyof typeof settings, max: number) => {
     const value = settings[name]
     if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`startKafkaCluster: ${name} must be an integer from 1 to ${max}, not ${value}`)
@@ -337,7 +346,7 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
 async function launchCluster(
   java: string,
   jars: string,
-  settings: { brokers: number; partitions: number; replicationFactor: number; minInsyncReplicas: number },
+  settings: { brokers: number; partitions: number; replicationFactor: number; minInsyncReplicas: number; nice: number },
   options: ClusterOptions,
 ): Promise<KafkaCluster> {
   const say = progress(options.quiet)
@@ -386,7 +395,7 @@ async function launchCluster(
       // Three JVMs share the machine: half the single broker's initial heap (same maximum), and
       // C1 only, whose quick compiles start a 3-node cluster on 2 busy cores in ~9 s instead of ~13 s
       // and leave more CPU to heartbeats; a test cluster carries little traffic.
-      jvm = spawnKafka(java, jars, { config: m.config, work: work.path, jvm: ['-Xms128m', '-Xmx512m', '-XX:TieredStopAtLevel=1'], output })
+      jvm = spawnKafka(java, jars, { config: m.config, work: work.path, jvm: ['-Xms128m', '-Xmx512m', '-XX:TieredStopAtLevel=1'], output, nice: settings.nice })
       return jvm
     }
     const node: KafkaNode = {
@@ -497,12 +506,14 @@ interface KafkaProcess {
 }
 
 /** `jvm`: heap and compiler options. */
-function spawnKafka(java: string, jars: string, o: { config: string; work: string; jvm: string[]; output: OutputTail }): KafkaProcess {
+function spawnKafka(java: string, jars: string, o: { config: string; work: string; jvm: string[]; output: OutputTail; nice?: number }): KafkaProcess {
   // The wildcard classpath reaches java as it is (no shell): java expands `dir/*` to its jars.
   // Detached (its own process group), so a Ctrl-C meant for this process reaches the broker only
   // through stop() or the watchdog, never twice.
-  const child = spawn(java, [
-    ...o.jvm, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:+ExitOnOutOfMemoryError', ...jvmLogging,
+  // Under nice(1), which execs java: the pid is the JVM's, and every JVM thread inherits the niceness.
+  const niced = o.nice === undefined || o.nice === 0 ? [] : ['nice', '-n', String(o.nice)]
+  const child = spawn(niced[0] ?? java, [
+    ...niced.slice(1), ...(niced.length > 0 ? [java] : []), ...o.jvm, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:+ExitOnOutOfMemoryError', ...jvmLogging,
     '-cp', join(jars, '*'), 'kafka.Kafka', o.config,
   ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   child.stdout!.on('data', (chunk: Buffer) => o.output.add(chunk))

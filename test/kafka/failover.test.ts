@@ -19,7 +19,7 @@ describe('broker failover on a 3-node cluster', { skip: kafkaSkipped, timeout: 6
   let cluster: KafkaCluster | undefined
   const dir = tempDir()
   before(async () => {
-    cluster = await startKafkaCluster({ brokers: 3, quiet: true })
+    cluster = await startKafkaCluster({ brokers: 3, quiet: true, nice: 10 })
   })
   after(async () => {
     await cluster?.stop()

@@ -71,7 +71,7 @@ export interface FailoverResult {
   maxAnswerMs: number
   /**
    * Answers that took longer than the deadline + 1 s: how many, and when they were sent (ms
-   * from the fault); and the slowest /healthz answer of an intake while they waited (an intake
+   * from the fault); and the slowest /healthz answer of the intakes while they waited (an intake
    * that answers /healthz slowly too is short of CPU, not waiting for Kafka).
    */
   lateAnswers: { count: number; sentAt: number[]; slowestHealthzMs: number }
@@ -296,7 +296,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
       }
     })()
     const readiness: Array<{ at: number; ready: boolean; ms: number }> = []
-    /** /healthz of an intake: its answer time is the process's own delay (CPU, event loop), nothing else. */
+    /** /healthz of every intake: its answer time is the process's own delay (CPU, event loop), nothing else. */
     const health: Array<{ at: number; ms: number }> = []
     let polling = true
     const poller = (async () => {
@@ -309,13 +309,17 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
         } catch {
           readiness.push({ at: Date.now(), ready: false, ms: Date.now() - started })
         }
-        const pinged = Date.now()
-        try {
-          await (await fetch(`${intakes[0]}/healthz`, { signal: AbortSignal.timeout(10_000) })).text()
-        } catch {
-          // counted by its time
-        }
-        health.push({ at: Date.now(), ms: Date.now() - pinged })
+        await Promise.all(
+          intakes.map(async (intake) => {
+            const pinged = Date.now()
+            try {
+              await (await fetch(`${intake}/healthz`, { signal: AbortSignal.timeout(10_000) })).text()
+            } catch {
+              // counted by its time
+            }
+            health.push({ at: Date.now(), ms: Date.now() - pinged })
+          }),
+        )
         await sleep(200)
       }
     })()
