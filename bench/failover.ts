@@ -10,10 +10,12 @@ import { startKafkaCluster } from '../scripts/kafka/broker.ts'
 import { resultRows, runFailover, scenarios, type FailoverResult, type Scenario } from '../test/kafka/failover.ts'
 import { inTempDir, machineNotes, parseFlags, positiveInt, saveResults, table, track, UsageError } from './lib.ts'
 
-export const usage = `npm run bench -- failover [--scenarios LIST] [--rate N] [--batch N] [--producers N] [--before S] [--outage S] [--after S] [--deadline MS]
+export const usage = `npm run bench -- failover [--scenarios LIST] [--rate N] [--batch N] [--producers N] [--warmup S] [--before S] [--outage S] [--after S] [--deadline MS]
 
 Starts a 3-node Kafka cluster (KRaft, every node broker and controller, topics with 3
-partitions, 3 replicas, min.insync.replicas 2), 2 intake processes and 1 streams process, and
+partitions, 3 replicas, min.insync.replicas 2; the nodes' JVMs at nice 10, so that a node
+starting does not take the cores from the processes measured, as on machines of their own),
+2 intake processes and 1 streams process, and
 runs each scenario under steady load: producers send every retryable answer again as answered
 (same meta.id), an SSE client follows the stream, /readyz of an intake is polled every 200 ms.
 Prints a table per scenario. Needs Java 17+ and Maven (see README).
@@ -22,7 +24,9 @@ Prints a table per scenario. Needs Java 17+ and Maven (see README).
   --rate N          new events per second (default 400)
   --batch N         events per request (default 4)
   --producers N     concurrent producers (default 8)
-  --before S        seconds of load before the fault (default 10)
+  --warmup S        seconds of load before the measured part, not measured (default 15):
+                    servers and brokers just started are slow for a while (JIT)
+  --before S        seconds of load before the fault, the baseline (default 10)
   --outage S        seconds the brokers stay down (default 20)
   --after S         seconds of load after they are back (default 15)
   --deadline MS     event_log.kafka.append_deadline_ms (default 5000, the default of the setting)`
@@ -33,6 +37,7 @@ export function prepare(args: string[]): () => Promise<number> {
     rate: { type: 'string' },
     batch: { type: 'string' },
     producers: { type: 'string' },
+    warmup: { type: 'string' },
     before: { type: 'string' },
     outage: { type: 'string' },
     after: { type: 'string' },
@@ -44,6 +49,7 @@ export function prepare(args: string[]): () => Promise<number> {
     rate: positiveInt(values.rate, 'rate', 400),
     batch: positiveInt(values.batch, 'batch', 4),
     producers: positiveInt(values.producers, 'producers', 8),
+    warmupS: positiveInt(values.warmup, 'warmup', 15),
     beforeS: positiveInt(values.before, 'before', 10),
     outageS: positiveInt(values.outage, 'outage', 20),
     afterS: positiveInt(values.after, 'after', 15),
@@ -52,7 +58,7 @@ export function prepare(args: string[]): () => Promise<number> {
   return () =>
     inTempDir('failover', async (dir) => {
       console.log(machineNotes('not used: servers, load generator and 3 Kafka nodes share both cores'))
-      console.log(`\nload: ${options.rate} events/s in requests of ${options.batch} from ${options.producers} producers; ${options.beforeS} s before the fault, ${options.outageS} s of it, ${options.afterS} s after; append deadline ${options.appendDeadlineMs} ms\n`)
+      console.log(`\nload: ${options.rate} events/s in requests of ${options.batch} from ${options.producers} producers; ${options.warmupS} s of warm-up, ${options.beforeS} s before the fault, ${options.outageS} s of it, ${options.afterS} s after; append deadline ${options.appendDeadlineMs} ms\n`)
       const say = (line: string) => console.error(`  ${line}`)
       say('starting a 3-node Kafka cluster…')
       const cluster = await startKafkaCluster({ brokers: 3, quiet: true, nice: 10 })

@@ -516,6 +516,7 @@ function spawnKafka(java: string, jars: string, o: { config: string; work: strin
     ...niced.slice(1), ...(niced.length > 0 ? [java] : []), ...o.jvm, '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-XX:+ExitOnOutOfMemoryError', ...jvmLogging,
     '-cp', join(jars, '*'), 'kafka.Kafka', o.config,
   ], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  if (niced.length > 0 && child.pid !== undefined) lowerAutogroup(child.pid, o.nice!)
   child.stdout!.on('data', (chunk: Buffer) => o.output.add(chunk))
   child.stderr!.on('data', (chunk: Buffer) => o.output.add(chunk))
   let spawnError: Error | undefined
@@ -561,6 +562,20 @@ function spawnKafka(java: string, jars: string, o: { config: string; work: strin
       await exited
       clearTimeout(timer)
     },
+  }
+}
+
+/**
+ * A detached child leads a session of its own, and where the kernel groups CPU time by session
+ * (sched_autogroup, on by default in Debian), each session gets an equal share whatever its
+ * processes' nice values: the group's own niceness (/proc/PID/autogroup) is what lowers it.
+ * Without autogroup the file is absent and nice(1) alone does it.
+ */
+function lowerAutogroup(pid: number, nice: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice))
+  } catch {
+    // no autogroup (or no /proc): nothing to lower
   }
 }
 

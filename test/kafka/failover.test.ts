@@ -39,9 +39,10 @@ describe('broker failover on a 3-node cluster', { skip: kafkaSkipped, timeout: 6
     for (const code of Object.keys(r.non201)) assert.ok(retryableCodes.has(code), `every non-201 answer is a retryable 503 or 207, not ${code}`)
     // The target is the deadline + 1 s, which `npm run bench -- failover` checks. Here the
     // servers share 2 cores with this test, another test file and 4 JVMs, two of which restart
-    // at once in two-down: answers then came up to 4.6 s past the deadline in a CI run (not
-    // explained yet: the intake's /healthz stayed near 1 s). The bound here still fails the
-    // behaviour this replaced (4 attempts of a 10 s request timeout, 41.7 s).
+    // at once in two-down: answers came up to 4.6 s past the deadline in a CI run, before the
+    // JVMs' scheduler autogroups were lowered (docs/decisions.md, "Broker failover"); the other
+    // test file is not. The bound here still fails the behaviour this replaced (4 attempts of a
+    // 10 s request timeout, 41.7 s).
     assert.ok(r.p99AnswerMs < appendDeadlineMs + 5000, `p99 time to an answer ${r.p99AnswerMs} ms < the deadline + 5 s; ${r.lateAnswers.count} over the deadline + 1 s, sent at ${r.lateAnswers.sentAt.join(', ')} ms from the fault, while /healthz took up to ${r.lateAnswers.slowestHealthzMs} ms`)
     assert.ok(r.maxAnswerMs < appendDeadlineMs + 10_000, `longest time to an answer ${r.maxAnswerMs} ms`)
   }

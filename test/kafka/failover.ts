@@ -35,7 +35,13 @@ export interface FailoverOptions {
   batch?: number
   /** Scales the most requests outstanding at once (50 per producer; default 4). */
   producers?: number
-  /** Seconds of load before the fault, with the fault, and after recovery (default 5, 8, 6). */
+  /**
+   * Seconds of load before anything is measured (default 0): servers and brokers that have just
+   * started are slow for a while (JIT), which would make the "before" baseline meaningless. Its
+   * answers and events still count for lost, duplicates and answer times.
+   */
+  warmupS?: number
+  /** Seconds of load before the fault (after the warm-up), with the fault, and after recovery (default 5, 8, 6). */
   beforeS?: number
   outageS?: number
   afterS?: number
@@ -86,13 +92,19 @@ export interface FailoverResult {
   /**
    * SSE latency (from the 201 to receipt, as the producer and the consumer, one process, saw
    * them; negative when the event came first) on partitions whose leader stayed up, p99: before
-   * the fault, and during it. From the 201, not from the POST: appends to every partition wait
+   * the fault (after the warm-up), and during it. From the 201, not from the POST: appends to every partition wait
    * while Kafka drops a dead follower from the in-sync replicas; this is about the read path.
    */
   healthyPartitions: number[]
   sseBeforeP99Ms: number | undefined
   sseOutageP99Ms: number | undefined
   appendDeadlineMs: number
+  /**
+   * Second by second from the start of the load (`second` counts from the fault): events
+   * acknowledged then, answers that were not 201, and SSE latency from the 201 (p99 and max,
+   * per partition), for reading a run after the fact (the bench saves it with the results).
+   */
+  timeline: Array<{ second: number; acknowledged: number; non201Answers: number; sse: Record<number, { p99: number; max: number }> }>
 }
 
 interface Item {
@@ -143,6 +155,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
   const rate = options.rate ?? 50
   const batch = options.batch ?? 1
   const producerCount = options.producers ?? 4
+  const warmupS = options.warmupS ?? 0
   const beforeS = options.beforeS ?? 5
   const outageS = options.outageS ?? 8
   const afterS = options.afterS ?? 6
@@ -324,6 +337,8 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
       }
     })()
 
+    await sleep(warmupS * 1000)
+    const measuredFrom = Date.now()
     await sleep(beforeS * 1000)
     const before = await leaders(cluster, topic)
     const victim = before[0]!
@@ -403,6 +418,31 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
       return out
     }
     const durations = answers.map((a) => a.ms)
+    const seconds = new Map<number, { acknowledged: number; non201Answers: number; sse: Map<number, number[]> }>()
+    const second = (at: number) => {
+      const s = Math.floor((at - faultAt) / 1000)
+      let entry = seconds.get(s)
+      if (entry === undefined) seconds.set(s, (entry = { acknowledged: 0, non201Answers: 0, sse: new Map() }))
+      return entry
+    }
+    for (const answer of answers) if (answer.status !== 201) second(answer.at).non201Answers++
+    for (const [test, at] of ackedAt) {
+      const entry = second(at)
+      entry.acknowledged++
+      const receipt = firstReceipt.get(test)
+      if (receipt === undefined) continue
+      const list = entry.sse.get(receipt.partition)
+      if (list === undefined) entry.sse.set(receipt.partition, [receipt.at - at])
+      else list.push(receipt.at - at)
+    }
+    const timeline = [...seconds]
+      .sort((a, b) => a[0] - b[0])
+      .map(([s, e]) => ({
+        second: s,
+        acknowledged: e.acknowledged,
+        non201Answers: e.non201Answers,
+        sse: Object.fromEntries([...e.sse].sort((a, b) => a[0] - b[0]).map(([partition, values]) => [partition, { p99: p99(values)!, max: Math.max(...values) }])),
+      }))
     return {
       scenario,
       acknowledged: ackedAt.size,
@@ -435,9 +475,10 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
       notReadyMs: up === undefined || down === undefined ? undefined : up.at - down.at,
       readyUpMs: up === undefined ? undefined : up.at - recoveredAt,
       healthyPartitions,
-      sseBeforeP99Ms: p99(latencies(0, faultAt, healthyPartitions.length > 0 ? healthyPartitions : undefined)),
+      sseBeforeP99Ms: p99(latencies(measuredFrom, faultAt, healthyPartitions.length > 0 ? healthyPartitions : undefined)),
       sseOutageP99Ms: healthyPartitions.length === 0 ? undefined : p99(latencies(faultAt, restartAt, healthyPartitions)),
       appendDeadlineMs,
+      timeline,
     }
   } finally {
     await stopAll()
