@@ -355,7 +355,11 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
     say(`${scenario}: back after ${recoveredAt - restartAt} ms`)
     await sleep(afterS * 1000)
     running = false
-    await Promise.race([loop, sleep(60_000)])
+    // Requests still out are answered (or the deadline passes) within a minute; the timer must
+    // not keep the process alive a minute after the run.
+    let drained: NodeJS.Timeout | undefined
+    await Promise.race([loop, new Promise((resolve) => (drained = setTimeout(resolve, 60_000)))])
+    clearTimeout(drained)
     polling = false
     await poller
     await fullyReplicated(cluster, topic, 3, 60_000)
