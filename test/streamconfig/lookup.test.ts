@@ -141,6 +141,7 @@ describe('the bundled defaults/streams.yaml', () => {
     assert.deepEqual(web?.sample, { rate: 1, unit: 'session' })
     assert.deepEqual(web?.producers, { metrics_platform_client: { provide_values: ['page_namespace_id', 'performer_is_logged_in'] } })
     assert.equal(web?.canary_events_enabled, false)
+    assert.equal(web?.destination_event_service, 'eventgate-analytics-external', 'the SDK asks for streams with this constraint')
     const adhoc = bundled.lookup('test.event.foo')
     assert.equal(adhoc?.schema_title, 'test/event')
     assert.deepEqual(adhoc?.topics, ['datacenter1.test.event.foo'])
