@@ -206,6 +206,16 @@ export const configSchema = {
           default: 1000,
           description: 'Distinct streams (and so topics) that /regex/ stream keys may make; a new one past it is refused with EVP_STREAM_LIMIT_REACHED.',
         },
+        dedupe: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'Events sent again with a meta.id this process appended lately are answered accepted and not appended twice.',
+          properties: {
+            max_ids: { type: 'integer', minimum: 0, maximum: 10000000, default: 200000, description: 'Producer-given meta.ids remembered (about 120 bytes each); 0 turns dedupe off.' },
+            window_s: { type: 'integer', minimum: 1, maximum: 86400, default: 600, description: 'How long an id is remembered (fewer when max_ids is reached first).' },
+          },
+        },
         schema_uri_field: { type: 'string', minLength: 1, default: '$schema', description: 'Dotted path of the schema URI in an event.' },
         stream_field: { type: 'string', minLength: 1, default: 'meta.stream', description: 'Dotted path of the stream name in an event.' },
         schema_uri_query_param: {

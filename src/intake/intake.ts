@@ -11,6 +11,7 @@ import { maxTimestamp } from '../log/validate.ts'
 import type { CompiledSchema, ValidatorCache } from '../schemas/validator.ts'
 import { validationErrorsText } from '../schemas/validator.ts'
 import { isValidStreamName, type ResolvedStreamSettings, type StreamConfigSource } from '../streamconfig/index.ts'
+import { AcceptedIds } from './dedupe.ts'
 import { createErrorEvents, cutCodePoints } from './error-events.ts'
 
 export interface IntakeOptions {
@@ -41,6 +42,8 @@ export interface IntakeOptions {
   eventTime?: { maxFutureMs: number | null; maxPastMs: number | null }
   /** Distinct streams `/regex/` keys may make (each is a topic); default 1000. */
   maxRegexStreams?: number
+  /** Producer-given meta.ids remembered to drop events sent again (dedupe.ts); maxIds 0: off. */
+  dedupe?: { maxIds: number; windowMs: number }
   /** Topics in the log at start: streams made through regex keys among them count against the limit. */
   existingTopics?: readonly string[]
 }
@@ -121,10 +124,11 @@ export function createIntake(options: IntakeOptions): Intake {
   const maxFutureMs = options.eventTime?.maxFutureMs ?? null
   const maxPastMs = options.eventTime?.maxPastMs ?? null
   const maxRegexStreams = options.maxRegexStreams ?? 1000
+  const dedupe = options.dedupe === undefined || options.dedupe.maxIds === 0 ? undefined : new AcceptedIds(options.dedupe.maxIds, options.dedupe.windowMs)
   const errorStream = options.errorStream || undefined
   const counter = new Counter({
     name: 'eventplane_intake_events_total',
-    help: 'Events received by the intake, by stream (a /regex/ key for the streams it makes), schema and outcome (accepted, invalid, error).',
+    help: 'Events received by the intake, by stream (a /regex/ key for the streams it makes), schema and outcome (accepted, duplicate: sent again with a meta.id appended lately, answered accepted and not appended twice; invalid; error).',
     labelNames: ['stream', 'schema', 'outcome'] as const,
     registers: options.registry ? [options.registry] : [],
   })
@@ -159,7 +163,7 @@ export function createIntake(options: IntakeOptions): Intake {
     }
   }
 
-  type Prepared = { record: AppendRecord; event: JsonObject; index?: number; stream?: string; schema?: string }
+  type Prepared = { record: AppendRecord; event: JsonObject; index?: number; stream?: string; schema?: string; givenId?: string }
   /** Metric labels: only configured streams (a regex stream by its key) and schemas that exist, so labels stay bounded. */
   type Labels = { stream: string; schema: string }
 
@@ -274,6 +278,8 @@ export function createIntake(options: IntakeOptions): Intake {
       )
     }
 
+    const givenMeta = event['meta']
+    const givenId = isPlainObject(givenMeta) && typeof givenMeta['id'] === 'string' ? givenMeta['id'] : undefined
     const enriched = enrich(event, compiled, context)
     if (!compiled.check(event) && !compiled.validate(event)) {
       // A value copied from a header that the schema refuses (a pattern, a format) is left out
@@ -325,7 +331,7 @@ export function createIntake(options: IntakeOptions): Intake {
       regexStreams.add(stream)
       info.newRegexStream = false
     }
-    return { index: 0, stream: 'unknown', schema: 'unknown', record, event }
+    return { index: 0, stream: 'unknown', schema: 'unknown', record, event, givenId }
   }
 
   /** Why a meta.dt is outside the window, or undefined. */
@@ -477,6 +483,26 @@ export function createIntake(options: IntakeOptions): Intake {
       }
     }
     let accepted = 0
+    if (dedupe !== undefined && prepared.length > 0) {
+      // Sent before (or twice in this batch) with the same producer-given meta.id: accepted, not appended again.
+      const inBatch = new Set<string>()
+      const fresh: Prepared[] = []
+      for (const p of prepared) {
+        const id = p.givenId
+        if (id !== undefined) {
+          const key = `${p.record.topic}\0${id}`
+          if (inBatch.has(key) || dedupe.has(p.record.topic, id)) {
+            accepted++
+            count(p as Labels, 'duplicate')
+            continue
+          }
+          inBatch.add(key)
+        }
+        fresh.push(p)
+      }
+      prepared.length = 0
+      prepared.push(...fresh)
+    }
     if (prepared.length > 0) {
       const failures = await append(prepared)
       for (let i = 0; i < prepared.length; i++) {
@@ -485,6 +511,7 @@ export function createIntake(options: IntakeOptions): Intake {
         if (failure === undefined) {
           accepted++
           count(p as Labels, 'accepted')
+          if (p.givenId !== undefined) dedupe?.add(p.record.topic, p.givenId)
           continue
         }
         // The log refusing a record is the record's fault (the producer's); any other failure is ours.

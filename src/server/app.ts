@@ -124,6 +124,7 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
       maxPastMs: config.intake.event_time.max_past_s == null ? null : config.intake.event_time.max_past_s * 1000,
     },
     maxRegexStreams: config.intake.max_regex_streams,
+    dedupe: { maxIds: config.intake.dedupe.max_ids, windowMs: config.intake.dedupe.window_s * 1000 },
     existingTopics,
   })
   return {

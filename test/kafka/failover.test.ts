@@ -19,7 +19,10 @@ describe('broker failover on a 3-node cluster', { skip: kafkaSkipped, timeout: 6
   let cluster: KafkaCluster | undefined
   const dir = tempDir()
   before(async () => {
-    cluster = await startKafkaCluster({ brokers: 3, quiet: true, nice: 10 })
+    // At normal priority (unlike the bench): with another test file loading both cores, Kafka
+    // at nice 10 could not fence a killed leader for the whole outage (a CI run: 19.6 s without
+    // a 201). The intake's answer times here are bounded loosely for the opposite reason.
+    cluster = await startKafkaCluster({ brokers: 3, quiet: true })
   })
   after(async () => {
     await cluster?.stop()
@@ -39,10 +42,10 @@ describe('broker failover on a 3-node cluster', { skip: kafkaSkipped, timeout: 6
     for (const code of Object.keys(r.non201)) assert.ok(retryableCodes.has(code), `every non-201 answer is a retryable 503 or 207, not ${code}`)
     // The target is the deadline + 1 s, which `npm run bench -- failover` checks. Here the
     // servers share 2 cores with this test, another test file and 4 JVMs, two of which restart
-    // at once in two-down: answers came up to 4.6 s past the deadline in a CI run, before the
-    // JVMs' scheduler autogroups were lowered (docs/decisions.md, "Broker failover"); the other
-    // test file is not. The bound here still fails the behaviour this replaced (4 attempts of a
-    // 10 s request timeout, 41.7 s).
+    // at once in two-down and take the cores from the intakes (each JVM leads a scheduler
+    // autogroup of its own: docs/decisions.md, "Broker failover"): answers came up to 4.6 s past
+    // the deadline in a CI run. The bound here still fails the behaviour this replaced (4
+    // attempts of a 10 s request timeout, 41.7 s).
     assert.ok(r.p99AnswerMs < appendDeadlineMs + 5000, `p99 time to an answer ${r.p99AnswerMs} ms < the deadline + 5 s; ${r.lateAnswers.count} over the deadline + 1 s, sent at ${r.lateAnswers.sentAt.join(', ')} ms from the fault, while /healthz took up to ${r.lateAnswers.slowestHealthzMs} ms`)
     assert.ok(r.maxAnswerMs < appendDeadlineMs + 10_000, `longest time to an answer ${r.maxAnswerMs} ms`)
   }
