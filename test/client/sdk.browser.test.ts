@@ -168,3 +168,32 @@ test('browser: events submitted offline survive the page and arrive exactly once
     await context.close()
   }
 })
+
+test('browser: a page that submits 10,000 events in a loop keeps its queue bounded, and counts and reports what it drops', async () => {
+  const context = await browser.newContext()
+  try {
+    const page = await openPage(context)
+    const warnings: string[] = []
+    page.on('console', (message) => {
+      if (message.type() === 'warning') warnings.push(message.text())
+    })
+    await submitClicks(page, 'loop', 10_000)
+    const after = await page.evaluate(() => {
+      const transport = (globalThis as unknown as { client: { transport: { queued: number; dropped: { queue_full?: number } } } }).client.transport
+      const stored = (globalThis as unknown as { localStorage: { getItem(k: string): string | null } & object }).localStorage
+      const bytes = Object.keys(stored).reduce((n, k) => n + (stored.getItem(k)?.length ?? 0), 0)
+      return { queued: transport.queued, dropped: transport.dropped.queue_full ?? 0, bytes }
+    })
+    assert.ok(after.queued <= 1000, `at most 1,000 queued: ${after.queued}`)
+    assert.ok(after.dropped >= 8000, `the rest dropped and counted: ${after.dropped}`)
+    assert.ok(after.bytes < 1_100_000, `localStorage holds at most about 1 MB of it: ${after.bytes}`)
+    await page.evaluate(async () => {
+      const transport = (globalThis as unknown as { client: { transport: { queued: number; flush(): Promise<void> } } }).client.transport
+      while (transport.queued > 0) await transport.flush()
+    })
+    await eventually(async () => (await inLog('loop')).size + after.dropped === 10_000, 15_000)
+    assert.ok(warnings.some((w) => /oldest were dropped/.test(w)), `the drops were reported: ${warnings.slice(0, 2).join(' | ')}`)
+  } finally {
+    await context.close()
+  }
+})

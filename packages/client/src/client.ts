@@ -296,6 +296,7 @@ export class Instrument {
   }
 }
 
-const consoleLogger: Logger = {
+/** Warnings to the console, prefixed: the default wherever no logger is given (drops are never silent). */
+export const consoleLogger: Logger = {
   warn: (message, details) => (globalThis as { console?: { warn(...args: unknown[]): void } }).console?.warn(`[eventplane] ${message}`, details ?? ''),
 }

@@ -15,6 +15,7 @@
 import { backoff, byteLength, ensureId, postBatch, type Event } from './intake.ts'
 import { randomId } from './ids.ts'
 import { browserStore, type KeyValueStore } from './storage.ts'
+import { consoleLogger } from './client.ts'
 
 export interface BrowserTransportOptions {
   /** The intake: its origin or its full events URL. */
@@ -54,6 +55,8 @@ interface Queued {
   event: Event
   bytes: number
   attempts: number
+  /** In a request now: not dropped to make room (it may be in the log already). */
+  sending?: boolean
 }
 
 const prefix = 'eventplane:queue:'
@@ -125,7 +128,7 @@ export class BrowserTransport {
     this.#fetch = options.fetch ?? (typeof globalThis.fetch === 'function' ? globalThis.fetch.bind(globalThis) : undefined)
     const navigator = (globalThis as { navigator?: { sendBeacon?: (url: string, body: string) => boolean } }).navigator
     this.#beacon = options.beacon ?? (typeof navigator?.sendBeacon === 'function' ? (url, body) => navigator.sendBeacon!(url, body) : undefined)
-    this.#logger = options.logger
+    this.#logger = options.logger ?? consoleLogger
     this.#target = options.target ?? (typeof (globalThis as { addEventListener?: unknown }).addEventListener === 'function' ? (globalThis as unknown as EventTarget) : undefined)
     this.#target?.addEventListener('pagehide', this.#onHide)
     this.#target?.addEventListener('pageshow', this.#onShow)
@@ -153,7 +156,7 @@ export class BrowserTransport {
     this.#queue.push({ event, bytes, attempts: 0 })
     this.#bytes += bytes
     this.#trim()
-    this.#persist()
+    this.#persistSoon()
     // A hidden page may never run a timer again: it sends at once.
     if (this.#hidden) return this.#beaconAll()
     if (this.#queue.length >= this.#o.maxBatchEvents || this.#bytes >= this.#o.maxBatchBytes) void this.flush()
@@ -184,13 +187,17 @@ export class BrowserTransport {
       if (this.#fetch === undefined) return this.#beaconAll()
       const batch = this.#take()
       this.stats.requests++
-      for (const q of batch) q.attempts++
+      for (const q of batch) {
+        q.attempts++
+        q.sending = true
+      }
       const outcome = await postBatch(
         this.#url,
         batch.map((q) => q.event),
         // text/plain: no CORS preflight (the intake takes it as JSON, as EventGate does).
         { fetch: this.#fetch, timeoutMs: this.#o.timeoutMs, keepalive: true, headers: { 'content-type': 'text/plain;charset=UTF-8' } },
       )
+      for (const q of batch) q.sending = false
       const byEvent = new Map(batch.map((q) => [q.event, q]))
       const done = new Set<Queued>()
       if (outcome.tooLarge) {
@@ -249,14 +256,16 @@ export class BrowserTransport {
     if (done.size === 0) return
     this.#queue = this.#queue.filter((q) => !done.has(q))
     this.#bytes = this.#queue.reduce((n, q) => n + q.bytes, 0)
-    this.#persist()
+    this.#persistSoon()
   }
 
   /** Past the bounds, the oldest events go (counted). */
   #trim(): void {
     let dropped = 0
     while (this.#queue.length > 0 && (this.#queue.length > this.#o.maxQueuedEvents || this.#bytes > this.#o.maxQueuedBytes)) {
-      this.#bytes -= this.#queue.shift()!.bytes
+      const oldest = this.#queue.findIndex((q) => !q.sending)
+      if (oldest < 0) break
+      this.#bytes -= this.#queue.splice(oldest, 1)[0]!.bytes
       dropped++
     }
     if (dropped > 0) this.#drop('queue_full', dropped, `more than ${this.#o.maxQueuedEvents} events or ${this.#o.maxQueuedBytes} bytes were waiting: the oldest were dropped`)
@@ -269,6 +278,21 @@ export class BrowserTransport {
       void this.flush()
     }, ms)
   }
+
+  /**
+   * Saves the queue once the code that changed it is done (a page that submits 10,000 events in
+   * a loop writes storage once, not 10,000 times); a page going away saves at once.
+   */
+  #persistSoon(): void {
+    if (this.#persistQueued || !this.#store.persistent) return
+    this.#persistQueued = true
+    queueMicrotask(() => {
+      this.#persistQueued = false
+      this.#persist()
+    })
+  }
+
+  #persistQueued = false
 
   #persist(): void {
     if (!this.#store.persistent) return
