@@ -38,6 +38,11 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     load: () => import('./failover.ts'),
   },
   {
+    name: 'producer',
+    summary: "events/s that @eventplane/client's Producer gets into a local intake, against a raw fetch loop posting the same batches",
+    load: () => import('./producer.ts'),
+  },
+  {
     name: 'materialize',
     summary: 'time to materialize the 53 schemas of the WMF primary fixture, against jsonschema-tools',
     load: () => import('./materialize.ts'),
