@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { describe, test } from 'node:test'
+import { afterEach, describe, test } from 'node:test'
 import { RecentIds } from '../../src/streams/dedupe.ts'
-import { listen, produce, sseServer, testEvent, until, type Received } from './helpers.ts'
+import { listen as open, produce, sseServer, testEvent, until, type Received } from './helpers.ts'
 
 describe('RecentIds', () => {
   test('an id seen among the window records before is a duplicate; further back it is not', () => {
@@ -46,7 +46,20 @@ describe('RecentIds', () => {
 const partitioned = { event_log: { topic_partitions: { 'datacenter1.test.event': 3 } }, intake: { dedupe: { max_ids: 0 } } }
 const ids = (received: Received[]) => received.map((r) => (r.data['meta'] as { id: string }).id)
 
+/** Clients of the current test, closed after it whatever happens (an open one would keep the file running). */
+let clients: Array<{ close(): void }> = []
+const listen = (url: string, lastEventId?: string) => {
+  const client = open(url, lastEventId)
+  clients.push(client)
+  return client
+}
+
 describe('events sent again with the same meta.id are streamed once', () => {
+  afterEach(() => {
+    for (const client of clients) client.close()
+    clients = []
+  })
+
   test('live, replayed from the start, and resumed between the copies: each id once; the copies share a partition', async () => {
     const s = await sseServer(partitioned)
     try {
@@ -80,6 +93,8 @@ describe('events sent again with the same meta.id are streamed once', () => {
         'a client resuming after the 10th event gets none of the first ten again (their copies are after where it resumes)',
       )
       assert.equal(resumed.received.length, 21, `resumed: ${resumed.received.length} events (20 of the first batch, and the last)`)
+      const skipped = /eventplane_streams_duplicates_skipped_total(?:\{[^}]*\})? (\d+)/.exec(await (await fetch(`${s.url}/metrics`)).text())
+      assert.ok(Number(skipped?.[1] ?? 0) > 0, `the copies were in the log and the readers skipped them: ${skipped?.[0] ?? 'no counter'}`)
     } finally {
       await s.close()
     }
