@@ -12,7 +12,15 @@
  * too (streams/dedupe.ts), within their own window of records.
  */
 export class AcceptedIds {
+  /** key (topic and id) → when it was last appended. */
   readonly #ids = new Map<string, number>()
+  /**
+   * The same in the order appended, for eviction from the oldest (two arrays and a head: a Map
+   * iterated from its start after many deletes walks over every deleted slot).
+   */
+  #keys: string[] = []
+  #times: number[] = []
+  #head = 0
   readonly #maxIds: number
   readonly #windowMs: number
   readonly #now: () => number
@@ -27,25 +35,40 @@ export class AcceptedIds {
     return this.#ids.size
   }
 
-  /** Whether an event with this id was appended to this topic within the window. */
-  has(topic: string, id: string): boolean {
-    const at = this.#ids.get(`${topic}\0${id}`)
+  /** The key of an id in a topic (made once per event: has and add then hash the same string). */
+  static key(topic: string, id: string): string {
+    return `${topic}\0${id}`
+  }
+
+  /** Whether an event with this key was appended within the window. */
+  has(key: string): boolean {
+    const at = this.#ids.get(key)
     return at !== undefined && this.#now() - at <= this.#windowMs
   }
 
-  add(topic: string, id: string): void {
-    const key = `${topic}\0${id}`
+  add(key: string): void {
     const now = this.#now()
-    // Re-inserted, so the map stays in the order of the last append.
-    this.#ids.delete(key)
     this.#ids.set(key, now)
+    this.#keys.push(key)
+    this.#times.push(now)
     this.#evict(now)
   }
 
   #evict(now: number): void {
-    for (const [key, at] of this.#ids) {
-      if (this.#ids.size <= this.#maxIds && now - at <= this.#windowMs) break
-      this.#ids.delete(key)
+    const keys = this.#keys
+    const times = this.#times
+    let head = this.#head
+    while (head < keys.length && (this.#ids.size > this.#maxIds || now - times[head]! > this.#windowMs)) {
+      const key = keys[head]!
+      // An id appended again later has a newer entry further on: only its last one removes it.
+      if (this.#ids.get(key) === times[head]) this.#ids.delete(key)
+      head++
     }
+    if (head > 4096 && head * 2 > keys.length) {
+      this.#keys = keys.slice(head)
+      this.#times = times.slice(head)
+      head = 0
+    }
+    this.#head = head
   }
 }

@@ -163,6 +163,7 @@ export function createIntake(options: IntakeOptions): Intake {
     }
   }
 
+  /** givenId: the meta.id the producer gave; with dedupe on, replaced by its dedupe key before the append. */
   type Prepared = { record: AppendRecord; event: JsonObject; index?: number; stream?: string; schema?: string; givenId?: string }
   /** Metric labels: only configured streams (a regex stream by its key) and schemas that exist, so labels stay bounded. */
   type Labels = { stream: string; schema: string }
@@ -488,10 +489,9 @@ export function createIntake(options: IntakeOptions): Intake {
       const inBatch = new Set<string>()
       const fresh: Prepared[] = []
       for (const p of prepared) {
-        const id = p.givenId
-        if (id !== undefined) {
-          const key = `${p.record.topic}\0${id}`
-          if (inBatch.has(key) || dedupe.has(p.record.topic, id)) {
+        if (p.givenId !== undefined) {
+          const key = (p.givenId = AcceptedIds.key(p.record.topic, p.givenId))
+          if (dedupe.has(key) || inBatch.has(key)) {
             accepted++
             count(p as Labels, 'duplicate')
             continue
@@ -511,7 +511,8 @@ export function createIntake(options: IntakeOptions): Intake {
         if (failure === undefined) {
           accepted++
           count(p as Labels, 'accepted')
-          if (p.givenId !== undefined) dedupe?.add(p.record.topic, p.givenId)
+          // givenId is the dedupe key by now (topic and id).
+          if (p.givenId !== undefined) dedupe?.add(p.givenId)
           continue
         }
         // The log refusing a record is the record's fault (the producer's); any other failure is ours.

@@ -41,6 +41,8 @@ export interface PostOptions {
   /** fetch's keepalive: the request may outlive the page (browsers cap such bodies at 64 KB). */
   keepalive?: boolean
   headers?: Record<string, string>
+  /** The events as JSON already (each serialized once, to measure it): `[e1,e2,…]`. */
+  body?: string
 }
 
 /** Codes of refusals that the same event may get past later (Eventplane's; EventGate says `canRetry`). */
@@ -55,7 +57,7 @@ export async function postBatch(url: string, events: Event[], options: PostOptio
     response = await options.fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...options.headers },
-      body: JSON.stringify(events),
+      body: options.body ?? JSON.stringify(events),
       keepalive: options.keepalive ?? false,
       signal: AbortSignal.timeout(options.timeoutMs),
     })

@@ -54,6 +54,8 @@ interface Ticket {
 
 interface Entry {
   event: Event
+  /** The event as JSON, made once: its size decides batches, and batches are made of it. */
+  json: string
   bytes: number
   attempts: number
   ticket: Ticket
@@ -65,6 +67,8 @@ export class Producer {
   readonly #url: string
   readonly #o: Required<Omit<ProducerOptions, 'url' | 'fetch' | 'headers' | 'logger'>> & Pick<ProducerOptions, 'headers' | 'logger'> & { fetch: typeof globalThis.fetch }
   #queue: Entry[] = []
+  /** Bytes of JSON in #queue. */
+  #queuedBytes = 0
   /** Events waiting for their retry time. */
   #waiting = 0
   #inFlight = 0
@@ -113,11 +117,14 @@ export class Producer {
       const ticket: Ticket = { result, left: list.length, resolve }
       for (const event of list) {
         if (typeof event !== 'object' || event === null || Array.isArray(event)) {
-          this.#settle({ event: event as Event, bytes: 0, attempts: 0, ticket }, 'invalid', { code: 'not_an_object', message: 'an event must be a JSON object' })
+          this.#settle({ event: event as Event, json: '', bytes: 0, attempts: 0, ticket }, 'invalid', { code: 'not_an_object', message: 'an event must be a JSON object' })
           continue
         }
         ensureId(event)
-        this.#queue.push({ event, bytes: byteLength(JSON.stringify(event)) + 1, attempts: 0, ticket })
+        const json = JSON.stringify(event)
+        const bytes = byteLength(json) + 1
+        this.#queue.push({ event, json, bytes, attempts: 0, ticket })
+        this.#queuedBytes += bytes
       }
       this.#schedule()
     })
@@ -138,7 +145,7 @@ export class Producer {
   }
 
   #schedule(): void {
-    if (this.#flushing || this.#queue.length >= this.#o.maxBatchEvents || this.#queuedBytes() >= this.#o.maxBatchBytes) return this.#pump()
+    if (this.#flushing || this.#queue.length >= this.#o.maxBatchEvents || this.#queuedBytes >= this.#o.maxBatchBytes) return this.#pump()
     if (this.#timer === undefined && this.#queue.length > 0) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined
@@ -147,14 +154,7 @@ export class Producer {
     }
   }
 
-  #queuedBytes(): number {
-    let bytes = 0
-    for (const entry of this.#queue) {
-      bytes += entry.bytes
-      if (bytes >= this.#o.maxBatchBytes) break
-    }
-    return bytes
-  }
+
 
   /** Starts requests while there is room in flight and a batch to send (a partial one when `lingered` or flushing). */
   #pump(lingered = false): void {
@@ -169,12 +169,13 @@ export class Producer {
       return
     }
     while (this.#inFlight < this.#o.maxInFlight && this.#queue.length > 0) {
-      const full = this.#queue.length >= this.#o.maxBatchEvents || this.#queuedBytes() >= this.#o.maxBatchBytes
+      const full = this.#queue.length >= this.#o.maxBatchEvents || this.#queuedBytes >= this.#o.maxBatchBytes
       if (!full && !lingered && !this.#flushing) break
       let bytes = 2
       let count = 0
       while (count < this.#queue.length && count < this.#o.maxBatchEvents && (count === 0 || bytes + this.#queue[count]!.bytes <= this.#o.maxBatchBytes)) bytes += this.#queue[count++]!.bytes
       const batch = this.#queue.splice(0, count)
+      this.#queuedBytes -= bytes - 2
       this.#releaseRoom()
       void this.#post(batch)
     }
@@ -188,7 +189,7 @@ export class Producer {
     const outcome = await postBatch(
       this.#url,
       batch.map((e) => e.event),
-      { fetch: this.#o.fetch, timeoutMs: this.#o.timeoutMs, headers: this.#o.headers },
+      { fetch: this.#o.fetch, timeoutMs: this.#o.timeoutMs, headers: this.#o.headers, body: `[${batch.map((e) => e.json).join(',')}]` },
     )
     this.#inFlight--
     const entryOf = new Map(batch.map((entry) => [entry.event, entry]))
@@ -198,6 +199,7 @@ export class Producer {
       for (const entry of batch) entry.attempts--
       const half = Math.ceil(batch.length / 2)
       this.#queue.unshift(...batch)
+      for (const entry of batch) this.#queuedBytes += entry.bytes
       this.#o.maxBatchEvents = Math.max(1, Math.min(this.#o.maxBatchEvents, half))
       this.#o.logger?.warn(`the intake found a batch of ${batch.length} events too large; sending at most ${this.#o.maxBatchEvents} at a time`)
     } else {
@@ -219,6 +221,7 @@ export class Producer {
         setTimeout(() => {
           this.#waiting -= retry.length
           this.#queue.unshift(...retry)
+          for (const entry of retry) this.#queuedBytes += entry.bytes
           this.#pump(true)
         }, wait)
       }
