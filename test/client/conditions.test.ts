@@ -188,3 +188,14 @@ test('transport: a page that submits 10,000 events in a loop keeps at most maxQu
   assert.ok(warnings.length > 0 && /oldest were dropped/.test(warnings[0]!))
   transport.close()
 })
+
+test('producer: an event that cannot be serialized (a cycle, a BigInt) is refused alone; the rest of the call goes', async () => {
+  const server = await intake((_events, response) => response.writeHead(201).end())
+  const producer = new Producer({ url: server.url })
+  const cyclic: Record<string, unknown> = event(1)
+  cyclic['self'] = cyclic
+  const result = await producer.send([event(0), cyclic, { ...event(2), big: 1n }, event(3)])
+  assert.deepEqual(result.accepted.map((e) => e['test']), ['c0', 'c3'])
+  assert.deepEqual(result.invalid.map((r) => r.code), ['not_serializable', 'not_serializable'])
+  assert.deepEqual(server.batches.flat().map((e) => e['test']), ['c0', 'c3'])
+})

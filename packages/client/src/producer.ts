@@ -54,7 +54,11 @@ interface Ticket {
 
 interface Entry {
   event: Event
-  /** The event as JSON, made once: its size decides batches, and batches are made of it. */
+  /**
+   * The event as JSON, made once when it is first taken into a batch (not when it is queued, so
+   * that serializing overlaps with requests in flight): its size decides batches, and batches
+   * are made of it. Empty until then.
+   */
   json: string
   bytes: number
   attempts: number
@@ -67,8 +71,6 @@ export class Producer {
   readonly #url: string
   readonly #o: Required<Omit<ProducerOptions, 'url' | 'fetch' | 'headers' | 'logger'>> & Pick<ProducerOptions, 'headers' | 'logger'> & { fetch: typeof globalThis.fetch }
   #queue: Entry[] = []
-  /** Bytes of JSON in #queue. */
-  #queuedBytes = 0
   /** Events waiting for their retry time. */
   #waiting = 0
   #inFlight = 0
@@ -121,10 +123,7 @@ export class Producer {
           continue
         }
         ensureId(event)
-        const json = JSON.stringify(event)
-        const bytes = byteLength(json) + 1
-        this.#queue.push({ event, json, bytes, attempts: 0, ticket })
-        this.#queuedBytes += bytes
+        this.#queue.push({ event, json: '', bytes: 0, attempts: 0, ticket })
       }
       this.#schedule()
     })
@@ -145,7 +144,7 @@ export class Producer {
   }
 
   #schedule(): void {
-    if (this.#flushing || this.#queue.length >= this.#o.maxBatchEvents || this.#queuedBytes >= this.#o.maxBatchBytes) return this.#pump()
+    if (this.#flushing || this.#queue.length >= this.#o.maxBatchEvents) return this.#pump()
     if (this.#timer === undefined && this.#queue.length > 0) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined
@@ -169,13 +168,30 @@ export class Producer {
       return
     }
     while (this.#inFlight < this.#o.maxInFlight && this.#queue.length > 0) {
-      const full = this.#queue.length >= this.#o.maxBatchEvents || this.#queuedBytes >= this.#o.maxBatchBytes
+      // Full by count now; by bytes it is known only as events are serialized, below (a few
+      // huge events wait for lingerMs at most).
+      const full = this.#queue.length >= this.#o.maxBatchEvents
       if (!full && !lingered && !this.#flushing) break
       let bytes = 2
       let count = 0
-      while (count < this.#queue.length && count < this.#o.maxBatchEvents && (count === 0 || bytes + this.#queue[count]!.bytes <= this.#o.maxBatchBytes)) bytes += this.#queue[count++]!.bytes
+      while (count < this.#queue.length && count < this.#o.maxBatchEvents) {
+        const entry = this.#queue[count]!
+        if (entry.json === '') {
+          try {
+            entry.json = JSON.stringify(entry.event)
+            entry.bytes = byteLength(entry.json) + 1
+          } catch (error) {
+            this.#queue.splice(count, 1)
+            this.#settle(entry, 'invalid', { code: 'not_serializable', message: `the event cannot be serialized to JSON: ${(error as Error).message}` })
+            continue
+          }
+        }
+        if (count > 0 && bytes + entry.bytes > this.#o.maxBatchBytes) break
+        bytes += entry.bytes
+        count++
+      }
+      if (count === 0) continue
       const batch = this.#queue.splice(0, count)
-      this.#queuedBytes -= bytes - 2
       this.#releaseRoom()
       void this.#post(batch)
     }
@@ -199,7 +215,6 @@ export class Producer {
       for (const entry of batch) entry.attempts--
       const half = Math.ceil(batch.length / 2)
       this.#queue.unshift(...batch)
-      for (const entry of batch) this.#queuedBytes += entry.bytes
       this.#o.maxBatchEvents = Math.max(1, Math.min(this.#o.maxBatchEvents, half))
       this.#o.logger?.warn(`the intake found a batch of ${batch.length} events too large; sending at most ${this.#o.maxBatchEvents} at a time`)
     } else {
@@ -221,7 +236,6 @@ export class Producer {
         setTimeout(() => {
           this.#waiting -= retry.length
           this.#queue.unshift(...retry)
-          for (const entry of retry) this.#queuedBytes += entry.bytes
           this.#pump(true)
         }, wait)
       }
