@@ -11,16 +11,11 @@
  * is still being appended, and copies from before a restart. Readers of /v2/stream drop those
  * too (streams/dedupe.ts), within their own window of records.
  */
+import { FifoMap } from '../core/fifo-map.ts'
+
 export class AcceptedIds {
   /** key (topic and id) → when it was last appended. */
-  readonly #ids = new Map<string, number>()
-  /**
-   * The same in the order appended, for eviction from the oldest (two arrays and a head: a Map
-   * iterated from its start after many deletes walks over every deleted slot).
-   */
-  #keys: string[] = []
-  #times: number[] = []
-  #head = 0
+  readonly #ids = new FifoMap()
   readonly #maxIds: number
   readonly #windowMs: number
   readonly #now: () => number
@@ -47,28 +42,12 @@ export class AcceptedIds {
   }
 
   add(key: string): void {
-    const now = this.#now()
-    this.#ids.set(key, now)
-    this.#keys.push(key)
-    this.#times.push(now)
-    this.#evict(now)
+    this.#addedAt = this.#now()
+    this.#ids.set(key, this.#addedAt)
+    this.#ids.evictWhile(this.#expired)
   }
 
-  #evict(now: number): void {
-    const keys = this.#keys
-    const times = this.#times
-    let head = this.#head
-    while (head < keys.length && (this.#ids.size > this.#maxIds || now - times[head]! > this.#windowMs)) {
-      const key = keys[head]!
-      // An id appended again later has a newer entry further on: only its last one removes it.
-      if (this.#ids.get(key) === times[head]) this.#ids.delete(key)
-      head++
-    }
-    if (head > 4096 && head * 2 > keys.length) {
-      this.#keys = keys.slice(head)
-      this.#times = times.slice(head)
-      head = 0
-    }
-    this.#head = head
-  }
+  /** When the last id was added; read by #expired (one function for every add, not one each). */
+  #addedAt = 0
+  readonly #expired = (at: number, size: number): boolean => size > this.#maxIds || this.#addedAt - at > this.#windowMs
 }

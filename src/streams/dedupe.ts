@@ -10,6 +10,7 @@
  * reader that starts further back reads them first (`lookback`).
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
+import { FifoMap } from '../core/fifo-map.ts'
 import { sliceMs } from '../core/slice.ts'
 import type { EventLog } from '../log/types.ts'
 
@@ -18,11 +19,8 @@ export class RecentIds {
   readonly window: number
   /** How many offsets back ids are kept (at least `window`). */
   readonly #keep: number
-  readonly #ids = new Map<string, number>()
-  /** First copies in offset order, for eviction (two arrays: no object per record); `#head` is the first one still kept. */
-  #offsets: number[] = []
-  #order: string[] = []
-  #head = 0
+  /** id → offset of its first copy, oldest first. */
+  readonly #ids = new FifoMap()
   /** Every record from this offset on has been seen (records before the log's start count as seen). */
   start: number
 
@@ -37,15 +35,15 @@ export class RecentIds {
    * Records must come in offset order; a first copy is remembered, a duplicate is not.
    */
   check(id: string | undefined, offset: number): boolean {
-    if (offset - this.#keep > this.start) this.#evict(offset - this.#keep)
+    const below = offset - this.#keep
+    if (below > this.start) {
+      this.start = below
+      this.#ids.evictWhile((first) => first < below)
+    }
     if (id === undefined) return false
     const first = this.#ids.get(id)
     if (first !== undefined && first < offset && first >= offset - this.window) return true
-    if (first === undefined || first < offset - this.window) {
-      this.#ids.set(id, offset)
-      this.#offsets.push(offset)
-      this.#order.push(id)
-    }
+    if (first === undefined || first < offset - this.window) this.#ids.set(id, offset)
     return false
   }
 
@@ -58,36 +56,15 @@ export class RecentIds {
   before(to: number): RecentIds {
     const from = to - this.window
     const copy = new RecentIds(this.window, from)
-    for (let i = this.#head; i < this.#order.length; i++) {
-      const offset = this.#offsets[i]!
-      const id = this.#order[i]!
+    for (const [id, offset] of this.#ids.entries()) {
       if (offset >= to) break
-      if (offset >= from && this.#ids.get(id) === offset) copy.check(id, offset)
+      if (offset >= from) copy.check(id, offset)
     }
     return copy
   }
 
   get size(): number {
     return this.#ids.size
-  }
-
-  #evict(below: number): void {
-    this.start = below
-    const offsets = this.#offsets
-    const order = this.#order
-    let head = this.#head
-    while (head < offsets.length && offsets[head]! < below) {
-      const id = order[head]!
-      if (this.#ids.get(id) === offsets[head]) this.#ids.delete(id)
-      head++
-    }
-    // Compact now and then, so the arrays do not grow without end.
-    if (head > 4096 && head * 2 > offsets.length) {
-      this.#offsets = offsets.slice(head)
-      this.#order = order.slice(head)
-      head = 0
-    }
-    this.#head = head
   }
 }
 
