@@ -7,20 +7,20 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { Producer } from '../packages/client/src/producer.ts'
-import { freePort, inTempDir, machineNotes, median, parseFlags, positiveInt, repoRoot, saveResults, serverEnv, spawnPinned, table, thousands, track, waitUntilAnswering, writeBundledConfig } from './lib.ts'
+import { cpuSeconds, fixed, freePort, inTempDir, machineNotes, median, parseFlags, positiveInt, repoRoot, saveResults, serverEnv, spawnPinned, table, thousands, track, waitUntilAnswering, writeBundledConfig } from './lib.ts'
 
 export const usage = `npm run bench -- producer [--rounds N] [--events N] [--batch N] [--in-flight N]
 
 Starts eventplane serve (the embedded log, event_log.sync normal) on core 0 and, from this
-process, sends --events events (default 100,000) of test/event in batches of --batch (1,000)
+process, sends --events events (default 200,000) of test/event in batches of --batch (1,000)
 with --in-flight (4) requests at once: once through a raw fetch loop, once through
-@eventplane/client's Producer, alternating for --rounds (3) pairs. Prints events/s of each and
+@eventplane/client's Producer, alternating for --rounds (7) pairs. Prints events/s of each and
 the ratio Producer/raw (target ≥ 0.9).`
 
 export function prepare(args: string[]): () => Promise<number> {
   const values = parseFlags(args, { rounds: { type: 'string' }, events: { type: 'string' }, batch: { type: 'string' }, 'in-flight': { type: 'string' } })
-  const rounds = positiveInt(values.rounds, 'rounds', 3)
-  const total = positiveInt(values.events, 'events', 100_000)
+  const rounds = positiveInt(values.rounds, 'rounds', 7)
+  const total = positiveInt(values.events, 'events', 200_000)
   const batch = positiveInt(values.batch, 'batch', 1000)
   const inFlight = positiveInt(values['in-flight'], 'in-flight', 4)
   return () =>
@@ -34,7 +34,19 @@ export function prepare(args: string[]): () => Promise<number> {
       await waitUntilAnswering(server, `${url}/healthz`, 'eventplane serve')
       const event = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `producer bench ${i}` })
 
-      async function raw(): Promise<number> {
+      interface Run { rate: number; clientCpu: number; serverCpu: number }
+      /** events/s and CPU seconds of this process and of the server during `work`. */
+      async function measure(work: () => Promise<void>): Promise<Run> {
+        const cpu = process.cpuUsage()
+        const serverCpu = cpuSeconds(server.pid!)
+        const started = performance.now()
+        await work()
+        const seconds = (performance.now() - started) / 1000
+        const used = process.cpuUsage(cpu)
+        return { rate: total / seconds, clientCpu: (used.user + used.system) / 1e6, serverCpu: cpuSeconds(server.pid!) - serverCpu }
+      }
+
+      async function raw(): Promise<Run> {
         let next = 0
         let failures = 0
         const worker = async () => {
@@ -48,45 +60,54 @@ export function prepare(args: string[]): () => Promise<number> {
             if (response.status !== 201) failures++
           }
         }
-        const started = performance.now()
-        await Promise.all(Array.from({ length: inFlight }, worker))
-        const seconds = (performance.now() - started) / 1000
+        const run = await measure(async () => {
+          await Promise.all(Array.from({ length: inFlight }, worker))
+        })
         if (failures > 0) throw new Error(`the raw loop got ${failures} answers that were not 201`)
-        return total / seconds
+        return run
       }
 
-      async function producer(): Promise<number> {
+      async function producer(): Promise<Run> {
         const p = new Producer({ url, maxBatchEvents: batch, maxInFlight: inFlight, lingerMs: 0 })
-        const started = performance.now()
-        const sends = []
-        for (let from = 0; from < total; from += batch) {
-          const events = []
-          for (let i = from; i < Math.min(total, from + batch); i++) events.push(event(i))
-          sends.push(p.send(events))
-        }
-        const results = await Promise.all(sends)
-        await p.close()
-        const seconds = (performance.now() - started) / 1000
-        const accepted = results.reduce((n, r) => n + r.accepted.length, 0)
+        let accepted = 0
+        const run = await measure(async () => {
+          const sends = []
+          for (let from = 0; from < total; from += batch) {
+            const events = []
+            for (let i = from; i < Math.min(total, from + batch); i++) events.push(event(i))
+            sends.push(p.send(events))
+          }
+          const results = await Promise.all(sends)
+          await p.close()
+          accepted = results.reduce((n, r) => n + r.accepted.length, 0)
+        })
         if (accepted !== total) throw new Error(`the producer got ${accepted} of ${total} events accepted: ${JSON.stringify(p.stats)}`)
-        return total / seconds
+        return run
       }
 
       await raw() // warm-up, both paths
       await producer()
       const rows: string[][] = []
       const ratios: number[] = []
-      const measured: Array<{ raw: number; producer: number }> = []
+      const measured: Array<{ raw: Run; producer: Run }> = []
+      const perK = (_run: Run, cpu: number) => fixed((cpu * 1000) / (total / 1000), 2)
       for (let round = 1; round <= rounds; round++) {
         // Alternating which goes first, so neither always meets a fresher server.
         const first = round % 2 === 1 ? await raw() : await producer()
         const second = round % 2 === 1 ? await producer() : await raw()
         const r = round % 2 === 1 ? { raw: first, producer: second } : { raw: second, producer: first }
         measured.push(r)
-        ratios.push(r.producer / r.raw)
-        rows.push([String(round), thousands(Math.round(r.raw)), thousands(Math.round(r.producer)), (r.producer / r.raw).toFixed(3)])
+        ratios.push(r.producer.rate / r.raw.rate)
+        rows.push([
+          String(round),
+          thousands(Math.round(r.raw.rate)),
+          thousands(Math.round(r.producer.rate)),
+          (r.producer.rate / r.raw.rate).toFixed(3),
+          `${perK(r.raw, r.raw.clientCpu)} / ${perK(r.producer, r.producer.clientCpu)}`,
+          `${perK(r.raw, r.raw.serverCpu)} / ${perK(r.producer, r.producer.serverCpu)}`,
+        ])
       }
-      console.log(table(['round', 'raw fetch events/s', 'Producer events/s', 'ratio'], rows))
+      console.log(table(['round', 'raw fetch events/s', 'Producer events/s', 'ratio', 'client CPU ms/1k raw / Producer', 'server CPU ms/1k raw / Producer'], rows))
       const ratio = median(ratios)
       console.log(`\nmedian ratio Producer/raw ${ratio.toFixed(3)}; target ≥ 0.9: ${ratio >= 0.9 ? 'met' : 'NOT MET'}`)
       console.log(`results: ${saveResults('producer', { total, batch, inFlight, rounds: measured })}`)

@@ -23,18 +23,22 @@ type Handler = (events: Array<Record<string, unknown>>, response: ServerResponse
 /** A real intake stand-in: reads each POSTed batch, remembers it, and lets `handler` answer. */
 async function intake(handler: Handler) {
   const batches: Array<Array<Record<string, unknown>>> = []
+  /** Bytes of each request body. */
+  const sizes: number[] = []
   const server = createServer((request, response) => {
-    let body = ''
-    request.on('data', (chunk: Buffer) => (body += chunk.toString()))
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
-      const events = JSON.parse(body) as Array<Record<string, unknown>>
+      const body = Buffer.concat(chunks)
+      sizes.push(body.length)
+      const events = JSON.parse(body.toString()) as Array<Record<string, unknown>>
       batches.push(events)
       handler(events, response, request)
     })
   })
   servers.push(server)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, batches }
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, batches, sizes }
 }
 
 const event = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `c${i}` })
@@ -198,4 +202,26 @@ test('producer: an event that cannot be serialized (a cycle, a BigInt) is refuse
   assert.deepEqual(result.accepted.map((e) => e['test']), ['c0', 'c3'])
   assert.deepEqual(result.invalid.map((r) => r.code), ['not_serializable', 'not_serializable'])
   assert.deepEqual(server.batches.flat().map((e) => e['test']), ['c0', 'c3'])
+})
+
+test('producer: batches cut at maxBatchBytes counted in UTF-8 bytes, in order; an event larger than the limit goes alone', async () => {
+  const server = await intake((_events, response) => response.writeHead(201).end())
+  const producer = new Producer({ url: server.url, maxBatchBytes: 2000, lingerMs: 0, maxInFlight: 1 })
+  // 300 characters of text, 100 of them 2 or 3 bytes long in UTF-8: ~560 bytes as JSON, 3 per batch.
+  const text = (i: number) => `${i}:${'é€'.repeat(50)}${'x'.repeat(200)}`
+  const events = Array.from({ length: 21 }, (_, i) => ({ ...event(i), text: i === 10 ? 'y'.repeat(5000) : text(i) }))
+  const result = await producer.send(events)
+  await producer.close()
+  assert.equal(result.accepted.length, 21)
+  assert.deepEqual(server.batches.flat().map((e) => e['test']), events.map((e) => e.test), 'every event once, in order')
+  const alone = server.batches.findIndex((batch) => batch.some((e) => e['test'] === 'c10'))
+  assert.equal(server.batches[alone]!.length, 1, 'the 5,000-byte event is sent alone')
+  server.sizes.forEach((size, i) => {
+    if (i !== alone) assert.ok(size <= 2000, `request ${i} has ${size} bytes, over maxBatchBytes 2000`)
+  })
+  // Each batch is as full as the limit allows: the next event would not have fitted.
+  for (let i = 0; i + 1 < server.batches.length; i++) {
+    const next = Buffer.byteLength(JSON.stringify(server.batches[i + 1]![0]))
+    assert.ok(server.sizes[i]! + next + 1 > 2000, `request ${i} (${server.sizes[i]} bytes) had room for the next event (${next} bytes)`)
+  }
 })
