@@ -90,7 +90,7 @@ export function prepare(args: string[]): () => Promise<number> {
       const rows: string[][] = []
       const ratios: number[] = []
       const measured: Array<{ raw: Run; producer: Run }> = []
-      const perK = (_run: Run, cpu: number) => fixed((cpu * 1000) / (total / 1000), 2)
+      const perK = (cpu: number) => fixed((cpu * 1000) / (total / 1000), 2)
       for (let round = 1; round <= rounds; round++) {
         // Alternating which goes first, so neither always meets a fresher server.
         const first = round % 2 === 1 ? await raw() : await producer()
@@ -103,8 +103,8 @@ export function prepare(args: string[]): () => Promise<number> {
           thousands(Math.round(r.raw.rate)),
           thousands(Math.round(r.producer.rate)),
           (r.producer.rate / r.raw.rate).toFixed(3),
-          `${perK(r.raw, r.raw.clientCpu)} / ${perK(r.producer, r.producer.clientCpu)}`,
-          `${perK(r.raw, r.raw.serverCpu)} / ${perK(r.producer, r.producer.serverCpu)}`,
+          `${perK(r.raw.clientCpu)} / ${perK(r.producer.clientCpu)}`,
+          `${perK(r.raw.serverCpu)} / ${perK(r.producer.serverCpu)}`,
         ])
       }
       console.log(table(['round', 'raw fetch events/s', 'Producer events/s', 'ratio', 'client CPU ms/1k raw / Producer', 'server CPU ms/1k raw / Producer'], rows))
