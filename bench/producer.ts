@@ -12,20 +12,20 @@ import { cpuSeconds, fixed, freePort, inTempDir, machineNotes, median, parseFlag
 export const usage = `npm run bench -- producer [--rounds N] [--events N] [--batch N] [--in-flight N]
 
 Starts eventplane serve (the embedded log, event_log.sync normal) on core 0 and, from this
-process, sends --events events (default 200,000) of test/event in batches of --batch (1,000)
+process, sends --events events (default 500,000) of test/event in batches of --batch (1,000)
 with --in-flight (4) requests at once: once through a raw fetch loop, once through
-@eventplane/client's Producer, alternating for --rounds (7) pairs. Prints events/s of each and
+@eventplane/client's Producer, alternating for --rounds (5) pairs. Prints events/s of each and
 the ratio Producer/raw (target ≥ 0.9).`
 
 export function prepare(args: string[]): () => Promise<number> {
   const values = parseFlags(args, { rounds: { type: 'string' }, events: { type: 'string' }, batch: { type: 'string' }, 'in-flight': { type: 'string' } })
-  const rounds = positiveInt(values.rounds, 'rounds', 7)
-  const total = positiveInt(values.events, 'events', 200_000)
+  const rounds = positiveInt(values.rounds, 'rounds', 5)
+  const total = positiveInt(values.events, 'events', 500_000)
   const batch = positiveInt(values.batch, 'batch', 1000)
   const inFlight = positiveInt(values['in-flight'], 'in-flight', 4)
   return () =>
     inTempDir('producer', async (dir) => {
-      console.log(machineNotes('server on core 0; the raw loop and the Producer in this process, unpinned'))
+      console.log(machineNotes('server on core 0; the raw loop and the Producer in this process, on core 1'))
       console.log(`\n${thousands(total)} events per run in batches of ${batch}, ${inFlight} requests at once, ${rounds} rounds\n`)
       const { configFile } = writeBundledConfig(dir)
       const port = await freePort()

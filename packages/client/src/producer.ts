@@ -96,8 +96,9 @@ export class Producer {
   }
 
   /**
-   * Queues events (each gets a `meta.id` if it has none, kept across retries) and resolves
-   * when every one of them is settled. Waits first while the queue is full.
+   * Queues events (each gets a `meta.id` if it has none, when first taken into a batch, kept
+   * across retries) and resolves when every one of them is settled. Waits first while the
+   * queue is full.
    */
   async send(events: Event | Event[]): Promise<SendResult> {
     const list = Array.isArray(events) ? events : [events]
@@ -115,7 +116,6 @@ export class Producer {
           this.#settle({ event: event as Event, attempts: 0, ticket }, 'invalid', { code: 'not_an_object', message: 'an event must be a JSON object' })
           continue
         }
-        ensureId(event)
         this.#queue.push({ event, attempts: 0, ticket })
       }
       this.#schedule()
@@ -182,6 +182,9 @@ export class Producer {
    */
   #take(): { batch: Entry[]; body: string } | undefined {
     const batch = this.#queue.splice(0, Math.min(this.#queue.length, this.#o.maxBatchEvents))
+    // Ids are given here, not in send(): the work is spread over the run (a send of 100,000
+    // events would otherwise hold up the first requests); once given, an id stays.
+    for (const entry of batch) ensureId(entry.event)
     try {
       const body = JSON.stringify(batch.map((entry) => entry.event))
       // A UTF-16 code unit is at most 3 bytes of UTF-8: most bodies are known to fit unmeasured.
@@ -223,7 +226,9 @@ export class Producer {
     // Refused but not listed in a 207 (past intake.max_refusals_listed): counted, not known one by one.
     if (outcome.omittedInvalid > 0) this.stats.invalid += outcome.omittedInvalid
     if (outcome.accepted.length === batch.length) {
-      // All of it taken (the common case): no per-event bookkeeping.
+      // All of it taken (the common case): the next request goes out first, then the results
+      // are settled, without per-event maps.
+      this.#pump(this.#flushing)
       for (const entry of batch) this.#settle(entry, 'accepted')
     } else if (outcome.tooLarge) {
       // Halves go back to the front, in order: the split costs no attempt.
