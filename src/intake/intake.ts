@@ -9,7 +9,7 @@ import { sliceMs } from '../core/slice.ts'
 import type { AppendRecord, EventLog } from '../log/types.ts'
 import { maxTimestamp } from '../log/validate.ts'
 import type { CompiledSchema, ValidatorCache } from '../schemas/validator.ts'
-import { validationErrorsText } from '../schemas/validator.ts'
+import { eventGateErrors, eventGateErrorsText } from '../schemas/ajv6.ts'
 import { isValidStreamName, type ResolvedStreamSettings, type StreamConfigSource } from '../streamconfig/index.ts'
 import { AcceptedIds } from './dedupe.ts'
 import { createErrorEvents, cutCodePoints } from './error-events.ts'
@@ -72,7 +72,7 @@ export interface ItemResult {
   context: {
     code: ErrorCode
     message: string
-    /** Validator errors (ajv 8 ErrorObjects, with `instancePath`), for schema validation failures. */
+    /** Validator errors, for schema validation failures: ajv 8's, with EventGate's (ajv 6) `dataPath` and wording (src/schemas/ajv6.ts). */
     errors?: unknown[]
     errorsText?: string
     canRetry?: boolean
@@ -287,9 +287,9 @@ export function createIntake(options: IntakeOptions): Intake {
       // rather than refuse the producer's event for it.
       if (enriched === 0 || !dropEnriched(event, enriched, compiled.validate.errors ?? []) || !compiled.validate(event)) {
         const all = compiled.validate.errors ?? []
-        const errors = all.length > maxErrorsPerEvent ? all.slice(0, maxErrorsPerEvent) : all
-        const text = validationErrorsText(errors) + (all.length > errors.length ? `, and ${all.length - errors.length} more` : '')
-        return { status: 'invalid', event, context: { code: 'EVP_EVENT_INVALID', message: text, errors: [...errors], errorsText: text } }
+        const errors = eventGateErrors(all.length > maxErrorsPerEvent ? all.slice(0, maxErrorsPerEvent) : all, event)
+        const text = eventGateErrorsText(errors) + (all.length > errors.length ? `, and ${all.length - errors.length} more` : '')
+        return { status: 'invalid', event, context: { code: 'EVP_EVENT_INVALID', message: text, errors, errorsText: text } }
       }
     }
 

@@ -1,4 +1,4 @@
-import type { Ajv, ErrorObject, ValidateFunction } from 'ajv'
+import type { Ajv, ValidateFunction } from 'ajv'
 import { EventplaneError } from '../core/errors.ts'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
 import { compileWith, draftOf, newAjv, type SchemaDraft } from './rules-ajv.ts'
@@ -215,9 +215,4 @@ export function schemaFields(schema: JsonObject): SchemaFields {
     userAgent: headers !== undefined && (headers['type'] === 'object' || property(headers, 'user-agent') !== undefined),
     clientIp: property(schema, 'http', 'client_ip') !== undefined,
   }
-}
-
-/** EventGate's `errorsText`: `'<path>' <message>` joined with `, `, with ajv 8's instancePath. */
-export function validationErrorsText(errors: readonly ErrorObject[] | null | undefined): string {
-  return (errors ?? []).map((e) => `'${e.instancePath}' ${e.message ?? e.keyword}`).join(', ')
 }

@@ -124,7 +124,7 @@ export function openApiDocument(version: string, streamPaths: Record<string, unk
               properties: {
                 code: { type: 'string' },
                 message: { type: 'string' },
-                errors: { type: 'array', description: 'Validator errors (ajv 8: keyword, instancePath, schemaPath, params, message).' },
+                errors: { type: 'array', description: "Validator errors as EventGate (ajv 6) gave them: keyword, dataPath, schemaPath, params, message (\"should be string\"); plus ajv 8's instancePath." },
                 errorsText: { type: 'string' },
                 canRetry: { type: 'boolean' },
               },

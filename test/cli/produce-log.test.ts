@@ -40,7 +40,7 @@ describe('eventplane produce and eventplane log tail', () => {
     const result = await cli(['produce', 'test.event', input, '--url', server.url, '--schema', '/test/event/1.0.0'])
     assert.equal(result.code, 1)
     assert.match(result.stdout, /^#1 accepted$/m)
-    assert.match(result.stdout, /^#2 invalid EVP_EVENT_INVALID '\/test' must be string$/m)
+    assert.match(result.stdout, /^#2 invalid EVP_EVENT_INVALID '\.test' should be string$/m)
     assert.match(result.stdout, /^#3 accepted$/m)
     assert.match(result.stderr, /2 of 3 events accepted; 1 not/)
   })

@@ -111,7 +111,7 @@ describe('enrichment, topics, keys and error events', () => {
     assert.equal(errorEvent!['errored_schema_uri'], '/test/event/1.0.0')
     assert.equal(errorEvent!['errored_stream_name'], 'test.event')
     assert.equal(errorEvent!['error_type'], 'EVP_EVENT_INVALID')
-    assert.equal(errorEvent!['message'], "'/test' must be string")
+    assert.equal(errorEvent!['message'], "'.test' should be string", "EventGate's errorsText")
     assert.equal(JSON.parse(errorEvent!['raw_event'] as string).test, 7)
     assert.equal((errorEvent!['meta'] as { domain: string }).domain, 'example.org')
     assert.equal(errorEvent!['emitter_id'], 'eventplane-intake')

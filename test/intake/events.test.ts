@@ -57,8 +57,10 @@ describe('POST /v1/events: the status matrix', () => {
     assert.equal(body.invalid[0].status, 'invalid')
     assert.equal(body.invalid[0].index, 1)
     assert.equal(body.invalid[0].context.code, 'EVP_EVENT_INVALID')
-    assert.equal(body.invalid[0].context.errors[0].instancePath, '/test')
-    assert.equal(body.invalid[0].context.errorsText, "'/test' must be string")
+    // EventGate's ajv 6 fields (dataPath, "should") beside ajv 8's instancePath.
+    assert.deepEqual(body.invalid[0].context.errors[0], { keyword: 'type', dataPath: '.test', schemaPath: '#/properties/test/type', params: { type: 'string' }, message: 'should be string', instancePath: '/test' })
+    assert.equal(body.invalid[0].context.errorsText, "'.test' should be string")
+    assert.equal(body.invalid[0].context.message, "'.test' should be string")
     assert.equal(body.error.length, 1)
     assert.equal(body.error[0].status, 'error')
     assert.equal(body.error[0].context.code, 'EVP_SCHEMA_INVALID')
