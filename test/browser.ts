@@ -11,13 +11,13 @@ export const screenshotDir = join(repoRoot, 'test-results')
  * Debian's Chromium driven by playwright-core (no browser download). Fails with what to
  * install when it is missing; `EVENTPLANE_CHROMIUM` names another binary.
  */
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   const executablePath = process.env['EVENTPLANE_CHROMIUM'] ?? findOnPath('chromium') ?? findOnPath('chromium-browser')
   if (executablePath === undefined) {
     throw new Error('browser tests need Chromium: run `apt-get install chromium` (Debian), or set EVENTPLANE_CHROMIUM to a Chromium binary')
   }
   mkdirSync(screenshotDir, { recursive: true })
-  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'], timeout: 30_000 })
+  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', ...extraArgs], timeout: 30_000 })
 }
 
 function findOnPath(name: string): string | undefined {

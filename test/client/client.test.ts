@@ -83,7 +83,7 @@ test('client: submitInteraction adds the contextual attributes asked for, the ag
   assert.equal(event['$schema'], '/analytics/product_metrics/web/base/1.0.0', '$schema always the argument')
   assert.equal(event['action'], 'click')
   assert.equal(event['action_source'], 'toolbar')
-  assert.deepEqual(event['agent'], { client_platform: 'eventplane_js', client_platform_family: 'server' })
+  assert.deepEqual(event['agent'], { client_platform: 'eventplane_node', client_platform_family: 'server' })
   assert.deepEqual(event['page'], { title: 'Dark Souls' })
   assert.deepEqual(event['mediawiki'], { database: 'enwiki' })
   const performer = event['performer'] as Record<string, string>

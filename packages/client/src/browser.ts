@@ -51,8 +51,13 @@ export function defaultContext(): ContextProvider {
     const mw = g.mw?.config
     switch (name) {
       case 'agent_client_platform':
-        return 'eventplane_js'
+        // The one value Wikimedia's web/base schema takes for JavaScript in a browser (its
+        // enum has no other); a context provider of your own can send another.
+        return 'mediawiki_js'
       case 'agent_client_platform_family':
+        // MediaWiki says whether it serves the mobile site (MobileFrontend's wgMFMode); other
+        // pages are told by the user agent.
+        if (mw !== undefined) return mw.get('wgMFMode') !== null && mw.get('wgMFMode') !== undefined ? 'mobile_browser' : 'desktop_browser'
         return /Mobi|Android|iPhone|iPad/.test(g.navigator?.userAgent ?? '') ? 'mobile_browser' : 'desktop_browser'
       case 'agent_ua_string':
         return g.navigator?.userAgent
@@ -60,6 +65,8 @@ export function defaultContext(): ContextProvider {
         const version = mw?.get('wgVersion')
         return typeof version === 'string' ? version.includes('wmf') : undefined
       }
+      case 'mediawiki_is_debug_mode':
+        return mw === undefined ? undefined : Boolean(mw.get('debug'))
       case 'performer_is_logged_in': {
         if (mw === undefined) return undefined
         return mw.get('wgUserName') !== null && mw.get('wgUserName') !== undefined

@@ -218,8 +218,9 @@ export class MetricsClient {
     if (name === 'performer_pageview_id') return this.identity.pageviewId
     const value = this.#options.context?.(name)
     if (value !== undefined) return value
-    if (name === 'agent_client_platform') return 'eventplane_js'
-    if (name === 'agent_client_platform_family') return (globalThis as { document?: unknown }).document === undefined ? 'server' : 'desktop_browser'
+    const browser = (globalThis as { document?: unknown }).document !== undefined
+    if (name === 'agent_client_platform') return browser ? 'mediawiki_js' : 'eventplane_node'
+    if (name === 'agent_client_platform_family') return browser ? 'desktop_browser' : 'server'
     return undefined
   }
 
