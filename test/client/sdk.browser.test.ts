@@ -7,17 +7,16 @@
  */
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { build } from 'esbuild'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { stringify } from 'yaml'
 import { launchChromium } from '../browser.ts'
-import { repoRoot, tempDir } from '../helpers.ts'
+import { tempDir } from '../helpers.ts'
 import { eventually, testPlatform, type TestPlatform } from '../intake/helpers.ts'
 import { listen } from '../streams/helpers.ts'
+import { bundleScript, serveSite, type Site } from './site.ts'
 import { wmfWebBase } from './wmf-web-base.ts'
 
 const stream = 'product_metrics.web_base'
@@ -39,7 +38,7 @@ const mwConfig = {
 }
 let platform: TestPlatform
 let intake: string
-let site: Server
+let site: Site
 let siteUrl: string
 /** The site's pages and the bundle, by path. */
 let siteFiles: Map<string, { type: string; body: string }>
@@ -72,8 +71,7 @@ before(async () => {
   platform = await testPlatform({ stream_config: { source: streams, watch: false } })
   await platform.app.listen({ host: '127.0.0.1', port: 0 })
   intake = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
-  const bundle = await build({ entryPoints: [join(repoRoot, 'packages/client/src/bundle.ts')], bundle: true, minify: true, format: 'iife', globalName: 'eventplane', target: ['es2020'], write: false })
-  const script = bundle.outputFiles[0]!.text
+  const script = await bundleScript()
   // Another origin than the intake: the page's requests are cross-origin, as a wiki's are.
   const client = `window.client = eventplane.createMetricsClient({ origin: ${JSON.stringify(intake)}, transport: { flushIntervalMs: 60000, retryBaseMs: 60000 } })`
   siteFiles = new Map([
@@ -96,13 +94,8 @@ before(async () => {
     ],
   ])
   // Another origin than the intake: the page's requests are cross-origin, as a wiki's are.
-  site = createServer((request, response) => {
-    const file = siteFiles.get(request.url ?? '')
-    if (file === undefined) return response.writeHead(404).end()
-    response.writeHead(200, { 'content-type': file.type }).end(file.body)
-  })
-  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve))
-  siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`
+  site = await serveSite(siteFiles)
+  siteUrl = site.url
   // A page served by a route (offline, below) has no network address, so Chromium's Local
   // Network Access counts it as public and blocks its requests to the intake on loopback; a
   // page from the cache or a service worker keeps the address it came from. The check is off
@@ -111,7 +104,6 @@ before(async () => {
 })
 after(async () => {
   await browser?.close()
-  site?.closeAllConnections()
   site?.close()
   await platform?.close()
 })
