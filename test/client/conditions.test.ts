@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, test } from 'node:test'
-import { BrowserTransport, capsule, memoryStore, Producer } from '../../packages/client/src/index.ts'
+import { BrowserTransport, capsule, memoryStore, MetricsClient, Producer } from '../../packages/client/src/index.ts'
+import { eventually, testPlatform } from '../intake/helpers.ts'
 
 const servers: Server[] = []
 after(() => {
@@ -223,5 +224,52 @@ test('producer: batches cut at maxBatchBytes counted in UTF-8 bytes, in order; a
   for (let i = 0; i + 1 < server.batches.length; i++) {
     const next = Buffer.byteLength(JSON.stringify(server.batches[i + 1]![0]))
     assert.ok(server.sizes[i]! + next + 1 > 2000, `request ${i} (${server.sizes[i]} bytes) had room for the next event (${next} bytes)`)
+  }
+})
+
+test('clock skew: a client clock days ahead or years behind: events accepted by a real intake, dt the client time, meta.dt the intake time', async () => {
+  const platform = await testPlatform()
+  try {
+    await platform.app.listen({ host: '127.0.0.1', port: 0 })
+    const url = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
+    for (const [name, skew] of [['3 days ahead', 3 * 86_400_000], ['2 years behind', -2 * 365 * 86_400_000]] as const) {
+      const transport = new BrowserTransport({ url, store: memoryStore(), flushIntervalMs: 10, logger: { warn() {} } })
+      const client = new MetricsClient({ sink: transport, streamConfigs: { 'test.event': {} }, store: memoryStore(), hostname: 'example.org', now: () => Date.now() + skew })
+      client.submit('test.event', { $schema: '/test/event/1.0.0', test: `skew ${name}` })
+      await eventually(async () => (await platform.events('datacenter1.test.event')).some((e) => e['test'] === `skew ${name}`), 5000)
+      const stored = (await platform.events('datacenter1.test.event')).find((e) => e['test'] === `skew ${name}`)!
+      assert.ok(Math.abs(Date.parse(stored['dt'] as string) - (Date.now() + skew)) < 60_000, `${name}: dt is the client's time: ${stored['dt']}`)
+      const metaDt = Date.parse((stored['meta'] as { dt: string }).dt)
+      assert.ok(Math.abs(metaDt - Date.now()) < 60_000, `${name}: meta.dt is the intake's receive time: ${(stored['meta'] as { dt: string }).dt}`)
+      assert.deepEqual(transport.dropped, {}, name)
+      transport.close()
+    }
+  } finally {
+    await platform.close()
+  }
+})
+
+test('clock skew: the wall clock set back a day during a retry wait does not hold up the retry (transport and producer)', async () => {
+  let answers = 0
+  const server = await intake((_events, response) => response.writeHead(++answers % 2 === 1 ? 503 : 201).end())
+  let wall = Date.now()
+  const transport = new BrowserTransport({ url: server.url, store: memoryStore(), retryBaseMs: 50, retryMaxMs: 100, flushIntervalMs: 10, now: () => wall, logger: { warn() {} } })
+  transport.send(event(1))
+  await eventually(() => server.batches.length === 1, 3000)
+  wall -= 86_400_000
+  await eventually(() => server.batches.length === 2 && transport.queued === 0, 3000)
+  transport.close()
+  // The producer pauses every batch after one failed whole; its pause is timed the same way.
+  const realNow = Date.now
+  try {
+    const producer = new Producer({ url: server.url, retryBaseMs: 50, retryMaxMs: 100, lingerMs: 0 })
+    const sent = producer.send([event(2)])
+    await eventually(() => server.batches.length === 3, 3000)
+    Date.now = () => realNow() - 86_400_000
+    const result = await Promise.race([sent, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3000))])
+    assert.equal(result?.accepted.length, 1, 'the producer sent again within seconds')
+    await producer.close()
+  } finally {
+    Date.now = realNow
   }
 })

@@ -166,6 +166,17 @@ export function backoff(attempt: number, baseMs: number, maxMs: number, askedMs?
   return Math.max(wait, askedMs ?? 0)
 }
 
+/**
+ * Milliseconds from a clock that only moves forward (performance.now), for retry waits: the
+ * wall clock may be set back or forward (a user fixing it, NTP), and a wait measured on it would
+ * then last hours, or nothing. Stored queues are stamped with the wall clock, which other pages
+ * share.
+ */
+export function monotonic(): number {
+  const performance = (globalThis as { performance?: { now?: () => number } }).performance
+  return typeof performance?.now === 'function' ? performance.now() : Date.now()
+}
+
 /** A meta.id for an event that has none, so that a retry is recognised as the same event. */
 export function ensureId(event: Event): Event {
   const meta = event['meta']

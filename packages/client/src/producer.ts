@@ -9,7 +9,7 @@
  *   const { accepted, invalid, failed } = await producer.send([{ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'hello' }])
  *   await producer.close()
  */
-import { backoff, byteLength, ensureId, postBatch, type Event, type Refusal } from './intake.ts'
+import { backoff, byteLength, ensureId, monotonic, postBatch, type Event, type Refusal } from './intake.ts'
 
 export interface ProducerOptions {
   /** The intake: its origin (`http://localhost:8192`) or the full events URL (`…/v1/events`). */
@@ -150,7 +150,7 @@ export class Producer {
 
   /** Starts requests while there is room in flight and a batch to send (a partial one when `lingered` or flushing). */
   #pump(lingered = false): void {
-    const paused = this.#pausedUntil - Date.now()
+    const paused = this.#pausedUntil - monotonic()
     if (paused > 0) {
       if (this.#pauseTimer === undefined) {
         this.#pauseTimer = setTimeout(() => {
@@ -251,7 +251,7 @@ export class Producer {
         const wait = backoff(Math.min(...retry.map((e) => e.attempts)), this.#o.retryBaseMs, this.#o.retryMaxMs, outcome.retryAfterMs)
         // The whole batch failed (no answer, 429, 5xx): the intake is down or overloaded, and
         // every other batch would fail the same way; all of them wait, not only this one.
-        if (retry.length === batch.length) this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + wait)
+        if (retry.length === batch.length) this.#pausedUntil = Math.max(this.#pausedUntil, monotonic() + wait)
         this.#waiting += retry.length
         setTimeout(() => {
           this.#waiting -= retry.length

@@ -12,7 +12,7 @@
  * page could not. Two pages that adopt the same queue at once send its events twice; the
  * intake's dedupe by `meta.id` drops the copy.
  */
-import { backoff, byteLength, ensureId, postBatch, type Event } from './intake.ts'
+import { backoff, byteLength, ensureId, monotonic, postBatch, type Event } from './intake.ts'
 import { randomId } from './ids.ts'
 import { browserStore, type KeyValueStore } from './storage.ts'
 import { consoleLogger } from './client.ts'
@@ -182,7 +182,7 @@ export class BrowserTransport {
     clearTimeout(this.#timer)
     this.#timer = undefined
     while (this.#queue.length > 0) {
-      const wait = this.#retryAt - this.#o.now()
+      const wait = this.#retryAt - monotonic()
       if (wait > 0) return this.#arm(wait)
       if (this.#fetch === undefined) return this.#beaconAll()
       const batch = this.#take()
@@ -217,7 +217,7 @@ export class BrowserTransport {
         this.stats.retried += outcome.retry.length
         this.#attempt++
         const wait = backoff(this.#attempt, this.#o.retryBaseMs, this.#o.retryMaxMs, outcome.retryAfterMs)
-        this.#retryAt = this.#o.now() + wait
+        this.#retryAt = monotonic() + wait
         this.#logger?.warn(`sending ${outcome.retry.length} events failed (${outcome.summary}); trying again in ${Math.round(wait)} ms`)
         return this.#arm(wait)
       }
@@ -363,3 +363,4 @@ function streamOf(event: Event): string {
   const stream = (event['meta'] as { stream?: unknown } | undefined)?.stream
   return typeof stream === 'string' ? stream : 'an unknown stream'
 }
+
