@@ -545,6 +545,60 @@ export const attacks: Attack[] = [
   },
 
   {
+    name: 'beacon-flood',
+    group: 'denial of service',
+    summary:
+      'The legacy beacon, GET /beacon/event, flooded (quick 2,000, full 10,000, 8 at once) with what it must not choke on: capsules that are not URL-encoded JSON, broken %-escapes, arrays, paths as schema names, unknown schemas with random names, events of the wrong type, URLs just over 2,000 characters and of 15,000; then one good beacon.',
+    expected: 'Every request 204, or 414 EVP_BEACON_URL_TOO_LONG for the long URLs, never 5xx; /metrics does not grow per request; the good beacon afterwards is accepted; RSS back.',
+    timeoutMs: { quick: 30_000, full: 120_000 },
+    async run(ctx) {
+      const n = ctx.quick ? 2000 : 10_000
+      const capsule = (value: unknown) => `${encodeURIComponent(JSON.stringify(value))};`
+      const kinds = [
+        (i: number) => `not-json-${i};`,
+        (i: number) => `%7B%22schema%22%3A%22Test%22%2C%22event%22%3A%7B%7D%E0%A4%A${i};`,
+        (i: number) => capsule([i, { schema: 'Test' }]),
+        (i: number) => capsule({ schema: `../../etc/passwd${i}`, event: {} }),
+        (i: number) => capsule({ schema: `Unknown${i}x${randomUUID().slice(0, 8)}`, event: {} }),
+        (i: number) => capsule({ schema: 'Test', event: { value: `not a number ${i}` } }),
+        (i: number) => capsule({ schema: 'Test', event: { action: 'x'.repeat(2000 + (i % 50)) } }),
+        (i: number) => capsule({ schema: 'Test', event: { action: 'y'.repeat(15_000 + i) } }),
+      ]
+      const labels = new Map<string, number>()
+      let wrong = 0
+      let example = ''
+      // One of each first: the series each kind of answer makes (once) exist before `before`.
+      for (const [i, kind] of kinds.entries()) await ctx.request({ path: `/beacon/event?${kind(i)}` })
+      const before = await ctx.metrics()
+      await pool(range(n), 8, async (i) => {
+        const query = kinds[i % kinds.length]!(i)
+        const answer = await ctx.request({ path: `/beacon/event?${query}` })
+        labels.set(answer.label, (labels.get(answer.label) ?? 0) + 1)
+        const long = `/beacon/event?${query}`.length > 2000
+        const ok = long ? answer.status === 414 && answer.code === 'EVP_BEACON_URL_TOO_LONG' : answer.status === 204
+        // A URL past Node's header limit (16 KiB) is refused before any route: 431.
+        if (!ok && !(long && (answer.status === 431 || answer.code === 'EVP_HEADERS_TOO_LARGE'))) {
+          wrong++
+          example ||= `${said(answer)} for a ${query.length}-character query of kind ${i % kinds.length}`
+        }
+      })
+      ctx.note(`answers: ${[...labels].map(([l, k]) => `${l} ×${k}`).join(', ')}`)
+      ctx.expect(wrong === 0, `each 204, or 414 EVP_BEACON_URL_TOO_LONG when too long: ${wrong} were not, e.g. ${example}`)
+      const after = await ctx.metrics()
+      ctx.note(`/metrics ${before.bytes} → ${after.bytes} bytes`)
+      ctx.expect(after.bytes - before.bytes <= 4096, `/metrics does not grow per request: +${after.bytes - before.bytes} bytes after ${n} beacons (allowed 4096)`)
+      ctx.expect(!after.text.includes('Unknown1x'), '/metrics names none of the schema names sent')
+      const id = randomUUID()
+      const good = await ctx.request({ path: `/beacon/event?${capsule({ schema: 'Test', event: { action: 'after the flood' }, uuid: id, wiki: 'attackwiki' })}` })
+      ctx.expect(good.status === 204, `the good beacon: 204, got ${said(good)}`)
+      const accepted = async () => metricValue((await ctx.metrics()).text, 'eventplane_beacon_requests_total', { outcome: 'accepted' }) ?? 0
+      const deadline = Date.now() + 5000
+      while ((await accepted()) < 1 && Date.now() < deadline) await ctx.sleep(100)
+      ctx.expect((await accepted()) >= 1, 'the good beacon is counted accepted within 5 s')
+    },
+  },
+
+  {
     name: 'regex-topic-flood',
     group: 'denial of service',
     summary: 'Events to thousands of distinct test.event.<random> streams (each would be a topic).',

@@ -81,6 +81,8 @@ function streamConfig() {
       [streams.test]: { schema_title: 'test/event' },
       [streams.keyed]: { schema_title: 'test/event', message_key_fields: { domain: 'meta.domain' } },
       [streams.flood]: { schema_title: 'test/event' },
+      // Where the legacy beacon's Test capsules go (beacon-flood).
+      eventlogging_Test: { schema_title: 'analytics/legacy/test', topic_prefixes: null },
       'eventplane.error.validation': { schema_title: 'error' },
       '/^test\\.event\\..+$/': { schema_title: 'test/event' },
     },

@@ -216,6 +216,29 @@ export const configSchema = {
             window_s: { type: 'integer', minimum: 1, maximum: 86400, default: 600, description: 'How long an id is remembered (fewer when max_ids is reached first).' },
           },
         },
+        beacon: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'The legacy EventLogging beacon, GET /beacon/event?<url-encoded JSON capsule>; (docs/intake.md, "Legacy beacon").',
+          properties: {
+            enabled: { type: 'boolean', default: true, description: 'Whether /beacon/event is served (with the intake).' },
+            max_url_length: {
+              type: 'integer',
+              minimum: 100,
+              maximum: 16000,
+              default: 2000,
+              description: 'Longest beacon URL (path and query) taken; longer is 414 EVP_BEACON_URL_TOO_LONG. 2,000 is what EventLogging clients send at most.',
+            },
+            schemas: {
+              type: 'object',
+              default: { Test: '1.0.0' },
+              propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,63}$' },
+              additionalProperties: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+$' },
+              description: 'Legacy schema name → version of its migrated schema /analytics/legacy/<lowercase name>/<version> (MediaWiki\'s EventLogging.Schemas); capsules of other schemas are counted and dropped.',
+            },
+          },
+        },
         schema_uri_field: { type: 'string', minLength: 1, default: '$schema', description: 'Dotted path of the schema URI in an event.' },
         stream_field: { type: 'string', minLength: 1, default: 'meta.stream', description: 'Dotted path of the stream name in an event.' },
         schema_uri_query_param: {

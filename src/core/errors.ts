@@ -58,6 +58,7 @@ export const errorCodes = {
   EVP_BODY_TOO_DEEP: { status: 400, canRetry: false, title: 'Request body is nested too deeply' },
   EVP_UNSUPPORTED_MEDIA_TYPE: { status: 415, canRetry: false, title: 'Content type is not supported' },
   EVP_TOO_MANY_EVENTS: { status: 413, canRetry: false, title: 'Request carries more events than the limit' },
+  EVP_BEACON_URL_TOO_LONG: { status: 414, canRetry: false, title: 'Beacon URL is longer than the limit' },
 
   // Intake: one event (these appear as `context.code` of an item of a 207/400/500 answer)
   EVP_EVENT_NOT_OBJECT: { status: 400, canRetry: false, title: 'Event is not a JSON object' },

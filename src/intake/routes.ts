@@ -40,21 +40,7 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
     }
   })
 
-  const contextOf = (request: FastifyRequest): RequestContext => {
-    const query = request.query as Query
-    const header = (name: string) => {
-      const value = request.headers[name]
-      return Array.isArray(value) ? value[0] : value
-    }
-    return {
-      receivedAt: new Date(),
-      requestId: requestIdOf(request.headers['x-request-id']),
-      userAgent: header('user-agent'),
-      clientIp: (options.trusted(request.socket.remoteAddress ?? '') ? header('x-client-ip') : undefined) ?? request.ip,
-      defaultSchemaUri: options.schemaUriQueryParam ? single(query[options.schemaUriQueryParam]) : undefined,
-      defaultStream: options.streamQueryParam ? single(query[options.streamQueryParam]) : undefined,
-    }
-  }
+  const contextOf = (request: FastifyRequest) => requestContext(request, options)
 
   app.post('/v1/events', async (request, reply) => {
     const events = request.body as unknown[] | undefined
@@ -74,6 +60,27 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
   if (options.testEvents !== undefined && options.testEvents.length > 0) {
     const testEvents = options.testEvents
     app.get('/v1/_test/events', async (request, reply) => sendResult(reply, await intake.process(structuredClone(testEvents), contextOf(request)), options.maxListed))
+  }
+}
+
+/**
+ * What the intake knows of a request: when it came, its id, user agent and client address (a
+ * trusted proxy's X-Client-IP, else the peer or X-Forwarded-For as fastify's trustProxy
+ * says), and the `?schema_uri=` / `?stream=` defaults when those parameters are on.
+ */
+export function requestContext(request: FastifyRequest, options: Pick<IntakeRoutesOptions, 'trusted' | 'schemaUriQueryParam' | 'streamQueryParam'>): RequestContext {
+  const query = request.query as Query
+  const header = (name: string) => {
+    const value = request.headers[name]
+    return Array.isArray(value) ? value[0] : value
+  }
+  return {
+    receivedAt: new Date(),
+    requestId: requestIdOf(request.headers['x-request-id']),
+    userAgent: header('user-agent'),
+    clientIp: (options.trusted(request.socket.remoteAddress ?? '') ? header('x-client-ip') : undefined) ?? request.ip,
+    defaultSchemaUri: options.schemaUriQueryParam ? single(query[options.schemaUriQueryParam]) : undefined,
+    defaultStream: options.streamQueryParam ? single(query[options.streamQueryParam]) : undefined,
   }
 }
 

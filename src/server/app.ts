@@ -10,7 +10,7 @@ import { frameworkErrors, htmlPolicy, installErrorHandling, requestIdOf, securit
 import { EventplaneError } from '../core/errors.ts'
 import { hidePath } from '../core/paths.ts'
 import { createServer } from 'node:http'
-import { createIntake, createIntakeListener, intakeRoutes, proxyTrust, type Intake } from '../intake/index.ts'
+import { beaconRoutes, createIntake, createIntakeListener, intakeRoutes, proxyTrust, requestContext, type Intake } from '../intake/index.ts'
 import { openKafkaLog, openSqliteLog, type EventLog, type KafkaLogOptions } from '../log/index.ts'
 import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
@@ -405,6 +405,16 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       trusted: (address) => trusted(address, 0),
       testEvents: config.intake.test_events,
     })
+    if (config.intake.beacon.enabled) {
+      await app.register(beaconRoutes, {
+        intake,
+        schemas: config.intake.beacon.schemas,
+        maxUrlLength: config.intake.beacon.max_url_length,
+        contextOf: (request) => requestContext(request, { trusted: (address) => trusted(address, 0), schemaUriQueryParam: null, streamQueryParam: null }),
+        registry,
+        logger: logger.child({ part: 'beacon' }),
+      })
+    }
   }
   if (hasRole(config, 'schemas')) {
     await app.register(schemaRoutes, {

@@ -60,6 +60,16 @@ export function openApiDocument(version: string, streamPaths: Record<string, unk
           },
         },
       },
+      '/beacon/event': {
+        get: {
+          summary: 'Legacy EventLogging beacon',
+          description:
+            'The query string is a URL-encoded JSON EventCapsule (`{schema, event, webHost, wiki, revision}`), then `;`. ' +
+            'Answered 204 at once; the capsule then becomes an event of `/analytics/legacy/<lowercase schema>/<version>` ' +
+            '(intake.beacon.schemas) in the stream `eventlogging_<Schema>`, processed like any other. Bad capsules are counted, not answered.',
+          responses: { '204': { description: 'Received (empty body).' }, '414': { ...problem, description: 'The URL is longer than intake.beacon.max_url_length (2,000).' } },
+        },
+      },
       '/v1/_test/events': { get: { summary: 'Produce the configured test events (readiness check)', responses: { '201': { description: 'Accepted.' }, '404': problem } } },
       '/repositories': { get: { summary: 'Schema repositories', responses: { '200': { description: 'JSON list, or HTML for browsers.' } } } },
       '/repositories/{repo}/jsonschema/{path}': {
