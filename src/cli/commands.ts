@@ -1,3 +1,4 @@
+import { canaryCommand } from './canary.ts'
 import type { Command } from './command.ts'
 import { configCheckCommand } from './config.ts'
 import { logTailCommand } from './log.ts'
@@ -24,4 +25,5 @@ export const commands: readonly Command[] = [
   schemaInstallHookCommand,
   streamsListCommand,
   streamsShowCommand,
+  canaryCommand,
 ]

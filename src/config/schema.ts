@@ -496,6 +496,27 @@ export const configSchema = {
         cache_max_age_s: { type: 'integer', minimum: 0, default: 600 },
       },
     },
+    canary: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'Canary events: the first example of its latest schema sent to each stream with canary_events_enabled (eventplane canary; docs/deploy.md, "Canary events").',
+      properties: {
+        interval_s: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 604800,
+          default: 3600,
+          description: 'How often a serve process with the intake role sends them, the first time one interval after it starts; 0: never (eventplane canary still does).',
+        },
+        destinations: {
+          type: 'object',
+          default: {},
+          additionalProperties: { type: 'string', pattern: '^https?://' },
+          description: "destination_event_service → intake URL; streams of other destinations go to this server's own intake.",
+        },
+      },
+    },
   },
 } as const
 

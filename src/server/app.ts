@@ -281,7 +281,7 @@ function requestIds(): () => string {
 }
 
 /** `schemas.base_uris` with `repo:<name>` replaced by that repository's schema folder; by default, every repository. */
-function resolveBaseUris(config: Readonly<Config>, repositories: readonly SchemaRepository[]): string[] {
+export function resolveBaseUris(config: Readonly<Config>, repositories: readonly SchemaRepository[]): string[] {
   const configured = config.schemas.base_uris
   if (configured === undefined) return repositories.map((r) => r.schemaDir)
   return configured.map((uri) => {

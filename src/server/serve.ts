@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config/index.ts'
 import { buildApp, openPlatform, type OpenPlatformOptions, type Platform } from './app.ts'
 import { startMetricsListener } from './metrics.ts'
+import { planCanaries, sendCanaries } from '../canary/index.ts'
 
 export interface RunningServer {
   app: FastifyInstance
@@ -37,12 +38,15 @@ export async function startServer(config: Readonly<Config>, options: OpenPlatfor
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
   let closing: Promise<void> | undefined
+  const url = `http://${host}:${port}`
+  const canaries = scheduleCanaries(platform, url)
   return {
     app,
     platform,
-    url: `http://${host}:${port}`,
+    url,
     metricsUrl: metrics?.url,
     close() {
+      clearInterval(canaries)
       closing ??= (async () => {
         // Keep-alive connections whose last request finishes during the drain become idle
         // after fastify's one sweep of idle connections; sweep until the server has closed.
@@ -97,4 +101,35 @@ export function handleSignals(server: RunningServer, timeoutMs: number): () => v
     process.off('SIGINT', onInt)
     process.off('SIGHUP', reload)
   }
+}
+
+/**
+ * Canary events every `canary.interval_s` from a process with the intake role (the first one
+ * interval after the start, so that a restart loop does not flood streams with canaries).
+ * Several intake processes each send theirs: "at least once an interval", as Wikimedia's job.
+ */
+function scheduleCanaries(platform: Platform, url: string): ReturnType<typeof setInterval> | undefined {
+  const { config, streamConfig, intake, logger } = platform
+  if (config.canary.interval_s === 0 || intake === undefined || streamConfig === undefined) return undefined
+  const log = logger.child({ part: 'canary' })
+  // A host of 0.0.0.0 or :: listens everywhere; the process reaches itself on loopback.
+  const self = url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:')
+  let running = false
+  const timer = setInterval(() => {
+    if (running) return
+    running = true
+    planCanaries(streamConfig.current(), platform.schemas)
+      .then((plans) => sendCanaries(plans, { defaultUrl: self, destinations: config.canary.destinations }))
+      .then(
+        (results) => {
+          const sent = results.filter((r) => r.outcome === 'sent').length
+          for (const result of results) if (result.outcome !== 'sent') log.warn({ stream: result.stream, outcome: result.outcome, detail: result.detail }, 'a stream got no canary')
+          log.info({ sent, streams: results.length }, 'canary events sent')
+        },
+        (error: unknown) => log.error({ err: error }, 'canary events failed'),
+      )
+      .finally(() => (running = false))
+  }, config.canary.interval_s * 1000)
+  timer.unref()
+  return timer
 }
