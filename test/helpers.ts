@@ -1,9 +1,10 @@
-import { chmodSync, cpSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, cpSync, lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
+import { stringify } from 'yaml'
 import { runCli } from '../src/cli/main.ts'
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
@@ -11,6 +12,26 @@ export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 /** Wikimedia's primary schema repository, kept beside the project in ../shared (also in CI). */
 export const fixtureRepo = fileURLToPath(new URL('../../shared/fixtures/wmf-schemas-primary', import.meta.url))
 export const bundledSchemas = join(repoRoot, 'defaults', 'schemas')
+/** The bundled stream config, what `npm start` serves. */
+export const bundledStreams = join(repoRoot, 'defaults', 'streams.yaml')
+
+/**
+ * Writes `<dir>/eventplane.yaml`: data in `<dir>/data`, the bundled schemas and stream config
+ * (as `npm start`), then `settings` on top (top-level keys replace); returns its path.
+ */
+export function writeBundledConfig(dir: string, settings: Record<string, unknown> = {}): string {
+  const file = join(dir, 'eventplane.yaml')
+  writeFileSync(
+    file,
+    stringify({
+      data_dir: join(dir, 'data'),
+      schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
+      stream_config: { source: bundledStreams, watch: false },
+      ...settings,
+    }),
+  )
+  return file
+}
 
 /** A fresh temporary folder, removed when the process exits. */
 export function tempDir(prefix = 'eventplane-test-'): string {
@@ -92,4 +113,24 @@ export async function openWrittenLog(dataDir: string, settings: Record<string, u
     return openKafkaLog({ brokers: kafka.brokers, topicNamespace: kafka.topic_namespace, createTopics: false })
   }
   return openSqliteLog({ path: join(dataDir, 'events.sqlite') })
+}
+
+export interface CodeBlock {
+  lang: string
+  code: string
+  line: number
+}
+
+/** The fenced code blocks of a Markdown file, with their language and first line. */
+export function codeBlocks(markdown: string): CodeBlock[] {
+  const blocks: CodeBlock[] = []
+  const lines = markdown.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)\s*$/.exec(lines[i]!)
+    if (open === null) continue
+    const end = lines.findIndex((line, j) => j > i && line.startsWith('```'))
+    blocks.push({ lang: open[1]!, code: lines.slice(i + 1, end).join('\n'), line: i + 1 })
+    i = end
+  }
+  return blocks
 }

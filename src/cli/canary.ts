@@ -1,8 +1,7 @@
 import { planCanaries, sendCanaries } from '../canary/index.ts'
 import { loadConfig } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
-import { createSchemaSource, openRepository } from '../schemas/index.ts'
-import { resolveBaseUris } from '../server/app.ts'
+import { openSchemas } from '../server/app.ts'
 import { loadStreamConfig } from '../streamconfig/index.ts'
 import { configOption, write, type Command } from './command.ts'
 
@@ -38,9 +37,7 @@ Examples:
     }
     const url = (values['url'] as string | undefined) ?? `http://127.0.0.1:${config.server.port}`
     if (!/^https?:\/\/[^/]/.test(url)) throw new EventplaneError('EVP_CLI_USAGE', `--url must be an http(s) URL, not ${JSON.stringify(url)}`)
-    const repositories = config.schemas.repositories.map((r) => openRepository(r.path, { name: r.name, maxFileBytes: config.schemas.max_file_bytes }))
-    const schemas = createSchemaSource({ baseUris: resolveBaseUris(config, repositories), timeoutMs: config.schemas.remote_timeout_ms, maxBytes: config.schemas.max_file_bytes })
-    const plans = await planCanaries(await loadStreamConfig(source), schemas, positionals)
+    const plans = await planCanaries(await loadStreamConfig(source), openSchemas(config).schemas, positionals)
     if (plans.length === 0) {
       write(stderr, 'no stream has canary_events_enabled: true; nothing to send')
       return 0

@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Counter, type Registry } from 'prom-client'
 import { EventplaneError } from '../core/errors.ts'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
+import { tokenBucket } from './error-events.ts'
 import type { Intake, RequestContext } from './intake.ts'
 
 export interface BeaconSettings {
@@ -85,16 +86,14 @@ export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOp
   })
   // Bad capsules are logged at most once a second, with how many there were since (a flood of
   // them must not flood the log).
-  let lastWarned = 0
+  const mayLog = tokenBucket(1, 1)
   let unlogged = 0
   const warn = (outcome: BeaconOutcome, reason: string) => {
-    const now = Date.now()
-    if (now - lastWarned < 1000) {
+    if (mayLog(1) === 0) {
       unlogged++
       return
     }
     options.logger.warn({ outcome, reason, alsoSince: unlogged }, 'a beacon was not turned into an event')
-    lastWarned = now
     unlogged = 0
   }
   // The body of a POST is never read: any content type is taken, and none is parsed.

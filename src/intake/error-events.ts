@@ -145,7 +145,7 @@ export function createErrorEvents(options: ErrorEventsOptions): ErrorEvents {
 }
 
 /** How many of `n` may go now: a bucket of `burst` tokens refilled at `perSecond` (0: no limit). */
-function tokenBucket(perSecond: number, burst: number): (n: number) => number {
+export function tokenBucket(perSecond: number, burst: number): (n: number) => number {
   if (perSecond <= 0) return (n) => n
   let tokens = burst
   let last = performance.now()

@@ -55,9 +55,7 @@ export interface OpenPlatformOptions {
 export async function openPlatform(config: Readonly<Config>, options: OpenPlatformOptions = {}): Promise<Platform> {
   const logger = options.logger ?? pino({ level: config.log.level, base: { service: 'eventplane' } })
   const registry = options.registry ?? createMetricsRegistry()
-  const repositories = config.schemas.repositories.map((r) =>
-    openRepository(r.path, { name: r.name, maxFileBytes: config.schemas.max_file_bytes }),
-  )
+  const { repositories, schemas } = openSchemas(config)
   // Answers name these folders by what they are, never by where they are on this machine.
   hidePath(config.data_dir, '<data_dir>')
   if (config.event_log.path !== undefined) hidePath(dirname(config.event_log.path), '<event_log>')
@@ -69,12 +67,6 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     if (!/^(https?:|repo:)/i.test(uri)) hidePath(uri.replace(/^file:\/\//, ''), `schemas.base_uris[${i}]`)
   })
   if (config.stream_config.source !== undefined && !/^https?:/i.test(config.stream_config.source)) hidePath(dirname(config.stream_config.source), '<stream_config>')
-  const schemas = createSchemaSource({
-    baseUris: resolveBaseUris(config, repositories),
-    timeoutMs: config.schemas.remote_timeout_ms,
-    maxBytes: config.schemas.max_file_bytes,
-    userAgent: `eventplane/${packageJson.version}`,
-  })
   const source = config.stream_config.source
   const streamConfig =
     source === undefined
@@ -280,8 +272,20 @@ function requestIds(): () => string {
   return () => `${prefix}-${(++counter).toString(36)}`
 }
 
+/** The config's schema repositories, and the source that finds schemas by URI across them (schemas.base_uris). */
+export function openSchemas(config: Readonly<Config>): { repositories: SchemaRepository[]; schemas: SchemaSource } {
+  const repositories = config.schemas.repositories.map((r) => openRepository(r.path, { name: r.name, maxFileBytes: config.schemas.max_file_bytes }))
+  const schemas = createSchemaSource({
+    baseUris: resolveBaseUris(config, repositories),
+    timeoutMs: config.schemas.remote_timeout_ms,
+    maxBytes: config.schemas.max_file_bytes,
+    userAgent: `eventplane/${packageJson.version}`,
+  })
+  return { repositories, schemas }
+}
+
 /** `schemas.base_uris` with `repo:<name>` replaced by that repository's schema folder; by default, every repository. */
-export function resolveBaseUris(config: Readonly<Config>, repositories: readonly SchemaRepository[]): string[] {
+function resolveBaseUris(config: Readonly<Config>, repositories: readonly SchemaRepository[]): string[] {
   const configured = config.schemas.base_uris
   if (configured === undefined) return repositories.map((r) => r.schemaDir)
   return configured.map((uri) => {

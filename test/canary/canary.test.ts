@@ -13,10 +13,10 @@ import { pino } from 'pino'
 import { parse, stringify } from 'yaml'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer } from '../../src/server/index.ts'
-import { bundledSchemas, cli, repoRoot, tempDir } from '../helpers.ts'
+import { bundledSchemas, bundledStreams, cli, repoRoot, tempDir, writeBundledConfig } from '../helpers.ts'
 import { eventually, testPlatform, type TestPlatform } from '../intake/helpers.ts'
 
-const bundled = parse(readFileSync(join(repoRoot, 'defaults', 'streams.yaml'), 'utf8')) as { defaults: Record<string, unknown>; streams: Record<string, Record<string, unknown>> }
+const bundled = parse(readFileSync(bundledStreams, 'utf8')) as { defaults: Record<string, unknown>; streams: Record<string, Record<string, unknown>> }
 /** Named streams of the bundled config that get canaries. */
 const enabled = Object.entries(bundled.streams)
   .filter(([name, settings]) => !name.startsWith('/') && (settings['canary_events_enabled'] ?? bundled.defaults['canary_events_enabled']) === true)
@@ -43,8 +43,7 @@ before(async () => {
   configFile = join(dir, 'eventplane.yaml')
   writeFileSync(configFile, stringify({ ...settings, data_dir: join(dir, 'cli-data') }))
   platform = await testPlatform(settings)
-  await platform.app.listen({ host: '127.0.0.1', port: 0 })
-  url = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
+  url = await platform.app.listen({ host: '127.0.0.1', port: 0 })
 })
 after(async () => {
   await platform?.close()
@@ -120,18 +119,7 @@ test('canary: only 201 and 202 count; a refusal or no answer is reported with th
 
 test('canary: serve sends them every canary.interval_s, and not with 0', async () => {
   for (const interval of [1, 0]) {
-    const data = tempDir()
-    const file = join(data, 'eventplane.yaml')
-    writeFileSync(
-      file,
-      stringify({
-        data_dir: join(data, 'data'),
-        server: { port: 0 },
-        schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
-        stream_config: { source: join(repoRoot, 'defaults', 'streams.yaml'), watch: false },
-        canary: { interval_s: interval },
-      }),
-    )
+    const file = writeBundledConfig(tempDir(), { server: { port: 0 }, canary: { interval_s: interval } })
     const { config } = loadConfig({ path: file, env: {}, cwd: repoRoot })
     const server = await startServer(config, { logger: pino({ level: 'silent' }) })
     try {

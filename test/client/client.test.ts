@@ -40,8 +40,7 @@ before(async () => {
   const file = join(dir, 'streams.yaml')
   writeFileSync(file, stringify(streams))
   platform = await testPlatform({ stream_config: { source: file, watch: false } })
-  await platform.app.listen({ host: '127.0.0.1', port: 0 })
-  origin = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
+  origin = await platform.app.listen({ host: '127.0.0.1', port: 0 })
 })
 after(async () => {
   await platform?.close()

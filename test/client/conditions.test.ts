@@ -230,8 +230,7 @@ test('producer: batches cut at maxBatchBytes counted in UTF-8 bytes, in order; a
 test('clock skew: a client clock days ahead or years behind: events accepted by a real intake, dt the client time, meta.dt the intake time', async () => {
   const platform = await testPlatform()
   try {
-    await platform.app.listen({ host: '127.0.0.1', port: 0 })
-    const url = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
+    const url = await platform.app.listen({ host: '127.0.0.1', port: 0 })
     for (const [name, skew] of [['3 days ahead', 3 * 86_400_000], ['2 years behind', -2 * 365 * 86_400_000]] as const) {
       const transport = new BrowserTransport({ url, store: memoryStore(), flushIntervalMs: 10, logger: { warn() {} } })
       const client = new MetricsClient({ sink: transport, streamConfigs: { 'test.event': {} }, store: memoryStore(), hostname: 'example.org', now: () => Date.now() + skew })

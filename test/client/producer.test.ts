@@ -5,15 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import type { ChildProcess } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { stringify } from 'yaml'
 import { Producer } from '../../packages/client/src/producer.ts'
 import { openSqliteLog } from '../../src/log/index.ts'
-import { bundledSchemas, repoRoot, spawnServer, tempDir } from '../helpers.ts'
+import { spawnServer, tempDir, writeBundledConfig } from '../helpers.ts'
 
 const children: Array<{ kill(signal?: NodeJS.Signals): boolean }> = []
 after(() => {
@@ -30,17 +28,7 @@ async function freePort(): Promise<number> {
 
 function setup() {
   const dir = tempDir()
-  const config = join(dir, 'eventplane.yaml')
-  writeFileSync(
-    config,
-    stringify({
-      data_dir: join(dir, 'data'),
-      schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] },
-      stream_config: { source: join(repoRoot, 'defaults', 'streams.yaml'), watch: false },
-      event_log: { sync: 'normal' },
-      log: { level: 'warn' },
-    }),
-  )
+  const config = writeBundledConfig(dir, { event_log: { sync: 'normal' }, log: { level: 'warn' } })
   return { dir, config }
 }
 

@@ -9,34 +9,13 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import type { Browser } from 'playwright-core'
 import { launchChromium } from '../browser.ts'
-import { repoRoot, tempDir } from '../helpers.ts'
+import { bundledStreams, codeBlocks, repoRoot, tempDir } from '../helpers.ts'
 import { eventually, testPlatform, type TestPlatform } from '../intake/helpers.ts'
 import { bundleScript, serveSite, type Site } from './site.ts'
-
-interface Block {
-  lang: string
-  code: string
-  line: number
-}
-
-/** The fenced code blocks of a Markdown file, with their language and first line. */
-function codeBlocks(markdown: string): Block[] {
-  const blocks: Block[] = []
-  const lines = markdown.split('\n')
-  for (let i = 0; i < lines.length; i++) {
-    const open = /^```(\w*)\s*$/.exec(lines[i]!)
-    if (open === null) continue
-    const end = lines.findIndex((line, j) => j > i && line.startsWith('```'))
-    blocks.push({ lang: open[1]!, code: lines.slice(i + 1, end).join('\n'), line: i + 1 })
-    i = end
-  }
-  return blocks
-}
 
 const blocks = codeBlocks(readFileSync(join(repoRoot, 'docs/sdk.md'), 'utf8'))
 const page = blocks.filter((b) => b.lang === 'html')
@@ -50,9 +29,8 @@ let browser: Browser
 
 before(async () => {
   // The bundled stream config, as `npm start` serves it.
-  platform = await testPlatform({ stream_config: { source: join(repoRoot, 'defaults', 'streams.yaml'), watch: false } })
-  await platform.app.listen({ host: '127.0.0.1', port: 0 })
-  intake = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
+  platform = await testPlatform({ stream_config: { source: bundledStreams, watch: false } })
+  intake = await platform.app.listen({ host: '127.0.0.1', port: 0 })
   const html = page[0]!.code.replaceAll('https://events.example.org', intake)
   site = await serveSite(
     new Map([

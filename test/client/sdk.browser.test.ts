@@ -7,9 +7,8 @@
  */
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { after, before, test } from 'node:test'
+import { after, afterEach, before, test } from 'node:test'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { stringify } from 'yaml'
 import { launchChromium } from '../browser.ts'
@@ -69,8 +68,7 @@ before(async () => {
     }),
   )
   platform = await testPlatform({ stream_config: { source: streams, watch: false } })
-  await platform.app.listen({ host: '127.0.0.1', port: 0 })
-  intake = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
+  intake = await platform.app.listen({ host: '127.0.0.1', port: 0 })
   const script = await bundleScript()
   // Another origin than the intake: the page's requests are cross-origin, as a wiki's are.
   const client = `window.client = eventplane.createMetricsClient({ origin: ${JSON.stringify(intake)}, transport: { flushIntervalMs: 60000, retryBaseMs: 60000 } })`
@@ -108,6 +106,17 @@ after(async () => {
   await platform?.close()
 })
 
+/** Browser contexts of the running test, closed after it whatever its outcome. */
+const contexts: BrowserContext[] = []
+async function newContext(): Promise<BrowserContext> {
+  const context = await browser.newContext()
+  contexts.push(context)
+  return context
+}
+afterEach(async () => {
+  for (const context of contexts.splice(0)) await context.close()
+})
+
 async function openPage(context: BrowserContext, path = '/page.html'): Promise<Page> {
   const page = await context.newPage()
   const errors: string[] = []
@@ -141,161 +150,145 @@ async function inLog(run: string, from = topic): Promise<Map<string, { count: nu
 }
 
 test('browser: events submitted on a page that then navigates away reach the log (valid against web/base) and /v2/stream', async () => {
-  const context = await browser.newContext()
-  try {
-    const page = await openPage(context)
-    const sse = listen(`${intake}/v2/stream/${stream}?since=${Date.now() - 60_000}`)
-    await sse.opened
-    await submitClicks(page, 'leave', 20)
-    const queued = await page.evaluate(() => (globalThis as unknown as { client: { transport: { queued: number } } }).client.transport.queued)
-    assert.equal(queued, 20, 'held for the batch timer (a minute)')
-    await page.goto(`${siteUrl}/other.html`)
-    await eventually(async () => (await inLog('leave')).size === 20, 10_000)
-    const events = await inLog('leave')
-    assert.ok([...events.values()].every((e) => e.count === 1), 'each event once')
-    const sample = [...events.values()][0]!.event
-    // In the log means the intake validated it (hasty: invalid events would be in the error stream instead).
-    assert.equal(sample['$schema'], '/analytics/product_metrics/web/base/1.0.0')
-    assert.deepEqual(sample['agent'], { client_platform: 'mediawiki_js', client_platform_family: 'desktop_browser' })
-    assert.equal((sample['page'] as { title?: string }).title, 'SDK test page')
-    assert.match((sample['performer'] as { session_id: string }).session_id, /^[0-9a-f]{20}$/)
-    assert.deepEqual(sample['sample'], { unit: 'session', rate: 1 })
-    assert.equal((sample['meta'] as { domain?: string }).domain, '127.0.0.1')
-    assert.equal((await platform.events('datacenter1.eventplane.error.validation')).length, 0, 'no event was refused')
-    const wmf = wmfWebBase()
-    for (const { event } of events.values()) assert.ok(wmf(event), `valid against Wikimedia's web/base 1.3.0: ${JSON.stringify(wmf.errors)}`)
-    await eventually(() => sse.received.filter((r) => r.data['action_source'] === 'leave').length === 20, 10_000)
-    sse.close()
-  } finally {
-    await context.close()
-  }
+  const context = await newContext()
+  const page = await openPage(context)
+  const sse = listen(`${intake}/v2/stream/${stream}?since=${Date.now() - 60_000}`)
+  await sse.opened
+  await submitClicks(page, 'leave', 20)
+  const queued = await page.evaluate(() => (globalThis as unknown as { client: { transport: { queued: number } } }).client.transport.queued)
+  assert.equal(queued, 20, 'held for the batch timer (a minute)')
+  await page.goto(`${siteUrl}/other.html`)
+  await eventually(async () => (await inLog('leave')).size === 20, 10_000)
+  const events = await inLog('leave')
+  assert.ok([...events.values()].every((e) => e.count === 1), 'each event once')
+  const sample = [...events.values()][0]!.event
+  // In the log means the intake validated it (hasty: invalid events would be in the error stream instead).
+  assert.equal(sample['$schema'], '/analytics/product_metrics/web/base/1.0.0')
+  assert.deepEqual(sample['agent'], { client_platform: 'mediawiki_js', client_platform_family: 'desktop_browser' })
+  assert.equal((sample['page'] as { title?: string }).title, 'SDK test page')
+  assert.match((sample['performer'] as { session_id: string }).session_id, /^[0-9a-f]{20}$/)
+  assert.deepEqual(sample['sample'], { unit: 'session', rate: 1 })
+  assert.equal((sample['meta'] as { domain?: string }).domain, '127.0.0.1')
+  assert.equal((await platform.events('datacenter1.eventplane.error.validation')).length, 0, 'no event was refused')
+  const wmf = wmfWebBase()
+  for (const { event } of events.values()) assert.ok(wmf(event), `valid against Wikimedia's web/base 1.3.0: ${JSON.stringify(wmf.errors)}`)
+  await eventually(() => sse.received.filter((r) => r.data['action_source'] === 'leave').length === 20, 10_000)
+  sse.close()
 })
 
 test("browser: on a MediaWiki page, with every attribute asked for, events validate against the bundled base schema and Wikimedia's web/base 1.3.0", async () => {
-  const context = await browser.newContext()
-  try {
-    const page = await openPage(context, '/wiki.html')
-    await page.evaluate(
-      ([stream]) => {
-        type Client = {
-          submitClick(stream: string, data: Record<string, unknown>): void
-          submitInteraction(stream: string, schema: string, action: string, data?: Record<string, unknown>): void
-          newInstrument(stream: string, schema: string, name: string): { submitInteraction(action: string, data?: Record<string, unknown>): void }
-          transport: { flush(): Promise<void> }
-        }
-        const client = (globalThis as unknown as { client: Client }).client
-        client.submitClick(stream, { element_id: 'save', element_friendly_name: 'Save', action_source: 'wiki' })
-        client.submitInteraction(stream, '/analytics/product_metrics/web/base/1.0.0', 'init', { action_source: 'wiki', action_context: JSON.stringify({ a: 1 }) })
-        const funnel = client.newInstrument(stream, '/analytics/product_metrics/web/base/1.0.0', 'edit_funnel')
-        funnel.submitInteraction('start', { action_source: 'wiki', funnel_name: 'edit' })
-        funnel.submitInteraction('save', { action_source: 'wiki', funnel_name: 'edit' })
-        return client.transport.flush()
-      },
-      [fullStream] as const,
-    )
-    await eventually(async () => (await inLog('wiki', `datacenter1.${fullStream}`)).size === 4, 10_000)
-    const events = [...(await inLog('wiki', `datacenter1.${fullStream}`)).values()].map((e) => e.event)
-    // In the log: the intake validated them against the bundled schema (none went to the error stream).
-    assert.equal((await platform.events('datacenter1.eventplane.error.validation')).length, 0, 'no event was refused')
-    const wmf = wmfWebBase()
-    for (const event of events) assert.ok(wmf(event), `${event['action']}: not valid against Wikimedia's web/base 1.3.0: ${JSON.stringify(wmf.errors)}`)
-    const click = events.find((e) => e['action'] === 'click')!
-    assert.deepEqual(click['agent'], { client_platform: 'mediawiki_js', client_platform_family: 'desktop_browser' })
-    assert.deepEqual(click['page'], {
-      id: 30715282, title: 'Dark Souls', namespace_id: 0, namespace_name: '', revision_id: 1084793259, wikidata_qid: 'Q1166232',
-      content_language: 'en', is_redirect: false, user_groups_allowed_to_edit: [], user_groups_allowed_to_move: [],
-    })
-    assert.deepEqual(click['mediawiki'], { skin: 'vector-2022', version: '1.39.0-wmf.8', is_production: true, is_debug_mode: false, database: 'enwiki', site_content_language: 'en' })
-    const performer = click['performer'] as Record<string, unknown>
-    assert.deepEqual({ ...performer, session_id: 'x', pageview_id: 'x' }, {
-      is_logged_in: true, id: 42, name: 'Example', groups: ['*', 'user', 'autoconfirmed'], is_bot: false, is_temp: false, language: 'en', language_variant: 'en',
-      can_probably_edit_page: true, edit_count: 120, edit_count_bucket: '100-999 edits', registration_dt: '2020-09-13T12:26:40.000Z', session_id: 'x', pageview_id: 'x',
-    })
-    assert.deepEqual(events.filter((e) => e['instrument_name'] === 'edit_funnel').map((e) => [e['action'], e['funnel_event_sequence_position']]).sort(), [['save', 2], ['start', 1]])
-  } finally {
-    await context.close()
-  }
+  const context = await newContext()
+  const page = await openPage(context, '/wiki.html')
+  await page.evaluate(
+    ([stream]) => {
+      type Client = {
+        submitClick(stream: string, data: Record<string, unknown>): void
+        submitInteraction(stream: string, schema: string, action: string, data?: Record<string, unknown>): void
+        newInstrument(stream: string, schema: string, name: string): { submitInteraction(action: string, data?: Record<string, unknown>): void }
+        transport: { flush(): Promise<void> }
+      }
+      const client = (globalThis as unknown as { client: Client }).client
+      client.submitClick(stream, { element_id: 'save', element_friendly_name: 'Save', action_source: 'wiki' })
+      client.submitInteraction(stream, '/analytics/product_metrics/web/base/1.0.0', 'init', { action_source: 'wiki', action_context: JSON.stringify({ a: 1 }) })
+      const funnel = client.newInstrument(stream, '/analytics/product_metrics/web/base/1.0.0', 'edit_funnel')
+      funnel.submitInteraction('start', { action_source: 'wiki', funnel_name: 'edit' })
+      funnel.submitInteraction('save', { action_source: 'wiki', funnel_name: 'edit' })
+      return client.transport.flush()
+    },
+    [fullStream] as const,
+  )
+  await eventually(async () => (await inLog('wiki', `datacenter1.${fullStream}`)).size === 4, 10_000)
+  const events = [...(await inLog('wiki', `datacenter1.${fullStream}`)).values()].map((e) => e.event)
+  // In the log: the intake validated them against the bundled schema (none went to the error stream).
+  assert.equal((await platform.events('datacenter1.eventplane.error.validation')).length, 0, 'no event was refused')
+  const wmf = wmfWebBase()
+  for (const event of events) assert.ok(wmf(event), `${event['action']}: not valid against Wikimedia's web/base 1.3.0: ${JSON.stringify(wmf.errors)}`)
+  const click = events.find((e) => e['action'] === 'click')!
+  assert.deepEqual(click['agent'], { client_platform: 'mediawiki_js', client_platform_family: 'desktop_browser' })
+  assert.deepEqual(click['page'], {
+    id: 30715282, title: 'Dark Souls', namespace_id: 0, namespace_name: '', revision_id: 1084793259, wikidata_qid: 'Q1166232',
+    content_language: 'en', is_redirect: false, user_groups_allowed_to_edit: [], user_groups_allowed_to_move: [],
+  })
+  assert.deepEqual(click['mediawiki'], { skin: 'vector-2022', version: '1.39.0-wmf.8', is_production: true, is_debug_mode: false, database: 'enwiki', site_content_language: 'en' })
+  const performer = click['performer'] as Record<string, unknown>
+  assert.deepEqual({ ...performer, session_id: 'x', pageview_id: 'x' }, {
+    is_logged_in: true, id: 42, name: 'Example', groups: ['*', 'user', 'autoconfirmed'], is_bot: false, is_temp: false, language: 'en', language_variant: 'en',
+    can_probably_edit_page: true, edit_count: 120, edit_count_bucket: '100-999 edits', registration_dt: '2020-09-13T12:26:40.000Z', session_id: 'x', pageview_id: 'x',
+  })
+  assert.deepEqual(events.filter((e) => e['instrument_name'] === 'edit_funnel').map((e) => [e['action'], e['funnel_event_sequence_position']]).sort(), [['save', 2], ['start', 1]])
 })
 
 test('browser: events submitted offline survive a reload, and arrive exactly once when the browser is back online', async () => {
-  const context = await browser.newContext()
-  try {
-    const page = await openPage(context)
-    // Offline, the site's pages still load (as from a service worker or the browser's cache),
-    // and the intake is out of reach: it stops listening. (Chromium's offline emulation alone
-    // did not hold back every request: in some runs, a keepalive POST made as the page
-    // reloaded reached the intake although the page saw it fail, whether a route aborted it
-    // or not. A closed port fails it for real.)
-    await context.route(`${siteUrl}/**`, (route) => {
-      const file = siteFiles.get(new URL(route.request().url()).pathname)
-      return file === undefined ? route.fulfill({ status: 404 }) : route.fulfill({ status: 200, contentType: file.type, body: file.body })
-    })
-    const server = platform.app.server
-    await new Promise((resolve) => {
-      server.close(resolve)
-      server.closeAllConnections()
-    })
-    await context.setOffline(true)
-    await submitClicks(page, 'offline', 15)
-    // A send while offline fails and waits for its retry; the events are in localStorage.
-    await page.evaluate(() => (globalThis as unknown as { client: { transport: { flush(): Promise<void> } } }).client.transport.flush())
-    const stored = await page.evaluate(() => Object.keys((globalThis as unknown as { localStorage: object }).localStorage).filter((k) => k.startsWith('eventplane:queue:')).length)
-    assert.ok(stored >= 1, 'the queue is in localStorage')
-    // Reloaded while offline: no beacon on the way out (it would be lost); the new page adopts the queue.
-    await page.reload()
-    const after = await page.evaluate(() => {
-      const g = globalThis as unknown as { navigator: { onLine: boolean }; client: { transport: { queued: number; stats: { adopted: number } } } }
-      return { online: g.navigator.onLine, queued: g.client.transport.queued, adopted: g.client.transport.stats.adopted }
-    })
-    assert.deepEqual(after, { online: false, queued: 15, adopted: 15 }, 'the reloaded page is offline and holds the 15 events, adopted')
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    assert.equal((await inLog('offline')).size, 0, 'nothing arrived while offline')
-    // Online again, the intake back on its port.
-    await new Promise<void>((resolve) => server.listen(Number(new URL(intake).port), '127.0.0.1', resolve))
-    await context.unrouteAll()
-    await context.setOffline(false)
-    await eventually(async () => (await inLog('offline')).size === 15, 10_000)
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    const events = await inLog('offline')
-    assert.equal(events.size, 15)
-    assert.ok([...events.values()].every((e) => e.count === 1), `each exactly once: ${[...events.values()].map((e) => e.count).join(',')}`)
-    const left = await page.evaluate(() => {
-      const storage = (globalThis as unknown as { localStorage: { getItem(key: string): string | null } & object }).localStorage
-      return Object.keys(storage)
-        .filter((k) => k.startsWith('eventplane:queue:'))
-        .map((k) => (JSON.parse(storage.getItem(k) ?? '{"events":[]}') as { events: unknown[] }).events.length)
-    })
-    assert.ok(left.every((n: number) => n === 0), `nothing left queued: ${left.join(',')}`)
-  } finally {
-    await context.close()
-  }
+  const context = await newContext()
+  const page = await openPage(context)
+  // Offline, the site's pages still load (as from a service worker or the browser's cache),
+  // and the intake is out of reach: it stops listening. (Chromium's offline emulation alone
+  // did not hold back every request: in some runs, a keepalive POST made as the page
+  // reloaded reached the intake although the page saw it fail, whether a route aborted it
+  // or not. A closed port fails it for real.)
+  await context.route(`${siteUrl}/**`, (route) => {
+    const file = siteFiles.get(new URL(route.request().url()).pathname)
+    return file === undefined ? route.fulfill({ status: 404 }) : route.fulfill({ status: 200, contentType: file.type, body: file.body })
+  })
+  const server = platform.app.server
+  await new Promise((resolve) => {
+    server.close(resolve)
+    server.closeAllConnections()
+  })
+  await context.setOffline(true)
+  await submitClicks(page, 'offline', 15)
+  // A send while offline fails and waits for its retry; the events are in localStorage.
+  await page.evaluate(() => (globalThis as unknown as { client: { transport: { flush(): Promise<void> } } }).client.transport.flush())
+  const stored = await page.evaluate(() => Object.keys((globalThis as unknown as { localStorage: object }).localStorage).filter((k) => k.startsWith('eventplane:queue:')).length)
+  assert.ok(stored >= 1, 'the queue is in localStorage')
+  // Reloaded while offline: no beacon on the way out (it would be lost); the new page adopts the queue.
+  await page.reload()
+  const after = await page.evaluate(() => {
+    const g = globalThis as unknown as { navigator: { onLine: boolean }; client: { transport: { queued: number; stats: { adopted: number } } } }
+    return { online: g.navigator.onLine, queued: g.client.transport.queued, adopted: g.client.transport.stats.adopted }
+  })
+  assert.deepEqual(after, { online: false, queued: 15, adopted: 15 }, 'the reloaded page is offline and holds the 15 events, adopted')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal((await inLog('offline')).size, 0, 'nothing arrived while offline')
+  // Online again, the intake back on its port.
+  await new Promise<void>((resolve) => server.listen(Number(new URL(intake).port), '127.0.0.1', resolve))
+  await context.unrouteAll()
+  await context.setOffline(false)
+  await eventually(async () => (await inLog('offline')).size === 15, 10_000)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const events = await inLog('offline')
+  assert.equal(events.size, 15)
+  assert.ok([...events.values()].every((e) => e.count === 1), `each exactly once: ${[...events.values()].map((e) => e.count).join(',')}`)
+  const left = await page.evaluate(() => {
+    const storage = (globalThis as unknown as { localStorage: { getItem(key: string): string | null } & object }).localStorage
+    return Object.keys(storage)
+      .filter((k) => k.startsWith('eventplane:queue:'))
+      .map((k) => (JSON.parse(storage.getItem(k) ?? '{"events":[]}') as { events: unknown[] }).events.length)
+  })
+  assert.ok(left.every((n: number) => n === 0), `nothing left queued: ${left.join(',')}`)
 })
 
 test('browser: a page that submits 10,000 events in a loop keeps its queue bounded, and counts and reports what it drops', async () => {
-  const context = await browser.newContext()
-  try {
-    const page = await openPage(context)
-    const warnings: string[] = []
-    page.on('console', (message) => {
-      if (message.type() === 'warning') warnings.push(message.text())
-    })
-    await submitClicks(page, 'loop', 10_000)
-    const after = await page.evaluate(() => {
-      const transport = (globalThis as unknown as { client: { transport: { queued: number; dropped: { queue_full?: number } } } }).client.transport
-      const stored = (globalThis as unknown as { localStorage: { getItem(k: string): string | null } & object }).localStorage
-      const bytes = Object.keys(stored).reduce((n, k) => n + (stored.getItem(k)?.length ?? 0), 0)
-      return { queued: transport.queued, dropped: transport.dropped.queue_full ?? 0, bytes }
-    })
-    assert.ok(after.queued <= 1000, `at most 1,000 queued: ${after.queued}`)
-    assert.ok(after.dropped >= 8000, `the rest dropped and counted: ${after.dropped}`)
-    assert.ok(after.bytes < 1_100_000, `localStorage holds at most about 1 MB of it: ${after.bytes}`)
-    await page.evaluate(async () => {
-      const transport = (globalThis as unknown as { client: { transport: { queued: number; flush(): Promise<void> } } }).client.transport
-      while (transport.queued > 0) await transport.flush()
-    })
-    await eventually(async () => (await inLog('loop')).size + after.dropped === 10_000, 15_000)
-    assert.ok(warnings.some((w) => /oldest were dropped/.test(w)), `the drops were reported: ${warnings.slice(0, 2).join(' | ')}`)
-  } finally {
-    await context.close()
-  }
+  const context = await newContext()
+  const page = await openPage(context)
+  const warnings: string[] = []
+  page.on('console', (message) => {
+    if (message.type() === 'warning') warnings.push(message.text())
+  })
+  await submitClicks(page, 'loop', 10_000)
+  const after = await page.evaluate(() => {
+    const transport = (globalThis as unknown as { client: { transport: { queued: number; dropped: { queue_full?: number } } } }).client.transport
+    const stored = (globalThis as unknown as { localStorage: { getItem(k: string): string | null } & object }).localStorage
+    const bytes = Object.keys(stored).reduce((n, k) => n + (stored.getItem(k)?.length ?? 0), 0)
+    return { queued: transport.queued, dropped: transport.dropped.queue_full ?? 0, bytes }
+  })
+  assert.ok(after.queued <= 1000, `at most 1,000 queued: ${after.queued}`)
+  assert.ok(after.dropped >= 8000, `the rest dropped and counted: ${after.dropped}`)
+  assert.ok(after.bytes < 1_100_000, `localStorage holds at most about 1 MB of it: ${after.bytes}`)
+  await page.evaluate(async () => {
+    const transport = (globalThis as unknown as { client: { transport: { queued: number; flush(): Promise<void> } } }).client.transport
+    while (transport.queued > 0) await transport.flush()
+  })
+  await eventually(async () => (await inLog('loop')).size + after.dropped === 10_000, 15_000)
+  assert.ok(warnings.some((w) => /oldest were dropped/.test(w)), `the drops were reported: ${warnings.slice(0, 2).join(' | ')}`)
 })

@@ -8,11 +8,10 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { capsuleEvent } from '../../src/intake/beacon.ts'
-import { repoRoot } from '../helpers.ts'
+import { bundledStreams, codeBlocks, repoRoot } from '../helpers.ts'
 import { eventually, testPlatform, type TestPlatform } from './helpers.ts'
 
 const settings = { schemas: { Test: '1.0.0', MediaWikiPingback: '1.0.0' }, maxUrlLength: 2000 }
@@ -96,9 +95,8 @@ let platform: TestPlatform
 let url: string
 before(async () => {
   // The bundled stream config (eventlogging_Test, the error stream), as npm start serves it.
-  platform = await testPlatform({ stream_config: { source: join(repoRoot, 'defaults', 'streams.yaml'), watch: false } })
-  await platform.app.listen({ host: '127.0.0.1', port: 0 })
-  url = `http://127.0.0.1:${(platform.app.server.address() as AddressInfo).port}`
+  platform = await testPlatform({ stream_config: { source: bundledStreams, watch: false } })
+  url = await platform.app.listen({ host: '127.0.0.1', port: 0 })
 })
 after(async () => {
   await platform?.close()
@@ -175,7 +173,7 @@ test('beacon endpoint: malformed capsules, unknown schemas and invalid events ar
 
 test("beacon endpoint: docs/intake.md's example, run as written", async () => {
   const section = readFileSync(join(repoRoot, 'docs', 'intake.md'), 'utf8').split('## Legacy beacon')[1]!
-  const lines = /```sh\n([\s\S]*?)```/.exec(section)![1]!.trim().split('\n')
+  const lines = codeBlocks(section).find((block) => block.lang === 'sh')!.code.trim().split('\n')
   assert.equal(lines.length, 2)
   const outputs: string[] = []
   for (const line of lines) {

@@ -7,15 +7,17 @@ import { after, before, test } from 'node:test'
 import { pino } from 'pino'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer, type RunningServer } from '../../src/server/index.ts'
-import { repoRoot, tempDir } from '../helpers.ts'
+import { codeBlocks, repoRoot, tempDir } from '../helpers.ts'
 
 const run = promisify(execFile)
 
 /** The curl lines of the README's shell blocks: the quick start a newcomer copies. */
 function readmeCurls(): string[] {
   const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
-  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!)
-  return blocks.flatMap((b) => b.split('\n')).filter((line) => line.startsWith('curl '))
+  return codeBlocks(readme)
+    .filter((block) => block.lang === 'sh')
+    .flatMap((block) => block.code.split('\n'))
+    .filter((line) => line.startsWith('curl '))
 }
 
 let server: RunningServer
