@@ -2,6 +2,7 @@ import { canaryCommand } from './canary.ts'
 import type { Command } from './command.ts'
 import { configCheckCommand } from './config.ts'
 import { logTailCommand } from './log.ts'
+import { pipeCommand } from './pipe.ts'
 import { produceCommand } from './produce.ts'
 import { schemaInstallHookCommand, schemaMaterializeCommand, schemaNewCommand } from './schema.ts'
 import { schemaCompatCommand, schemaDiffCommand, schemaLintCommand, schemaTypesCommand } from './schema-check.ts'
@@ -26,4 +27,5 @@ export const commands: readonly Command[] = [
   streamsListCommand,
   streamsShowCommand,
   canaryCommand,
+  pipeCommand,
 ]

@@ -92,6 +92,13 @@ export const errorCodes = {
   EVP_LOG_INVALID_ARGUMENT: { status: 400, canRetry: false, title: 'Invalid topic, partition or offset' },
   EVP_LOG_TOPIC_MISSING: { status: 500, canRetry: false, title: 'Topic does not exist in the event log' },
   EVP_LOG_RECORD_UNDECODABLE: { status: 502, canRetry: false, title: 'Records in the event log cannot be decoded' },
+
+  // Processors (eventplane pipe)
+  EVP_PIPE_URI_INVALID: { status: 400, canRetry: false, title: 'Pipe endpoint URI is not valid' },
+  EVP_PIPE_STATE_INVALID: { status: 500, canRetry: false, title: 'Pipe state file cannot be used' },
+  EVP_PIPE_LINE_MALFORMED: { status: 400, canRetry: false, title: 'Input line is not a JSON event' },
+  EVP_PIPE_SOURCE_FAILED: { status: 502, canRetry: true, title: 'Pipe source failed' },
+  EVP_PIPE_DESTINATION_FAILED: { status: 502, canRetry: true, title: 'Pipe destination failed after retries' },
 } as const satisfies Record<string, ErrorSpec>
 
 export interface ErrorSpec {

@@ -152,7 +152,7 @@ export function hasRole(config: Readonly<Config>, role: Role): boolean {
 }
 
 /** SASL (password from the environment) and TLS (PEM files) settings of the Kafka clients. */
-function kafkaSecurity(kafka: Readonly<Config>['event_log']['kafka']): { sasl?: KafkaLogOptions['sasl']; tls?: KafkaLogOptions['tls'] } {
+export function kafkaSecurity(kafka: Readonly<Config>['event_log']['kafka']): { sasl?: KafkaLogOptions['sasl']; tls?: KafkaLogOptions['tls'] } {
   const security: { sasl?: KafkaLogOptions['sasl']; tls?: KafkaLogOptions['tls'] } = {}
   if (kafka.sasl !== undefined) {
     const name = kafka.sasl.password_env
