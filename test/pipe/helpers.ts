@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { repoRoot } from '../helpers.ts'
 
@@ -48,5 +50,39 @@ export function spawnPipe(args: string[], options: { env?: NodeJS.ProcessEnv; in
     exited,
     stdout: () => stdout,
     stderr: () => stderr,
+  }
+}
+
+/**
+ * An HTTP server in front of an intake that, request by request, answers 503 itself, forwards
+ * after a delay, or forwards at once; `bodies` counts the requests it saw.
+ */
+export async function faultyIntake(target: string, plan: (request: number) => 'fail' | 'pass' | { delayMs: number }) {
+  let requests = 0
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const step = plan(++requests)
+      if (step === 'fail') {
+        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '0' }).end(JSON.stringify({ code: 'EVP_OVERLOADED', detail: 'try later' }))
+        return
+      }
+      setTimeout(
+        () => {
+          fetch(`${target}${req.url}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) }).then(
+            async (answer) => res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' }).end(await answer.text()),
+            () => res.writeHead(502).end(),
+          )
+        },
+        typeof step === 'object' ? step.delayMs : 0,
+      )
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/events`,
+    requests: () => requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }

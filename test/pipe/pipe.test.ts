@@ -4,6 +4,7 @@
  * transforms, and endpoint URIs refused with EVP_PIPE_URI_INVALID.
  */
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { appendFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, test } from 'node:test'
@@ -12,7 +13,7 @@ import { pipeCommand } from '../../src/cli/pipe.ts'
 import { parseEndpoint } from '../../src/pipe/index.ts'
 import { cli, codeBlocks, repoRoot, tempDir, writeBundledConfig } from '../helpers.ts'
 import { testPlatform, type TestPlatform } from '../intake/helpers.ts'
-import { readLines, readState, spawnPipe, testEvents, writeLines } from './helpers.ts'
+import { faultyIntake, readLines, readState, spawnPipe, testEvents, writeLines } from './helpers.ts'
 
 let dir: string
 let config: string
@@ -250,4 +251,23 @@ test('every pipe command in docs/pipe.md and the README has endpoints and option
     parseEndpoint(positionals[0]!, 'source', dir)
     parseEndpoint(positionals[1]!, 'destination', dir)
   }
+})
+
+test('progress on a terminal (totals, events/s, lag), none when stderr is not one', async (t) => {
+  const platform = await testPlatform()
+  t.after(() => platform.close())
+  const base = await platform.app.listen({ host: '127.0.0.1', port: 0 })
+  // Slow enough (4 requests of 600 ms) for progress lines, which come once a second.
+  const proxy = await faultyIntake(base, () => ({ delayMs: 600 }))
+  t.after(() => proxy.close())
+  const input = writeLines(join(dir, 'progress.ndjson'), testEvents(400))
+  const command = [process.execPath, '--import', 'tsx', 'src/cli/bin.ts', 'pipe', input, proxy.url, '--batch', '100', '--config', config]
+  // script(1) runs the pipe on a pseudo-terminal.
+  const output = await new Promise<string>((resolve, reject) =>
+    execFile('script', ['-qefc', command.map((w) => `'${w}'`).join(' '), '/dev/null'], { cwd: repoRoot, timeout: 60_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+  )
+  assert.match(output, /\r\x1b\[K\d+ read, \d+ written · \d+ events\/s, lag [\d,]+ bytes/)
+  assert.match(output, /pipe: 400 read, 400 written/)
+  const plain = await run(input, join(dir, 'progress.out'))
+  assert.doesNotMatch(plain.stderr, /\x1b|·/)
 })
