@@ -1,7 +1,10 @@
+import { isUtf8 } from 'node:buffer'
+
 /** One line of a line-delimited input, with where it ends (so a reader can resume after it). */
 export interface Line {
-  /** The line without its line end (LF or CRLF); undefined when it was longer than the limit. */
+  /** The line without its line end (LF or CRLF); undefined when it cannot be an event (`problem` says why). */
   text: string | undefined
+  problem?: string
   /** 1-based line number in the input. */
   number: number
   /** Byte offset just past the line and its line end: where reading resumes after it. */
@@ -35,11 +38,9 @@ export async function* splitLines(
       offset += nl + 1 - start
       number++
       if (overLong || lineBytes > options.maxLineBytes) {
-        lines.push({ text: undefined, number, end: offset, bytes: lineBytes })
+        lines.push({ text: undefined, problem: `${lineBytes} bytes, over max_line_bytes ${options.maxLineBytes}`, number, end: offset, bytes: lineBytes })
       } else {
-        let text = pendingBytes === 0 ? chunk.toString('utf8', start, nl) : Buffer.concat([...pending, chunk.subarray(start, nl)]).toString('utf8')
-        if (text.endsWith('\r')) text = text.slice(0, -1)
-        lines.push({ text, number, end: offset, bytes: lineBytes })
+        lines.push(decode(pendingBytes === 0 ? chunk.subarray(start, nl) : Buffer.concat([...pending, chunk.subarray(start, nl)]), number, offset, number === 1 && options.startOffset === 0))
       }
       pending = []
       pendingBytes = 0
@@ -59,8 +60,22 @@ export async function* splitLines(
   }
   if (pendingBytes > 0) {
     number++
-    let text = overLong ? undefined : Buffer.concat(pending).toString('utf8')
-    if (text?.endsWith('\r')) text = text.slice(0, -1)
-    yield [{ text, number, end: offset, bytes: pendingBytes }]
+    yield [
+      overLong
+        ? { text: undefined, problem: `${pendingBytes} bytes, over max_line_bytes ${options.maxLineBytes}`, number, end: offset, bytes: pendingBytes }
+        : decode(Buffer.concat(pending), number, offset, number === 1 && options.startOffset === 0),
+    ]
   }
+}
+
+/**
+ * A line's text: bytes that are not UTF-8 make no event (as the intake refuses such a body),
+ * rather than one with U+FFFD in it; a byte order mark at the start of the input is dropped.
+ */
+function decode(bytes: Buffer, number: number, end: number, first: boolean): Line {
+  if (!isUtf8(bytes)) return { text: undefined, problem: 'not valid UTF-8', number, end, bytes: bytes.length }
+  let text = bytes.toString('utf8')
+  if (text.endsWith('\r')) text = text.slice(0, -1)
+  if (first && text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+  return { text, number, end, bytes: bytes.length }
 }

@@ -267,7 +267,7 @@ export async function runPipe(options: PipeOptions): Promise<PipeResult> {
 
 /** The event, or why it is not one. */
 function parse(item: Item): JsonObject | string {
-  if (item.text === undefined) return 'longer than the line limit'
+  if (item.text === undefined) return item.problem ?? 'no text'
   let value: unknown
   try {
     value = JSON.parse(item.text)

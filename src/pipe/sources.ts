@@ -11,8 +11,10 @@ import { BoundedQueue } from './queue.ts'
 
 /** One event as read, before it is parsed. */
 export interface Item {
-  /** The JSON text; undefined for a line longer than the limit (it counts as malformed). */
+  /** The JSON text; undefined when it cannot be an event (it counts as malformed). */
   text: string | undefined
+  /** Why there is no text: a line over the length limit, bytes that are not UTF-8. */
+  problem?: string
   /** Where it was read, for messages: `line 12`, `partition 0 offset 41`, `event id …`. */
   where: string
   /** The record's key and time, when the source is a log (a log destination keeps them). */
@@ -143,11 +145,9 @@ function lineSource(label: string, chunks: AsyncIterable<Buffer>, start: { offse
       pending = pending.length <= max ? [] : pending.slice(max)
       return taken.map((line) => {
         lines.set(line.end, line.number)
-        return {
-          text: line.text,
-          where: `line ${line.number}${line.text === undefined ? ` (${line.bytes} bytes, over max_line_bytes ${maxLineBytes})` : ''}`,
-          mark: line.end,
-        }
+        const item: Item = { text: line.text, where: `line ${line.number}`, mark: line.end }
+        if (line.problem !== undefined) item.problem = line.problem
+        return item
       })
     },
     commit(item) {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -28,15 +28,17 @@ test('malformed lines are skipped and counted; --strict stops at the first with 
   const good = testEvents(6)
   const long = JSON.stringify({ pad: 'x'.repeat(3000) })
   const input = writeLines(join(dir, 'malformed.ndjson'), [good[0]!, good[1]!, '{"half": ', '', '[1, 2]', '   ', 'null', good[2]!, long, good[3]!, '\u00ff\u00fe', good[4]!, good[5]!])
+  appendFileSync(input, Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a]))
   const source = `file://${input}?max_line_bytes=2048`
   const out = join(dir, 'malformed.out.ndjson')
   const skipped = await run(source, out)
   assert.equal(skipped.code, 0, skipped.stderr)
   assert.match(skipped.stderr, /line 3: malformed: not JSON/)
   assert.match(skipped.stderr, /line 5: malformed: not a JSON object, but an array/)
-  assert.match(skipped.stderr, /line 9 \(3010 bytes, over max_line_bytes 2048\): malformed: longer than the line limit/)
+  assert.match(skipped.stderr, /line 9: malformed: 3010 bytes, over max_line_bytes 2048/)
+  assert.match(skipped.stderr, /line 14: malformed: not valid UTF-8/)
   // Blank lines are no events: neither read nor malformed.
-  assert.match(skipped.stderr, /pipe: 11 read, 6 written, 5 malformed/)
+  assert.match(skipped.stderr, /pipe: 12 read, 6 written, 6 malformed/)
   assert.deepEqual(readLines(out), good)
 
   const strictOut = join(dir, 'strict.out.ndjson')
@@ -50,6 +52,15 @@ test('malformed lines are skipped and counted; --strict stops at the first with 
   const rest = await run(source, strictOut, '--state', state)
   assert.equal(rest.code, 0, rest.stderr)
   assert.deepEqual(readLines(strictOut), good)
+})
+
+test('a byte order mark at the start of a file is not part of the first event', async () => {
+  const lines = testEvents(2)
+  const input = join(dir, 'bom.ndjson')
+  writeFileSync(input, `\ufeff${lines.join('\n')}\n`)
+  const r = await run(input, join(dir, 'bom.out.ndjson'))
+  assert.match(r.stderr, /pipe: 2 read, 2 written in/)
+  assert.deepEqual(readLines(join(dir, 'bom.out.ndjson')), lines)
 })
 
 test('an unreachable destination: bounded retries with backoff, then exit 1 with the position not moved', async () => {
