@@ -32,8 +32,9 @@ EVENTPLANE_ROLES (comma-separated), EVENTPLANE_EVENT_LOG, EVENTPLANE_KAFKA_BROKE
     const { config, file } = loadConfig({ path: values['config'] as string | undefined, env: overrides, cwd })
     const server = await startServer(config)
     handleSignals(server, config.server.shutdown_timeout_ms)
-    server.platform.logger.info({ url: server.url, config: file, roles: config.server.roles }, 'eventplane listening')
-    stdout.write(`eventplane listening on ${server.url} (roles: ${config.server.roles.join(', ')}; config: ${file})\n`)
+    const log = config.event_log.backend === 'kafka' ? `Kafka at ${(config.event_log.kafka.brokers ?? []).join(',')}` : `SQLite file ${config.event_log.path}`
+    server.platform.logger.info({ url: server.url, config: file, roles: config.server.roles, event_log: log }, 'eventplane listening')
+    stdout.write(`eventplane listening on ${server.url} (roles: ${config.server.roles.join(', ')}; config: ${file}; event log: ${log})\n`)
     if (server.metricsUrl !== undefined) stdout.write(`eventplane metrics on ${server.metricsUrl}/metrics\n`)
     await new Promise<void>((resolve) => server.app.server.once('close', () => resolve()))
     return 0

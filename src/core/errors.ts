@@ -24,6 +24,7 @@ export const errorCodes = {
   EVP_REQUEST_TIMEOUT: { status: 408, canRetry: true, title: 'The request did not arrive in time' },
   EVP_OVERLOADED: { status: 503, canRetry: true, title: 'The server is at a resource limit' },
   EVP_INTERNAL: { status: 500, canRetry: true, title: 'Internal error' },
+  EVP_LISTEN_FAILED: { status: 500, canRetry: false, title: 'The server cannot listen on its address' },
 
   // Schema repository and schema resolution
   EVP_PATH_INVALID: { status: 400, canRetry: false, title: 'Path is not allowed' },

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config/index.ts'
+import { EventplaneError } from '../core/errors.ts'
 import { buildApp, openPlatform, type OpenPlatformOptions, type Platform } from './app.ts'
 import { startMetricsListener } from './metrics.ts'
 import { planCanaries, sendCanaries } from '../canary/index.ts'
@@ -22,12 +23,17 @@ export async function startServer(config: Readonly<Config>, options: OpenPlatfor
   let metrics: Awaited<ReturnType<typeof startMetricsListener>> | undefined
   try {
     app = await buildApp(platform)
-    await app.listen({ host: config.server.host, port: config.server.port })
+    await app.listen({ host: config.server.host, port: config.server.port }).catch((error: unknown) => {
+      throw listenFailed(error, config.server.host, config.server.port, 'server.port, --port or PORT', 'server.host, --host or HOST')
+    })
     const { port: metricsPort, host: metricsHost } = config.server.metrics
     if (metricsPort !== null) {
-      metrics = await startMetricsListener(platform.registry, metricsHost ?? config.server.host, metricsPort, {
+      const host = metricsHost ?? config.server.host
+      metrics = await startMetricsListener(platform.registry, host, metricsPort, {
         headersTimeout: config.server.headers_timeout_ms,
         requestTimeout: Math.max(config.server.request_timeout_ms, config.server.headers_timeout_ms),
+      }).catch((error: unknown) => {
+        throw listenFailed(error, host, metricsPort, 'server.metrics.port', 'server.metrics.host')
       })
     }
   } catch (error) {
@@ -61,6 +67,19 @@ export async function startServer(config: Readonly<Config>, options: OpenPlatfor
       return closing
     },
   }
+}
+
+/** Why a listener could not start, said so that a person can act on it (EVP_LISTEN_FAILED). */
+function listenFailed(error: unknown, host: string, port: number, portSetting: string, hostSetting: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`
+  const why: Record<string, string> = {
+    EADDRINUSE: `${where} is in use: another eventplane serve, or another program, listens there. Stop it, or choose another port (${portSetting})`,
+    EACCES: `listening on ${where} is not permitted (ports below 1024 need privileges). Choose a port from 1024 up (${portSetting})`,
+    EADDRNOTAVAIL: `${host} is not an address of this machine. Use 127.0.0.1, 0.0.0.0 or one of its addresses (${hostSetting})`,
+  }
+  if (code === undefined || why[code] === undefined) return error
+  return new EventplaneError('EVP_LISTEN_FAILED', `cannot listen: ${why[code]}`, { cause: error, details: { host, port, errno: code } })
 }
 
 /**

@@ -94,3 +94,26 @@ test('a bad config stops serve before it listens, naming the file and line', asy
   assert.equal(code, 1)
   assert.match(stderr, new RegExp(`${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:\\d+: server.port must be >= 0 \\[EVP_CONFIG_INVALID\\]`))
 })
+
+test('the start-up line names the event log; a taken port is EVP_LISTEN_FAILED with what to change, not a stack', async () => {
+  const dataDir = tempDir()
+  const first = await serve([], { EVENTPLANE_DATA_DIR: dataDir })
+  try {
+    assert.match(first.output(), new RegExp(`listening on http://127\\.0\\.0\\.1:\\d+ \\(roles: all; config: .*; event log: SQLite file ${join(dataDir, 'events.sqlite').replace(/[.]/g, '\\.')}\\)`))
+    const port = new URL(first.url).port
+    const second = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', port], {
+      cwd: repoRoot,
+      env: { ...process.env, EVENTPLANE_DATA_DIR: tempDir() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    second.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const [code] = await once(second, 'exit')
+    assert.equal(code, 1)
+    assert.match(stderr, new RegExp(`cannot listen: 127\\.0\\.0\\.1:${port} is in use: another eventplane serve, or another program, listens there\\. Stop it, or choose another port \\(server\\.port, --port or PORT\\) \\[EVP_LISTEN_FAILED\\]`))
+    assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace')
+  } finally {
+    first.child.kill('SIGTERM')
+    await once(first.child, 'exit')
+  }
+})
