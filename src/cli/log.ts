@@ -9,7 +9,8 @@ export const logTailCommand: Command = {
   usage: 'eventplane log tail TOPIC [--from-beginning | --offset N | --since TIME] [--partition N] [--no-follow]',
   help: `Reads the event log of the config: the SQLite file (event_log.path, by default
 <data_dir>/events.sqlite) directly, also while a server is writing to it, or the Kafka cluster
-(event_log.backend: kafka), and prints one record per line: the event
+(event_log.backend: kafka). Give it the config (and environment) the server runs with: a line
+on stderr says which log it reads. It prints one record per line on stdout: the event
 JSON, or with --meta a JSON object with topic, partition, offset, timestamp, key and value.
 Without a start option it starts at the end and prints only new records.
 TIME is epoch milliseconds or an ISO-8601 time. Stop with Ctrl-C.
@@ -24,9 +25,10 @@ Example: eventplane log tail datacenter1.test.event --from-beginning --no-follow
     'no-follow': { type: 'boolean', description: 'Stop at the end instead of waiting for new records.' },
     max: { type: 'string', short: 'n', value: 'N', description: 'Stop after N records.' },
     meta: { type: 'boolean', short: 'm', description: 'Print each record with its position, timestamp and key.' },
+    quiet: { type: 'boolean', short: 'q', description: 'No line on stderr saying which log is read.' },
   },
   maxPositionals: 1,
-  async run({ values, positionals, stdout, env, cwd }) {
+  async run({ values, positionals, stdout, stderr, env, cwd }) {
     const topic = positionals[0]
     if (topic === undefined) throw new EventplaneError('EVP_CLI_USAGE', 'name the topic, e.g. datacenter1.test.event')
     const starts = ['from-beginning', 'offset', 'since'].filter((k) => values[k] !== undefined)
@@ -45,7 +47,7 @@ Example: eventplane log tail datacenter1.test.event --from-beginning --no-follow
       since = /^\d+$/.test(values['since']) ? Number(values['since']) : Date.parse(values['since'])
       if (!Number.isFinite(since)) throw new EventplaneError('EVP_CLI_USAGE', `--since ${JSON.stringify(values['since'])} is neither epoch milliseconds nor an ISO-8601 time`)
     }
-    const { config } = loadConfig({ path: values['config'] as string | undefined, env, cwd })
+    const { config, file } = loadConfig({ path: values['config'] as string | undefined, env, cwd })
     const kafka = config.event_log.backend === 'kafka'
     const path = kafka ? `Kafka at ${(config.event_log.kafka.brokers ?? []).join(', ')}` : config.event_log.path!
     if (!kafka && !existsSync(path)) throw new EventplaneError('EVP_LOG_UNAVAILABLE', `no event log at ${path} (has the server run with this config?)`)
@@ -68,6 +70,9 @@ Example: eventplane log tail datacenter1.test.event --from-beginning --no-follow
       if (partition !== undefined && partition >= count) throw new EventplaneError('EVP_LOG_INVALID_ARGUMENT', `${topic} has ${count} partitions (0 to ${count - 1})`)
       if (offset !== undefined && partition === undefined && count > 1) throw new EventplaneError('EVP_CLI_USAGE', '--offset needs --partition: the topic has several')
       const partitions = partition === undefined ? [...Array(count).keys()] : [partition]
+      // Which log, said on stderr: the config decides between SQLite and Kafka, and a config
+      // other than the server's would read another log without an error.
+      if (values['quiet'] !== true) write(stderr, `reading ${topic} (${count} partition${count === 1 ? '' : 's'}) from ${kafka ? path : `the SQLite file ${path}`} (config: ${file})`)
       let printed = 0
       await Promise.all(
         partitions.map(async (p) => {

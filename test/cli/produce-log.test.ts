@@ -63,6 +63,8 @@ describe('eventplane produce and eventplane log tail', () => {
   test('log tail prints the records of a topic from the beginning, with --meta positions', async () => {
     const result = await cli(['log', 'tail', 'datacenter1.test.event', '--from-beginning', '--no-follow', '--config', config])
     assert.equal(result.code, 0, result.stderr)
+    assert.match(result.stderr, /^reading datacenter1\.test\.event \(1 partition\) from the SQLite file .*events\.sqlite \(config: .*eventplane\.yaml\)$/m)
+    assert.equal((await cli(['log', 'tail', 'datacenter1.test.event', '--no-follow', '--quiet', '--config', config])).stderr, '')
     const events = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as { test: string })
     assert.deepEqual(
       events.map((e) => e.test),

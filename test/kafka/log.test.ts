@@ -121,6 +121,7 @@ describe('eventplane log tail on Kafka', { skip: kafkaSkipped }, () => {
     const tail = await cli(['log', 'tail', 'dc1.cli.event', '--from-beginning', '--no-follow', '--config', config])
     assert.equal(tail.code, 0, tail.stderr)
     assert.deepEqual(tail.stdout.trim().split('\n'), ['{"n":1}', '{"n":2}'])
+    assert.match(tail.stderr, new RegExp(`^reading dc1\\.cli\\.event \\(\\d+ partitions?\\) from Kafka at ${brokers[0]} \\(config: .*eventplane\\.yaml\\)$`, 'm'))
     const missing = await cli(['log', 'tail', 'dc1.other', '--no-follow', '--config', config])
     assert.notEqual(missing.code, 0)
     assert.match(missing.stderr, /no topic dc1\.other .*dc1\.cli\.event/)
