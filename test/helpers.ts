@@ -9,6 +9,9 @@ import { runCli } from '../src/cli/main.ts'
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 
+/** `--import` this to run TypeScript with tsx from any working folder (a bare `tsx` is found from the working folder only). */
+export const tsxImport = import.meta.resolve('tsx')
+
 /** Wikimedia's primary schema repository, kept beside the project in ../shared (also in CI). */
 export const fixtureRepo = fileURLToPath(new URL('../../shared/fixtures/wmf-schemas-primary', import.meta.url))
 export const bundledSchemas = join(repoRoot, 'defaults', 'schemas')

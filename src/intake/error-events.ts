@@ -24,7 +24,12 @@ export interface ErrorEventsOptions {
   privateFields: readonly string[]
   logger: Logger
   registry?: Registry | undefined
+  /** Whether the stream config has the error stream now; without it nothing is written, and that is said once, not per event. */
+  streamConfigured?: () => boolean
 }
+
+/** How often a missing error stream is told in the log. */
+const missingStreamWarningMs = 10 * 60_000
 
 export interface ErrorEvents {
   /** Error events for refused events, written after the answer, never delaying it. */
@@ -46,7 +51,7 @@ export function createErrorEvents(options: ErrorEventsOptions): ErrorEvents {
   const pending = new Set<Promise<unknown>>()
   const outcomes = new Counter({
     name: 'eventplane_intake_error_events_total',
-    help: 'Error events for refused events, by outcome: written, suppressed (over intake.error_events_per_s), unfit (could not be made to fit the error schema), failed (the write failed).',
+    help: 'Error events for refused events, by outcome: written, suppressed (over intake.error_events_per_s), unfit (could not be made to fit the error schema), failed (the write failed), no_stream (the stream config lacks intake.error_stream).',
     labelNames: ['outcome'] as const,
     registers: options.registry ? [options.registry] : [],
   })
@@ -56,6 +61,7 @@ export function createErrorEvents(options: ErrorEventsOptions): ErrorEvents {
     registers: options.registry ? [options.registry] : [],
   })
   const bucket = tokenBucket(options.perSecond, options.burst)
+  let lastMissingWarning = -Infinity
 
   function errorEvent(item: ItemResult, context: RequestContext): JsonObject {
     const original = item.event
@@ -123,6 +129,18 @@ export function createErrorEvents(options: ErrorEventsOptions): ErrorEvents {
       // Never an error event about an error event: a broken error stream must not loop.
       const items = failed.filter((item) => !(isPlainObject(item.event) && options.streamOf(item.event) === options.stream))
       if (items.length === 0) return
+      if (options.streamConfigured?.() === false) {
+        outcomes.inc({ outcome: 'no_stream' }, items.length)
+        const now = Date.now()
+        if (now - lastMissingWarning >= missingStreamWarningMs) {
+          lastMissingWarning = now
+          log.warn(
+            { error_stream: options.stream },
+            `intake.error_stream ${options.stream} is not in the stream config: no error events are written for refused events. Add the stream (as defaults/streams.yaml has it), or set intake.error_stream: null`,
+          )
+        }
+        return
+      }
       const allowed = bucket(items.length)
       if (allowed < items.length) {
         outcomes.inc({ outcome: 'suppressed' }, items.length - allowed)

@@ -150,6 +150,9 @@ export function createIntake(options: IntakeOptions): Intake {
           privateFields: options.privateFields ?? ['http.client_ip', 'http.request_headers'],
           logger: log,
           registry: options.registry,
+          ...(options.streamConfig === undefined || options.allowUnknownStreams === true
+            ? {}
+            : { streamConfigured: () => options.streamConfig!.current().resolve(errorStream) !== undefined }),
         })
 
   /** Streams made through regex keys so far (each is a topic), bounded by maxRegexStreams. */

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, test } from 'node:test'
 import { pino } from 'pino'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer, type RunningServer } from '../../src/server/index.ts'
-import { codeBlocks, repoRoot, tempDir } from '../helpers.ts'
+import { codeBlocks, repoRoot, tempDir, tsxImport } from '../helpers.ts'
 
 const run = promisify(execFile)
 
@@ -39,4 +40,50 @@ test('every curl command in the README works against the bundled server', async 
     // A problem document means the command failed; per-event results (207/400 bodies) are examples.
     assert.doesNotMatch(stdout, /"type":"urn:eventplane:error:/, `error from: ${command}\n${stdout}`)
   }
+})
+
+test("the README's configuration example works verbatim: config check passes, serve starts, refused events get error events", async (t) => {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 5))
+  const blocks = codeBlocks(section)
+  const yaml = blocks.find((b) => b.lang === 'yaml')!.code
+  const commands = blocks.filter((b) => b.lang === 'sh').flatMap((b) => b.code.split('\n')).filter((l) => l.trim() !== '' && !l.startsWith('#'))
+  assert.deepEqual(commands.map((c) => c.split(' ').slice(0, 3).join(' ')), ['cp defaults/streams.yaml streams.yaml', 'npx eventplane config', 'npx eventplane serve'])
+  // A folder laid out as the clone is (defaults/ beside the files the example makes).
+  const dir = tempDir()
+  symlinkSync(join(repoRoot, 'defaults'), join(dir, 'defaults'))
+  // The only change: a free port instead of 8192.
+  writeFileSync(join(dir, 'eventplane.yaml'), yaml.replace('port: 8192', 'port: 0'))
+  const eventplane = [process.execPath, '--import', tsxImport, join(repoRoot, 'src/cli/bin.ts')]
+  const [copy, check, serve] = commands.map((c) => c.replace(/\s+#.*$/, ''))
+  await run('sh', ['-c', copy!], { cwd: dir })
+  const checked = await run(eventplane[0]!, [...eventplane.slice(1), ...check!.split(' ').slice(2)], { cwd: dir })
+  assert.match(checked.stdout, /eventplane\.yaml: valid\n/)
+  assert.equal(checked.stderr, '', 'no warnings')
+
+  const child = spawn(eventplane[0]!, [...eventplane.slice(1), ...serve!.split(' ').slice(2)], { cwd: dir, env: { ...process.env, EVENTPLANE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    }
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const deadline = Date.now() + 60_000
+  while (!/listening on (http:\/\/\S+)/.test(output)) {
+    assert.ok(Date.now() < deadline && child.exitCode === null, `serve did not start:\n${output}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  const url = /listening on (http:\/\/\S+)/.exec(output)![1]!
+  const answer = await fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 5 }]) })
+  assert.equal(answer.status, 400)
+  const metrics = async (): Promise<string[]> => (await (await fetch(`${url}/metrics`)).text()).match(/eventplane_intake_error_events_total\{outcome="(\w+)"\} (\d+)/g) ?? []
+  const deadlineWritten = Date.now() + 10_000
+  while (!(await metrics()).includes('eventplane_intake_error_events_total{outcome="written"} 1')) {
+    assert.ok(Date.now() < deadlineWritten, `no error event written: ${(await metrics()).join(', ')}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  assert.doesNotMatch(output, /"level":50/, 'no error in the log')
 })
