@@ -3,7 +3,7 @@
 // command line) under node:test, with TypeScript loaded by tsx. Node 20's --test cannot glob
 // .ts files itself, hence this script.
 import { spawn, spawnSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
@@ -68,6 +68,26 @@ if (files.some((f) => f.includes(`${join('test', 'kafka')}/`)) && !process.env.E
     broker = await startBroker()
     env.EVENTPLANE_TEST_KAFKA = broker.bootstrap
   }
+}
+
+// The fixture suites read Wikimedia's primary schema repository from ../shared (beside the
+// clone). CI must have it; elsewhere its suites skip (test/helpers.ts fixtureSkipped), loudly.
+const fixture = join(root, '..', 'shared', 'fixtures', 'wmf-schemas-primary')
+if (!existsSync(fixture)) {
+  if (process.env.CI) {
+    console.error(`The fixture suites need ${fixture} (Wikimedia's primary schema repository), and CI must run them: put the shared folder beside the clone`)
+    process.exit(1)
+  }
+  const using = files.filter((f) => /fixtureSkipped/.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f))
+  console.error(
+    '\n' + '!'.repeat(78) + '\n' +
+      `!! SKIPPING the suites that read Wikimedia's primary schema repository: no\n` +
+      `!! ${fixture}.\n` +
+      `!! It comes with the shared folder beside the clone (../shared/fixtures); the\n` +
+      `!! suites that skip (in part) are:\n` +
+      using.map((f) => `!!   ${f}\n`).join('') +
+      '!'.repeat(78) + '\n',
+  )
 }
 
 console.log(`running ${files.length} test files`)

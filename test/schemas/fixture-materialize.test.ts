@@ -12,11 +12,11 @@ import {
   repositorySource,
   verifyCurrent,
 } from '../../src/schemas/index.ts'
-import { cli, fixtureRepo, writableCopy } from '../helpers.ts'
+import { cli, fixtureRepo, fixtureSkipped, writableCopy } from '../helpers.ts'
 
 // Wikimedia's primary repository, as it is: every version must load, and materializing each
 // current.yaml must give the committed latest version.
-describe('wmf-schemas-primary fixture', () => {
+describe('wmf-schemas-primary fixture', { skip: fixtureSkipped }, () => {
   const repository = openRepository(fixtureRepo, { name: 'primary' })
 
   test('every materialized version and every latest entry loads', async () => {

@@ -6,9 +6,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { parse } from 'yaml'
 import { installErrorHandling } from '../../src/core/http.ts'
 import { listTitles, listVersions, openRepository, readSchemaFile, schemaRoutes } from '../../src/schemas/index.ts'
-import { bundledSchemas, fixtureRepo, writableCopy } from '../helpers.ts'
+import { bundledSchemas, fixtureRepo, fixtureSkipped, writableCopy } from '../helpers.ts'
 
-describe('schema service', () => {
+describe('schema service', { skip: fixtureSkipped }, () => {
   let app: FastifyInstance
   const copy = writableCopy(fixtureRepo)
   const schemaDir = join(copy, 'jsonschema')
