@@ -1,8 +1,5 @@
-import { planCanaries, sendCanaries } from '../canary/index.ts'
 import { loadConfig } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
-import { openSchemas } from '../server/app.ts'
-import { loadStreamConfig } from '../streamconfig/index.ts'
 import { configOption, write, type Command } from './command.ts'
 
 export const canaryCommand: Command = {
@@ -37,6 +34,8 @@ Examples:
     }
     const url = (values['url'] as string | undefined) ?? `http://127.0.0.1:${config.server.port}`
     if (!/^https?:\/\/[^/]/.test(url)) throw new EventplaneError('EVP_CLI_USAGE', `--url must be an http(s) URL, not ${JSON.stringify(url)}`)
+    // Loaded here, not at the top: --help and the other commands do not need them.
+    const [{ planCanaries, sendCanaries }, { openSchemas }, { loadStreamConfig }] = await Promise.all([import('../canary/index.ts'), import('../server/schemas.ts'), import('../streamconfig/index.ts')])
     const plans = await planCanaries(await loadStreamConfig(source), openSchemas(config).schemas, positionals)
     if (plans.length === 0) {
       write(stderr, 'no stream has canary_events_enabled: true; nothing to send')

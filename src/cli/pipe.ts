@@ -1,7 +1,8 @@
 import { resolve } from 'node:path'
 import { loadConfig } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
-import { endpointExamples, parseEndpoint, runPipe, type Counts, type PipeResult, type Progress } from '../pipe/index.ts'
+import { endpointExamples, parseEndpoint } from '../pipe/endpoints.ts'
+import type { Counts, PipeResult, Progress } from '../pipe/index.ts'
 import { configOption, write, type Command } from './command.ts'
 
 export const pipeCommand: Command = {
@@ -102,6 +103,8 @@ Examples:
     const statePath = typeof values['state'] === 'string' ? resolve(cwd, values['state']) : undefined
     const started = performance.now()
     let result: PipeResult
+    // Loaded here: the other commands (and --help) should not pay for SQLite, ajv and CEL.
+    const { runPipe } = await import('../pipe/index.ts')
     try {
       result = await runPipe({
         from: { uri: fromUri, endpoint: parseEndpoint(fromUri, 'source', cwd) },

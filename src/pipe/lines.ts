@@ -30,6 +30,9 @@ export async function* splitLines(
   let overLong = false
   for await (const chunk of chunks) {
     const lines: Line[] = []
+    // One check of the whole chunk spares one per line; a chunk that fails (bad bytes, or a
+    // character cut at its end) has its lines checked one by one.
+    const valid = isUtf8(chunk)
     let start = 0
     for (;;) {
       const nl = chunk.indexOf(10, start)
@@ -40,7 +43,12 @@ export async function* splitLines(
       if (overLong || lineBytes > options.maxLineBytes) {
         lines.push({ text: undefined, problem: `${lineBytes} bytes, over max_line_bytes ${options.maxLineBytes}`, number, end: offset, bytes: lineBytes })
       } else {
-        lines.push(decode(pendingBytes === 0 ? chunk.subarray(start, nl) : Buffer.concat([...pending, chunk.subarray(start, nl)]), number, offset, number === 1 && options.startOffset === 0))
+        const first = number === 1 && options.startOffset === 0
+        lines.push(
+          pendingBytes === 0 && valid && !first
+            ? text(chunk.toString('utf8', start, nl), number, offset, nl - start)
+            : decode(pendingBytes === 0 ? chunk.subarray(start, nl) : Buffer.concat([...pending, chunk.subarray(start, nl)]), number, offset, first),
+        )
       }
       pending = []
       pendingBytes = 0
@@ -74,8 +82,12 @@ export async function* splitLines(
  */
 function decode(bytes: Buffer, number: number, end: number, first: boolean): Line {
   if (!isUtf8(bytes)) return { text: undefined, problem: 'not valid UTF-8', number, end, bytes: bytes.length }
-  let text = bytes.toString('utf8')
-  if (text.endsWith('\r')) text = text.slice(0, -1)
-  if (first && text.charCodeAt(0) === 0xfeff) text = text.slice(1)
-  return { text, number, end, bytes: bytes.length }
+  const line = text(bytes.toString('utf8'), number, end, bytes.length)
+  if (first && line.text!.charCodeAt(0) === 0xfeff) line.text = line.text!.slice(1)
+  return line
+}
+
+/** A decoded line, without a CR before its LF. */
+function text(decoded: string, number: number, end: number, bytes: number): Line {
+  return { text: decoded.charCodeAt(decoded.length - 1) === 13 ? decoded.slice(0, -1) : decoded, number, end, bytes }
 }

@@ -3,8 +3,7 @@ import { dirname } from 'node:path'
 import { pino } from 'pino'
 import type { Config } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
-import { openKafkaLog, openSqliteLog, type EventLog } from '../log/index.ts'
-import { kafkaSecurity } from '../server/app.ts'
+import { kafkaSecurity, openKafkaLog, openSqliteLog, type EventLog } from '../log/index.ts'
 import type { Endpoint } from './endpoints.ts'
 
 /**

@@ -2,13 +2,10 @@ import { backoff } from '@eventplane/client'
 import type { Config } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
 import { isPlainObject, setOwn, type JsonObject } from '../core/objects.ts'
-import { eventGateErrors, eventGateErrorsText } from '../schemas/ajv6.ts'
-import { createValidatorCache, type CompiledSchema, type ValidatorCache } from '../schemas/validator.ts'
-import { openSchemas } from '../server/app.ts'
-import { compileFilter } from '../streams/filter.ts'
+import type { CompiledSchema, ValidatorCache } from '../schemas/validator.ts'
 import type { Endpoint } from './endpoints.ts'
 import { isPermanent, openSink, type OutItem, type Sink } from './sinks.ts'
-import { openSource, type Item } from './sources.ts'
+import { describeItem, openSource, type Item } from './sources.ts'
 import { loadState, saveState, type PipeState } from './state.ts'
 
 export interface PipeOptions {
@@ -75,6 +72,9 @@ export interface PipeResult extends Counts {
   statePath: string | undefined
 }
 
+/** The event of an item copied as text, unparsed (file and stdout destinations do not look at it). */
+const unparsed: JsonObject = Object.freeze({})
+
 /** Skipped events described on stderr before only counting them. */
 const maxNotices = 20
 
@@ -96,12 +96,24 @@ export async function runPipe(options: PipeOptions): Promise<PipeResult> {
   const hardSignal = options.hardSignal ?? new AbortController().signal
   const counts: Counts = { read: 0, written: 0, filtered: 0, malformed: 0, invalid: 0, refused: 0, retries: 0 }
   const saved = options.statePath === undefined ? undefined : loadState(options.statePath, options.from.uri, options.to.uri)
-  const filter = options.filter === undefined ? undefined : compileFilter({ expression: options.filter, includeCanary: true }, { maxLength: 10_000, maxNodes: 1000, maxNesting: 3, budget: 1_000_000 })
+  // CEL and ajv are loaded only when asked for: a plain copy starts faster without them.
+  const filter =
+    options.filter === undefined
+      ? undefined
+      : (await import('../streams/filter.ts')).compileFilter({ expression: options.filter, includeCanary: true }, { maxLength: 10_000, maxNodes: 1000, maxNesting: 3, budget: 1_000_000 })
   const transforms = [...(options.set ?? []).map(([path, value]) => setter(path, value)), ...(options.drop ?? []).map(dropper)]
-  const validator = options.validate === true ? schemaValidator(options.config) : undefined
+  const validator = options.validate === true ? await schemaValidator(options.config) : undefined
+  // Records of the embedded log are JSON objects already (the intake and pipe write nothing
+  // else): to a file or stdout, with nothing to look at in them, their text is copied unparsed.
+  const copyText =
+    options.from.endpoint.scheme === 'embedded' &&
+    filter === undefined &&
+    transforms.length === 0 &&
+    validator === undefined &&
+    (options.to.endpoint.scheme === 'file' || options.to.endpoint.scheme === 'stdout')
   let notices = 0
   const skip = (item: Item, kind: string, why: string) => {
-    if (notices < maxNotices) options.notice(`${item.where}: ${kind}: ${why}`)
+    if (notices < maxNotices) options.notice(`${describeItem(item)}: ${kind}: ${why}`)
     else if (notices === maxNotices) options.notice(`more skipped events are counted, not described`)
     notices++
   }
@@ -166,6 +178,10 @@ export async function runPipe(options: PipeOptions): Promise<PipeResult> {
       let handled = items.length
       for (let i = 0; i < items.length; i++) {
         const item = items[i]!
+        if (copyText) {
+          out.push({ text: item.text!, event: unparsed })
+          continue
+        }
         const parsed = parse(item)
         if (typeof parsed === 'string') {
           if (options.strict === true) {
@@ -174,7 +190,7 @@ export async function runPipe(options: PipeOptions): Promise<PipeResult> {
             await write(out)
             for (let j = 0; j < handled; j++) source.commit(items[j]!)
             save()
-            throw new EventplaneError('EVP_PIPE_LINE_MALFORMED', `${source.label}, ${item.where}: ${parsed} (--strict stops here; the state points at this event)`, { details: { where: item.where } })
+            throw new EventplaneError('EVP_PIPE_LINE_MALFORMED', `${source.label}, ${describeItem(item)}: ${parsed} (--strict stops here; the state points at this event)`, { details: { where: describeItem(item) } })
           }
           counts.malformed++
           skip(item, 'malformed', parsed)
@@ -321,7 +337,12 @@ function dropper(path: string): (event: JsonObject) => void {
  * repositories (or remote base URIs) as the intake finds it. The verdict is the schema's only;
  * stream config (which stream takes which schema) is the intake's business.
  */
-function schemaValidator(config: Readonly<Config>): (event: JsonObject) => Promise<string | undefined> {
+async function schemaValidator(config: Readonly<Config>): Promise<(event: JsonObject) => Promise<string | undefined>> {
+  const [{ createValidatorCache }, { openSchemas }, { eventGateErrors, eventGateErrorsText }] = await Promise.all([
+    import('../schemas/validator.ts'),
+    import('../server/schemas.ts'),
+    import('../schemas/ajv6.ts'),
+  ])
   const cache: ValidatorCache = createValidatorCache({ source: openSchemas(config).schemas, maxEntries: config.intake.validator_cache_size })
   const httpBases = (config.schemas.base_uris ?? []).filter((b) => /^https?:\/\//.test(b)).map((b) => b.replace(/\/+$/, ''))
   const known = new Map<string, CompiledSchema | string>()

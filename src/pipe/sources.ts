@@ -15,8 +15,8 @@ export interface Item {
   text: string | undefined
   /** Why there is no text: a line over the length limit, bytes that are not UTF-8. */
   problem?: string
-  /** Where it was read, for messages: `line 12`, `partition 0 offset 41`, `event id …`. */
-  where: string
+  /** For line sources: its line number. */
+  line?: number
   /** The record's key and time, when the source is a log (a log destination keeps them). */
   key?: Buffer | null
   timestamp?: number
@@ -24,6 +24,13 @@ export interface Item {
   mark: number | string
   /** For log sources: the partition of `mark`. */
   partition?: number
+}
+
+/** Where an item was read, for messages: `line 12`, `partition 0 offset 41`, `event id …`. */
+export function describeItem(item: Item): string {
+  if (item.line !== undefined) return `line ${item.line}`
+  if (item.partition !== undefined) return `partition ${item.partition} offset ${item.mark}`
+  return `event id ${item.mark}`
 }
 
 /**
@@ -122,8 +129,8 @@ function lineSource(label: string, chunks: AsyncIterable<Buffer>, start: { offse
   const batches = splitLines(chunks, { startOffset: start.offset, startLine: start.line, maxLineBytes })
   let pending: Line[] = []
   let done = false
-  let position = { ...start }
-  const lines = new Map<number, number>()
+  let offset = start.offset
+  let lineNumber = start.line
   return {
     label,
     resumable,
@@ -144,17 +151,16 @@ function lineSource(label: string, chunks: AsyncIterable<Buffer>, start: { offse
       const taken = pending.length <= max ? pending : pending.slice(0, max)
       pending = pending.length <= max ? [] : pending.slice(max)
       return taken.map((line) => {
-        lines.set(line.end, line.number)
-        const item: Item = { text: line.text, where: `line ${line.number}`, mark: line.end }
+        const item: Item = { text: line.text, line: line.number, mark: line.end }
         if (line.problem !== undefined) item.problem = line.problem
         return item
       })
     },
     commit(item) {
-      position = { offset: item.mark as number, line: lines.get(item.mark as number) ?? position.line }
-      lines.delete(item.mark as number)
+      offset = item.mark as number
+      lineNumber = item.line!
     },
-    position: () => position,
+    position: () => ({ offset, line: lineNumber }),
     lag: () => Promise.resolve(undefined),
     async close() {
       await batches.return(undefined)
@@ -188,7 +194,7 @@ async function logSource(endpoint: Extract<Endpoint, { scheme: 'embedded' | 'kaf
         try {
           for await (const record of log.read({ topic, partition, offset }, { signal: stop.signal, follow: options.follow, batchSize: 1000 })) {
             await queue.push(
-              { text: record.value.toString('utf8'), where: `partition ${partition} offset ${record.offset}`, key: record.key, timestamp: record.timestamp, mark: record.offset, partition },
+              { text: record.value.toString('utf8'), key: record.key, timestamp: record.timestamp, mark: record.offset, partition },
               stop.signal,
             )
           }
@@ -260,7 +266,7 @@ function sseSource(url: string, options: SourceOptions): Source {
     url,
     lastEventId,
     signal: stop.signal,
-    onEvent: (event) => queue.push({ text: event.data, where: `event id ${event.lastEventId}`, mark: event.lastEventId }, stop.signal),
+    onEvent: (event) => queue.push({ text: event.data, mark: event.lastEventId }, stop.signal),
     onStatus(status) {
       if (status.kind === 'server-error') options.notice(`${url}: the server sent ${status.code} ${status.detail}`)
       else if (status.kind === 'retry') options.notice(`${url}: ${status.reason}; reconnecting in ${(status.inMs / 1000).toFixed(1)} s`)

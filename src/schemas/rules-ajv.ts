@@ -47,9 +47,49 @@ export function newAjv(draft: SchemaDraft, allErrors: boolean, useDefaults = fal
   // for every event of a request. Same verdicts, remembered.
   for (const name of ['date-time', 'date', 'time'] as const) {
     const format = fullFormats[name] as { validate: (value: string) => boolean; compare?: (a: string, b: string) => number | undefined }
-    ajv.addFormat(name, { type: 'string', validate: remembered(format.validate), ...(format.compare ? { compare: format.compare } : {}) })
+    const full = remembered(format.validate)
+    // Most date-times are what toISOString writes, each one new (a file of events): those are
+    // checked by a parser that says yes only where the full check says yes, else it decides.
+    const validate = name === 'date-time' ? (value: string) => canonicalUtcDateTime(value) ?? full(value) : full
+    ajv.addFormat(name, { type: 'string', validate, ...(format.compare ? { compare: format.compare } : {}) })
   }
   return ajv
+}
+
+const daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/**
+ * True when `value` is a valid date-time in the form toISOString writes (`2026-11-30T16:02:34Z`,
+ * with or without a fraction of a second); undefined for anything else, valid or not (another
+ * offset, a lower-case t, a leap second), which the full check decides. Never true where
+ * ajv-formats' full `date-time` says false (test/schemas/date-time.test.ts compares them).
+ */
+export function canonicalUtcDateTime(value: string): true | undefined {
+  const n = value.length
+  if (n < 20 || value.charCodeAt(n - 1) !== 90 || value.charCodeAt(4) !== 45 || value.charCodeAt(7) !== 45 || value.charCodeAt(10) !== 84 || value.charCodeAt(13) !== 58 || value.charCodeAt(16) !== 58) {
+    return undefined
+  }
+  const digits = (at: number, count: number) => {
+    let number = 0
+    for (let i = at; i < at + count; i++) {
+      const d = value.charCodeAt(i) - 48
+      if (d < 0 || d > 9) return -1
+      number = number * 10 + d
+    }
+    return number
+  }
+  if (n > 20) {
+    if (value.charCodeAt(19) !== 46 || n === 21 || digits(20, n - 21) < 0) return undefined
+  }
+  const year = digits(0, 4)
+  const month = digits(5, 2)
+  const day = digits(8, 2)
+  const hour = digits(11, 2)
+  const minute = digits(14, 2)
+  const second = digits(17, 2)
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return undefined
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  return day <= (month === 2 && leap ? 29 : daysInMonth[month - 1]!) ? true : undefined
 }
 
 /** Remembers the verdicts of a string check, for the last few thousand distinct inputs. */

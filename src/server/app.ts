@@ -11,8 +11,8 @@ import { EventplaneError } from '../core/errors.ts'
 import { hidePath } from '../core/paths.ts'
 import { createServer } from 'node:http'
 import { beaconRoutes, createIntake, createIntakeListener, intakeRoutes, proxyTrust, requestContext, type Intake } from '../intake/index.ts'
-import { openKafkaLog, openSqliteLog, type EventLog, type KafkaLogOptions } from '../log/index.ts'
-import { createSchemaSource, openRepository, schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
+import { kafkaSecurity, openKafkaLog, openSqliteLog, type EventLog } from '../log/index.ts'
+import { schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
 import { servedStreams, streamRoutes, streamsOpenApi } from '../streams/index.ts'
@@ -20,6 +20,7 @@ import { createMetricsRegistry, instrumentHttp, metricsHandler, type ObserveRequ
 import { allowedMethods } from './methods.ts'
 import { clientErrorHandler, limitConnections } from './guards.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
+import { openSchemas, resolveBaseUris } from './schemas.ts'
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   name: string
@@ -151,34 +152,6 @@ export function hasRole(config: Readonly<Config>, role: Role): boolean {
   return roles.includes('all') || roles.includes(role)
 }
 
-/** SASL (password from the environment) and TLS (PEM files) settings of the Kafka clients. */
-export function kafkaSecurity(kafka: Readonly<Config>['event_log']['kafka']): { sasl?: KafkaLogOptions['sasl']; tls?: KafkaLogOptions['tls'] } {
-  const security: { sasl?: KafkaLogOptions['sasl']; tls?: KafkaLogOptions['tls'] } = {}
-  if (kafka.sasl !== undefined) {
-    const name = kafka.sasl.password_env
-    const password = process.env[name]
-    if (password === undefined || password === '') {
-      throw new EventplaneError('EVP_CONFIG_INVALID', `event_log.kafka.sasl: the password is read from the environment variable ${name}, which is not set`, {
-        details: { key: 'event_log.kafka.sasl.password_env' },
-      })
-    }
-    security.sasl = { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username, password }
-  }
-  if (kafka.tls !== undefined) {
-    const read = (key: 'ca_file' | 'cert_file' | 'key_file') => {
-      const file = kafka.tls![key]
-      if (file === undefined) return undefined
-      try {
-        return readFileSync(file)
-      } catch (error) {
-        throw new EventplaneError('EVP_CONFIG_INVALID', `event_log.kafka.tls.${key}: cannot read ${file}: ${(error as Error).message}`, { details: { key: `event_log.kafka.tls.${key}` } })
-      }
-    }
-    const [ca, cert, key] = [read('ca_file'), read('cert_file'), read('key_file')]
-    security.tls = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(kafka.tls.server_name ? { servername: kafka.tls.server_name } : {}) }
-  }
-  return security
-}
 
 /** How long /readyz waits for the event log (a Kafka client retries for longer than a health check waits). */
 const readyTimeoutMs = 2000
@@ -272,33 +245,6 @@ function requestIds(): () => string {
   return () => `${prefix}-${(++counter).toString(36)}`
 }
 
-/** The config's schema repositories, and the source that finds schemas by URI across them (schemas.base_uris). */
-export function openSchemas(config: Readonly<Config>): { repositories: SchemaRepository[]; schemas: SchemaSource } {
-  const repositories = config.schemas.repositories.map((r) => openRepository(r.path, { name: r.name, maxFileBytes: config.schemas.max_file_bytes }))
-  const schemas = createSchemaSource({
-    baseUris: resolveBaseUris(config, repositories),
-    timeoutMs: config.schemas.remote_timeout_ms,
-    maxBytes: config.schemas.max_file_bytes,
-    userAgent: `eventplane/${packageJson.version}`,
-  })
-  return { repositories, schemas }
-}
-
-/** `schemas.base_uris` with `repo:<name>` replaced by that repository's schema folder; by default, every repository. */
-function resolveBaseUris(config: Readonly<Config>, repositories: readonly SchemaRepository[]): string[] {
-  const configured = config.schemas.base_uris
-  if (configured === undefined) return repositories.map((r) => r.schemaDir)
-  return configured.map((uri) => {
-    if (!uri.startsWith('repo:')) return uri
-    const repository = repositories.find((r) => r.name === uri.slice('repo:'.length))
-    if (repository === undefined) {
-      throw new EventplaneError('EVP_CONFIG_INVALID', `schemas.base_uris: ${uri} names no repository in schemas.repositories`, {
-        details: { key: 'schemas.base_uris' },
-      })
-    }
-    return repository.schemaDir
-  })
-}
 
 /**
  * The HTTP application for a platform: the schema service, the stream config API, health,

@@ -3,7 +3,9 @@ import { dirname } from 'node:path'
 import type { Config } from '../config/index.ts'
 import { toEventplaneError, type ErrorCode } from '../core/errors.ts'
 import { loadStreamConfig, type StreamConfig } from '../streamconfig/index.ts'
-import { hasRole, kafkaSecurity, openSchemas } from './app.ts'
+import { kafkaSecurity } from '../log/index.ts'
+import { hasRole } from './app.ts'
+import { openSchemas } from './schemas.ts'
 
 /** Something `serve` would refuse (`error`), or would run with but not as one expects (`warning`). */
 export interface Finding {
