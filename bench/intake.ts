@@ -237,7 +237,7 @@ export async function alternate(kinds: readonly ServerKind[], options: Options, 
 const words = ['page', 'edit', 'saved', 'preview', 'click', 'search', 'result', 'opened', 'link', 'banner', 'session', 'reader', 'mobile', 'desktop', 'article', 'talk', 'history', 'diff', 'watchlist', 'menu']
 
 /** A realistic test/event event, different for every i. */
-function testEvent(i: number, random: () => number, now: number): Record<string, unknown> {
+export function testEvent(i: number, random: () => number, now: number): Record<string, unknown> {
   let text = `event ${i}:`
   while (text.length < 20 || (text.length < 40 && random() < 0.6)) {
     const word = words[Math.floor(random() * words.length)]!

@@ -82,6 +82,17 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
+ * CPU time (user + system) of this process's children that have exited and been waited for, in
+ * seconds (cutime + cstime of /proc/self/stat): read before and after a child that runs alone,
+ * the difference is exactly that child's CPU, though it is gone by then.
+ */
+export function reapedChildrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[13]) + Number(fields[14])) / clockTicksPerSecond()
+}
+
+/**
  * CPU time spent busy (anything but idle and iowait) since boot, in seconds: all cores, or
  * one core when `core` is given.
  */

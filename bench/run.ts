@@ -43,6 +43,11 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     load: () => import('./producer.ts'),
   },
   {
+    name: 'pipe',
+    summary: 'events/s of eventplane pipe from an NDJSON file into the embedded log (--validate) and back out, against a bare node:readline + JSON.parse process',
+    load: () => import('./pipe.ts'),
+  },
+  {
     name: 'materialize',
     summary: 'time to materialize the 53 schemas of the WMF primary fixture, against jsonschema-tools',
     load: () => import('./materialize.ts'),
