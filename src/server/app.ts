@@ -15,7 +15,7 @@ import { kafkaSecurity, openKafkaLog, openSqliteLog, type EventLog } from '../lo
 import { schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
-import { servedStreams, streamRoutes, streamsOpenApi } from '../streams/index.ts'
+import { regexStreamsIn, servedStreams, streamRoutes, streamsOpenApi, type ServedStream } from '../streams/index.ts'
 import { createMetricsRegistry, instrumentHttp, metricsHandler, type ObserveRequest } from './metrics.ts'
 import { allowedMethods } from './methods.ts'
 import { clientErrorHandler, limitConnections } from './guards.ts'
@@ -451,14 +451,18 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
 }
 
 /**
- * The OpenAPI document and its page, with one path per served stream: rebuilt when the stream
- * config changes (one build per generation, shared by concurrent requests).
+ * The OpenAPI document and its page, with one path per served stream: the named ones, and those
+ * made through `/regex/` keys whose topics are in the log (looked up at most every 2 s). Rebuilt
+ * when the stream config or that set of streams changes; one build shared by concurrent requests.
  */
 function apiDocuments(platform: Platform): () => Promise<{ json: string; html: string }> {
-  const build = async (config: StreamConfig | undefined) => {
+  type Documents = { json: string; html: string }
+  const allowed = platform.config.streams.allowed as string[] | null
+  const hidden = hiddenStreams(platform.config)
+  const build = async (config: StreamConfig | undefined, made: ReadonlyMap<string, ServedStream>) => {
     let streamPaths: Record<string, unknown> = {}
     if (config !== undefined) {
-      const described = await streamsOpenApi(servedStreams(config, platform.config.streams.allowed as string[] | null, hiddenStreams(platform.config)), platform.schemas)
+      const described = await streamsOpenApi(new Map([...servedStreams(config, allowed, hidden), ...made]), platform.schemas)
       for (const failure of described.failures) {
         platform.logger.warn(failure, 'a stream is described in /?spec without its schema')
       }
@@ -467,13 +471,26 @@ function apiDocuments(platform: Platform): () => Promise<{ json: string; html: s
     const document = openApiDocument(packageJson.version, streamPaths)
     return { json: JSON.stringify(document), html: openApiHtml(document) }
   }
-  const byGeneration = new WeakMap<StreamConfig, Promise<{ json: string; html: string }>>()
-  let without: Promise<{ json: string; html: string }> | undefined
-  return () => {
+  const bySignature = new WeakMap<StreamConfig, Map<string, Promise<Documents>>>()
+  let without: Promise<Documents> | undefined
+  let topics: { at: number; set: Promise<Set<string>> } | undefined
+  const logTopics = () => {
+    if (platform.log === undefined || !hasRole(platform.config, 'streams')) return Promise.resolve(new Set<string>())
+    if (topics === undefined || Date.now() - topics.at > 2000) topics = { at: Date.now(), set: platform.log.topics().then((t) => new Set(t), () => new Set<string>()) }
+    return topics.set
+  }
+  return async () => {
     const config = platform.streamConfig?.current()
-    if (config === undefined) return (without ??= build(undefined))
-    let hit = byGeneration.get(config)
-    if (hit === undefined) byGeneration.set(config, (hit = build(config)))
+    if (config === undefined) return (without ??= build(undefined, new Map()))
+    const made = regexStreamsIn(config, await logTopics(), allowed, hidden)
+    const signature = [...made.keys()].sort().join('\n')
+    let builds = bySignature.get(config)
+    if (builds === undefined) bySignature.set(config, (builds = new Map()))
+    let hit = builds.get(signature)
+    if (hit === undefined) {
+      if (builds.size >= 16) builds.clear()
+      builds.set(signature, (hit = build(config, made)))
+    }
     return hit
   }
 }

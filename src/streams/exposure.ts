@@ -8,6 +8,8 @@ export interface ServedStream {
   stream: string
   topics: readonly string[]
   settings: ResolvedStreamSettings
+  /** For metrics: the stream, or the `/regex/` key of a stream made through one (bounded labels). */
+  label: string
 }
 
 const cache = new WeakMap<StreamConfig, Map<string, Map<string, ServedStream>>>()
@@ -33,9 +35,60 @@ export function servedStreams(config: StreamConfig, allowed: readonly string[] |
     const aliases = Array.isArray(settings.stream_aliases) ? (settings.stream_aliases as string[]) : []
     for (const name of [key, ...aliases]) {
       if (allow !== undefined && !allow.has(name)) continue
-      if (!served.has(name)) served.set(name, { name, stream: key, topics, settings })
+      if (!served.has(name)) served.set(name, { name, stream: key, topics, settings, label: key })
     }
   }
   byAllowed.set(allowedKey, served)
   return served
+}
+
+/**
+ * A stream made through a `/regex/` key, as the intake makes them: served like a named stream
+ * (allowed, not hidden) once the log has its topics, so that what can be written can be read,
+ * and a reader naming streams cannot make topics. `existing` is the log's topics; the stream
+ * is served with those of its topics that exist.
+ */
+export function regexStream(
+  config: StreamConfig,
+  name: string,
+  allowed: readonly string[] | null | undefined,
+  hidden: readonly string[],
+  existing: ReadonlySet<string>,
+): ServedStream | undefined {
+  if (hidden.includes(name)) return undefined
+  const found = config.resolve(name)
+  if (found === undefined || !found.key.startsWith('/')) return undefined
+  if (allowed !== null && allowed !== undefined && !allowed.includes(name) && !allowed.includes(found.key)) return undefined
+  const settings = found.settings
+  const topics = Array.isArray(settings.topics) ? settings.topics.filter((t): t is string => typeof t === 'string' && !t.startsWith('/') && existing.has(t)) : []
+  if (topics.length === 0) return undefined
+  return { name, stream: name, topics, settings, label: found.key }
+}
+
+/**
+ * The streams made through `/regex/` keys whose topics are among `topics` (the log's): each
+ * topic without one of the configured topic prefixes is looked up. For the list of streams a
+ * server offers (/?spec, the viewer).
+ */
+export function regexStreamsIn(
+  config: StreamConfig,
+  topics: ReadonlySet<string>,
+  allowed: readonly string[] | null | undefined,
+  hidden: readonly string[],
+): Map<string, ServedStream> {
+  const prefixes = new Set([''])
+  for (const settings of Object.values(config.get())) {
+    if (Array.isArray(settings.topic_prefixes)) for (const p of settings.topic_prefixes) if (typeof p === 'string') prefixes.add(p)
+  }
+  const found = new Map<string, ServedStream>()
+  for (const topic of topics) {
+    for (const prefix of prefixes) {
+      if (!topic.startsWith(prefix) || topic.length === prefix.length) continue
+      const name = topic.slice(prefix.length)
+      if (found.has(name)) continue
+      const stream = regexStream(config, name, allowed, hidden, topics)
+      if (stream !== undefined && stream.topics.includes(topic)) found.set(name, stream)
+    }
+  }
+  return found
 }

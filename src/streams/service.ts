@@ -6,7 +6,7 @@ import { acceptRanges, clientKey, securityHeaders } from '../core/http.ts'
 import type { EventLog } from '../log/types.ts'
 import type { StreamConfigSource } from '../streamconfig/index.ts'
 import { StreamClient, type Assignment, type Format, type IdMode } from './client.ts'
-import { servedStreams, type ServedStream } from './exposure.ts'
+import { regexStream, regexStreamsIn, servedStreams, type ServedStream } from './exposure.ts'
 import { compileFilter, type FilterLimits } from './filter.ts'
 import { Hub, type Redaction } from './hub.ts'
 import { parseLastEventId, parseSince } from './positions.ts'
@@ -50,6 +50,15 @@ type Query = Record<string, string | string[] | undefined>
 export async function streamRoutes(app: FastifyInstance, options: StreamServiceOptions): Promise<void> {
   const hidden = options.hidden ?? []
   const redact = redaction(options.streamConfig, options.allowed, hidden, options.redactFields ?? ['http.client_ip', 'http.request_headers'])
+  // The log's topics: streams made through /regex/ keys are served once their topics exist.
+  // Looked up again when a name is not found, at most every 200 ms whatever readers ask for.
+  let topicsInLog: { at: number; topics: Promise<Set<string>> } | undefined
+  const existingTopics = () => {
+    if (topicsInLog === undefined || Date.now() - topicsInLog.at > 200) {
+      topicsInLog = { at: Date.now(), topics: options.log.topics().then((t) => new Set(t), () => new Set<string>()) }
+    }
+    return topicsInLog.topics
+  }
   const registers = options.registry ? [options.registry] : []
   const duplicates = new Counter({
     name: 'eventplane_streams_duplicates_skipped_total',
@@ -118,18 +127,27 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     if (names.length === 0) {
       throw new EventplaneError('EVP_STREAM_UNKNOWN', 'name at least one stream: /v2/stream/{stream}[,{stream}…]', { details: { available: [...served.keys()].sort() } })
     }
-    const unknown = names.filter((n) => !served.has(n))
+    if (names.length > maxStreams) {
+      throw new EventplaneError('EVP_BAD_REQUEST', `${names.length} streams named; one request may name at most ${maxStreams} (streams.max_streams_per_request)`, { details: { limit: maxStreams } })
+    }
+    const made = new Map<string, ServedStream>()
+    const notNamed = names.filter((n) => !served.has(n))
+    if (notNamed.length > 0) {
+      const existing = await existingTopics()
+      for (const name of notNamed) {
+        const stream = regexStream(options.streamConfig.current(), name, options.allowed, hidden, existing)
+        if (stream !== undefined) made.set(name, stream)
+      }
+    }
+    const unknown = notNamed.filter((n) => !made.has(n))
     if (unknown.length > 0) {
       const shown = unknown.slice(0, 10).map((n) => (n.length > 100 ? `${n.slice(0, 100)}…` : n))
       throw new EventplaneError('EVP_STREAM_UNKNOWN', `invalid streams: ${shown.join(',')}${unknown.length > shown.length ? ` and ${unknown.length - shown.length} more` : ''}`, {
         details: { invalid: shown, available: [...served.keys()].sort() },
       })
     }
-    if (names.length > maxStreams) {
-      throw new EventplaneError('EVP_BAD_REQUEST', `${names.length} streams named; one request may name at most ${maxStreams} (streams.max_streams_per_request)`, { details: { limit: maxStreams } })
-    }
     const format = negotiate(request.headers.accept)
-    const streams = names.map((n) => served.get(n)!)
+    const streams = names.map((n) => served.get(n) ?? made.get(n)!)
     const query = request.query as Query
     const since = parseSince(single(query['since']))
     const filter = compileFilter(
@@ -175,7 +193,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     if (format === 'sse') response.write(`:ok\n\nretry: ${options.retryMs ?? 2000}\n\n`)
     else response.write('\n')
 
-    const streamLabels = [...new Set(streams.map((s) => s.stream))]
+    const streamLabels = [...new Set(streams.map((s) => s.label))]
     const clientHub = options.readerPerClient === true ? new Hub(options.log, options.logger, redact, { window: 0 }) : hub
     hubs.add(clientHub)
     const client = new StreamClient({
@@ -288,19 +306,29 @@ function redaction(streamConfig: StreamConfigSource, allowed: readonly string[] 
   let byTopic = new Map<string, readonly (readonly string[])[]>()
   const split = (paths: readonly string[]) => paths.map((path) => path.split('.'))
   const fallback = split(defaults)
+  const fieldsOf = (served: ServedStream) => {
+    const consumers = served.settings['consumers'] as { eventplane_streams?: { redact_fields?: unknown } } | undefined
+    const own = consumers?.eventplane_streams?.redact_fields
+    return Array.isArray(own) ? split(own.filter((f): f is string => typeof f === 'string')) : fallback
+  }
   return (topic) => {
     const config = streamConfig.current()
     if (config !== generation) {
       generation = config
       byTopic = new Map()
       for (const served of servedStreams(config, allowed, hidden).values()) {
-        const consumers = served.settings['consumers'] as { eventplane_streams?: { redact_fields?: unknown } } | undefined
-        const own = consumers?.eventplane_streams?.redact_fields
-        const fields = Array.isArray(own) ? split(own.filter((f): f is string => typeof f === 'string')) : fallback
+        const fields = fieldsOf(served)
         for (const t of served.topics) byTopic.set(t, fields)
       }
     }
-    return byTopic.get(topic) ?? fallback
+    let fields = byTopic.get(topic)
+    if (fields === undefined) {
+      // A topic of a stream made through a /regex/ key: that entry's fields.
+      const [made] = regexStreamsIn(config, new Set([topic]), allowed, hidden).values()
+      fields = made === undefined ? fallback : fieldsOf(made)
+      if (byTopic.size < 100_000) byTopic.set(topic, fields)
+    }
+    return fields
   }
 }
 
