@@ -67,8 +67,6 @@ describe('the Kafka event log', { skip: kafkaSkipped }, () => {
       assert.ok(before.every((p) => p.partition === 0))
       // No assignments (null on the wire): the controller places the new partitions.
       await admin.createPartitions({ topics: [{ name: `${ns}grows`, count: 4, assignments: null as unknown as [] }] })
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      await log.partitions('grows') // starts the look-up in the background
       await until(async () => (await log.partitions('grows')) === 4)
       const after = await log.append(keys.map((key) => ({ topic: 'grows', key, value: key })))
       assert.deepEqual(
