@@ -69,27 +69,25 @@ export function canonicalUtcDateTime(value: string): true | undefined {
   if (n < 20 || value.charCodeAt(n - 1) !== 90 || value.charCodeAt(4) !== 45 || value.charCodeAt(7) !== 45 || value.charCodeAt(10) !== 84 || value.charCodeAt(13) !== 58 || value.charCodeAt(16) !== 58) {
     return undefined
   }
-  const digits = (at: number, count: number) => {
-    let number = 0
-    for (let i = at; i < at + count; i++) {
-      const d = value.charCodeAt(i) - 48
-      if (d < 0 || d > 9) return -1
-      number = number * 10 + d
-    }
-    return number
-  }
   if (n > 20) {
-    if (value.charCodeAt(19) !== 46 || n === 21 || digits(20, n - 21) < 0) return undefined
+    if (value.charCodeAt(19) !== 46 || n === 21) return undefined
+    for (let i = 20; i < n - 1; i++) if (digit(value, i) < 0) return undefined
   }
-  const year = digits(0, 4)
-  const month = digits(5, 2)
-  const day = digits(8, 2)
-  const hour = digits(11, 2)
-  const minute = digits(14, 2)
-  const second = digits(17, 2)
+  const year = digit(value, 0) * 1000 + digit(value, 1) * 100 + digit(value, 2) * 10 + digit(value, 3)
+  const month = digit(value, 5) * 10 + digit(value, 6)
+  const day = digit(value, 8) * 10 + digit(value, 9)
+  const hour = digit(value, 11) * 10 + digit(value, 12)
+  const minute = digit(value, 14) * 10 + digit(value, 15)
+  const second = digit(value, 17) * 10 + digit(value, 18)
+  // A non-digit counts -10,000, which no sum of the other digits lifts back to 0 or more.
   if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return undefined
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
   return day <= (month === 2 && leap ? 29 : daysInMonth[month - 1]!) ? true : undefined
+}
+
+function digit(value: string, at: number): number {
+  const d = value.charCodeAt(at) - 48
+  return d >= 0 && d <= 9 ? d : -10_000
 }
 
 /** Remembers the verdicts of a string check, for the last few thousand distinct inputs. */

@@ -5,9 +5,6 @@ import { readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, before, test } from 'node:test'
-import { pino } from 'pino'
-import { loadConfig } from '../../src/config/index.ts'
-import { startServer, type RunningServer } from '../../src/server/index.ts'
 import { codeBlocks, repoRoot, tempDir, tsxImport } from '../helpers.ts'
 
 const run = promisify(execFile)
@@ -21,14 +18,40 @@ function readmeCurls(): string[] {
     .filter((line) => line.startsWith('curl '))
 }
 
-let server: RunningServer
+/**
+ * The newcomer's path on a fresh clone of this repository's last commit: `npm start` builds
+ * from nothing (no dist/) and serves the bundled schemas and stream config. Its node_modules are
+ * linked from here: `npm install` is npm's business, and .ci/run runs it on a fresh clone.
+ */
+let server: { url: string; stop(): Promise<void> }
 before(async () => {
-  const { config } = loadConfig({ env: { PORT: '0', EVENTPLANE_DATA_DIR: tempDir() } })
-  server = await startServer(config, { logger: pino({ level: 'silent' }) })
+  const clone = join(tempDir(), 'clone')
+  await run('git', ['clone', '-q', repoRoot, clone])
+  symlinkSync(join(repoRoot, 'node_modules'), join(clone, 'node_modules'))
+  // Its own process group, so that stopping npm stops the server it started.
+  const child = spawn('npm', ['start'], { cwd: clone, env: { ...process.env, PORT: '0', EVENTPLANE_DATA_DIR: tempDir() }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const deadline = Date.now() + 120_000
+  while (!/listening on (http:\/\/\S+)/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      process.kill(-child.pid!, 'SIGKILL')
+      throw new Error(`npm start on a fresh clone did not serve:\n${output}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  server = {
+    url: /listening on (http:\/\/\S+)/.exec(output)![1]!,
+    async stop() {
+      process.kill(-child.pid!, 'SIGTERM')
+      if (child.exitCode === null) await once(child, 'exit')
+    },
+  }
 })
-after(() => server.close())
+after(() => server?.stop())
 
-test('every curl command in the README works against the bundled server', async () => {
+test('on a fresh clone, npm start serves, and every curl command in the README works against it', async () => {
   const commands = readmeCurls()
   assert.ok(commands.length >= 8, `found ${commands.length} curl commands`)
   const port = new URL(server.url).port
