@@ -79,7 +79,10 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
     reply.header('cache-control', rendered.immutable ? immutableControl : mutableControl)
     reply.header('vary', 'Accept')
     if (request.headers['if-none-match'] === rendered.etag) return reply.code(304).send()
-    return reply.type(rendered.contentType).send(rendered.body)
+    // A browser following a link from the listing would download application/yaml as a file:
+    // it gets the same text as text/plain, which it shows.
+    const shown = rendered.contentType.startsWith('application/yaml') && prefersHtml(request) ? 'text/plain; charset=utf-8' : rendered.contentType
+    return reply.type(shown).send(rendered.body)
   }
   app.get('/repositories/:repo/jsonschema', serve)
   app.get('/repositories/:repo/jsonschema/*', serve)

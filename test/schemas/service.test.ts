@@ -58,6 +58,19 @@ describe('schema service', { skip: fixtureSkipped }, () => {
     assert.equal(again.body, '')
   })
 
+  test('a schema opened in a browser is shown, not downloaded: YAML as text/plain to a browser, the same bytes', async () => {
+    const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'
+    for (const path of ['/repositories/primary/jsonschema/test/event/1.0.0.yaml', '/repositories/primary/jsonschema/test/event/1.0.0', '/repositories/primary/jsonschema/test/event/latest']) {
+      const shown = await get(path, { accept: browser })
+      assert.equal(shown.statusCode, 200)
+      assert.equal(shown.headers['content-type'], 'text/plain; charset=utf-8', path)
+      assert.equal(shown.headers['x-content-type-options'] ?? 'nosniff', 'nosniff')
+      assert.equal(shown.body, (await get(path)).body)
+    }
+    const json = await get('/repositories/primary/jsonschema/test/event/1.0.0.json', { accept: browser })
+    assert.match(json.headers['content-type'] as string, /application\/json/, 'browsers show JSON themselves')
+  })
+
   test('extensionless and latest entries negotiate YAML or JSON by Accept; .json converts', async () => {
     const yaml = await get('/repositories/primary/jsonschema/test/event/1.0.0')
     assert.match(yaml.headers['content-type'] as string, /yaml/)
