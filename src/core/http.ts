@@ -80,6 +80,17 @@ export function acceptRanges(accept: string): Array<{ range: string; q: number }
   return ranges
 }
 
+/** Whether an `Accept` header prefers HTML to JSON: a browser navigating, not an API client. */
+export function prefersHtml(accept: string | undefined): boolean {
+  let html = 0
+  let json = 0
+  for (const { range, q } of acceptRanges(accept ?? '')) {
+    if (range === 'text/html') html = Math.max(html, q)
+    if (range === 'application/json') json = Math.max(json, q)
+  }
+  return html > json
+}
+
 /** Answers with an RFC 9457 problem document carrying the error's stable code. */
 export function sendProblem(reply: FastifyReply, error: EventplaneError): FastifyReply {
   const problem = toProblem(error)

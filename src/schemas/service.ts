@@ -3,10 +3,10 @@ import { readdir } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventplaneError } from '../core/errors.ts'
-import { acceptRanges } from '../core/http.ts'
+import { acceptRanges, prefersHtml } from '../core/http.ts'
 import { isLinkName, parseSchemaText, readLimited, resolveInFolder, safeSegments, semverName } from './files.ts'
 import { serializeSchema } from './materialize.ts'
-import type { SchemaRepository } from './repository.ts'
+import { listTitles, listVersions, type SchemaRepository } from './repository.ts'
 
 export interface SchemaServiceOptions {
   repositories: readonly SchemaRepository[]
@@ -53,6 +53,20 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
     return sendListing(request, reply, `/repositories/${repository.name}/`, [{ name: 'jsonschema', type: 'directory' }])
   })
 
+  // Every title of a repository with its published versions, for the console's schema browser
+  // (a walk of the folder per request: repositories hold hundreds of titles, not millions).
+  app.get('/repositories/:repo/titles', async (request, reply) => {
+    const repository = repositoryFor(request)
+    const titles = await listTitles(repository)
+    const out = await Promise.all(
+      titles.sort().map(async (title) => {
+        const versions = (await listVersions(repository, title)).map((v) => v.version)
+        return { title, versions, latest: versions.at(-1) ?? null, href: `/repositories/${repository.name}/jsonschema/${title}/` }
+      }),
+    )
+    return reply.header('cache-control', mutableControl).type('application/json; charset=utf-8').send(out)
+  })
+
   const serve = async (request: FastifyRequest, reply: FastifyReply) => {
     const repository = repositoryFor(request)
     const path = (request.params as { '*'?: string })['*'] ?? ''
@@ -81,7 +95,7 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
     if (request.headers['if-none-match'] === rendered.etag) return reply.code(304).send()
     // A browser following a link from the listing would download application/yaml as a file:
     // it gets the same text as text/plain, which it shows.
-    const shown = rendered.contentType.startsWith('application/yaml') && prefersHtml(request) ? 'text/plain; charset=utf-8' : rendered.contentType
+    const shown = rendered.contentType.startsWith('application/yaml') && prefersHtml(request.headers.accept) ? 'text/plain; charset=utf-8' : rendered.contentType
     return reply.type(shown).send(rendered.body)
   }
   app.get('/repositories/:repo/jsonschema', serve)
@@ -103,7 +117,7 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
       throw new EventplaneError('EVP_NOT_ACCEPTABLE', `listings are served as application/json or text/html; Accept ${JSON.stringify(String(request.headers.accept).slice(0, 200))} allows neither`)
     }
     reply.header('cache-control', mutableControl).header('vary', 'Accept')
-    if (prefersHtml(request)) return reply.type('text/html; charset=utf-8').send(listingHtml(base, entries))
+    if (prefersHtml(request.headers.accept)) return reply.type('text/html; charset=utf-8').send(listingHtml(base, entries))
     return reply.type('application/json; charset=utf-8').send(entries.map((e) => ({ ...e, href: base + e.name + (e.type === 'directory' ? '/' : '') })))
   }
 }
@@ -192,10 +206,6 @@ function quality(accept: string, types: string[]): number {
   return best
 }
 
-function prefersHtml(request: FastifyRequest): boolean {
-  const accept = request.headers.accept ?? ''
-  return quality(accept, ['text/html']) > quality(accept, ['application/json'])
-}
 
 function listingHtml(base: string, entries: ListingEntry[]): string {
   const crumbs = base

@@ -19,6 +19,7 @@ import { regexStreamsIn, servedStreams, streamRoutes, streamsOpenApi, type Serve
 import { createMetricsRegistry, instrumentHttp, metricsHandler, type ObserveRequest } from './metrics.ts'
 import { allowedMethods } from './methods.ts'
 import { clientErrorHandler, limitConnections } from './guards.ts'
+import { consoleRoutes } from '../console/index.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
 import { openSchemas, resolveBaseUris } from './schemas.ts'
 
@@ -441,11 +442,15 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   addMethodNotAllowed()
   const specs = apiDocuments(platform)
   // EventGate's conventions: `/?spec` is the OpenAPI document, `/?doc` a page describing it.
+  const consoleUi = consoleRoutes(app)
   app.get('/', async (request, reply) => {
     const query = request.query as Record<string, unknown>
     if ('spec' in query) return reply.type('application/json; charset=utf-8').send((await specs()).json)
     if ('doc' in query) return reply.type('text/html; charset=utf-8').send((await specs()).html)
-    return reply.type('application/json; charset=utf-8').send(index(platform))
+    // A browser gets the console; API clients, the JSON index of endpoints.
+    const page = consoleUi.consolePage(request, reply)
+    if (page !== undefined) return page
+    return reply.type('application/json; charset=utf-8').header('vary', 'Accept').send(index(platform))
   })
   return app
 }

@@ -1,0 +1,207 @@
+// The Eventplane console, served at / to browsers: plain browser JavaScript, no build step,
+// nothing from other hosts. Every view reads the server's JSON APIs. Text from schemas, stream
+// configs and events is only ever set as text (textContent), never parsed as HTML.
+
+const view = document.getElementById('view')
+
+/** An element with attributes and children (strings become text nodes). */
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag)
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue
+    element.setAttribute(name, value === true ? '' : String(value))
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)))
+  }
+  return element
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { headers: { accept: 'application/json' } })
+  if (!response.ok) {
+    const problem = await response.json().catch(() => ({}))
+    throw new Error(`${url}: ${response.status} ${problem.detail ?? response.statusText}`)
+  }
+  return response.json()
+}
+
+const routes = [
+  [/^#?\/?$/, home],
+  [/^#\/schemas\/?(?:\?title=(.*))?$/, schemas],
+  [/^#\/schemas\/([^/]+)\/(.+?)(?:@([^@/]+))?$/, schema],
+  [/^#\/streams\/?$/, streams],
+]
+
+async function render() {
+  const hash = decodeURIComponent(location.hash)
+  const section = hash.split('/')[1] ?? ''
+  for (const link of document.querySelectorAll('nav a[data-section]')) {
+    if (link.dataset.section === section) link.setAttribute('aria-current', 'page')
+    else link.removeAttribute('aria-current')
+  }
+  const started = performance.now()
+  for (const [pattern, show] of routes) {
+    const match = pattern.exec(hash)
+    if (match === null) continue
+    try {
+      const content = await show(...match.slice(1))
+      view.replaceChildren(...content.flat().filter((node) => node !== null && node !== undefined && node !== false))
+    } catch (error) {
+      view.replaceChildren(h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, error.message))
+    }
+    view.dataset.renderMs = String(Math.round(performance.now() - started))
+    document.title = `${view.querySelector('h1')?.textContent ?? ''} · Eventplane`
+    return
+  }
+  view.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, 'No such page. ', h('a', { href: '#/' }, 'Back to the start')))
+}
+
+async function home() {
+  const [index, repositories, configs] = await Promise.all([getJson('/'), getJson('/repositories').catch(() => []), getJson('/v1/stream-configs').catch(() => ({}))])
+  const titles = (await Promise.all(repositories.map((r) => getJson(`/repositories/${encodeURIComponent(r.name)}/titles`).catch(() => [])))).flat()
+  const streamCount = Object.keys(configs).filter((name) => !name.startsWith('/')).length
+  const card = (title, number, text, href) => h('div', { class: 'card' }, h('a', { href }, h('div', { class: 'number' }, number), h('div', {}, title)), h('div', { class: 'hint' }, text))
+  return [
+    h('h1', {}, `Eventplane ${index.version ?? ''}`),
+    h('p', { class: 'hint' }, `Roles: ${(index.roles ?? []).join(', ')}`),
+    h(
+      'div',
+      { class: 'cards' },
+      card('Schemas', titles.length, `in ${repositories.length} ${repositories.length === 1 ? 'repository' : 'repositories'}: fields, versions, examples`, '#/schemas'),
+      card('Streams', streamCount, 'their config, schema and topics', '#/streams'),
+      card('Live tail', '▶', 'follow streams as events arrive, with a filter', '/v2/ui'),
+      card('API', '{ }', 'every endpoint, with one path per stream', '/?doc'),
+    ),
+  ]
+}
+
+async function schemas(title) {
+  const repositories = await getJson('/repositories')
+  const lists = await Promise.all(repositories.map(async (r) => ({ name: r.name, titles: await getJson(`/repositories/${encodeURIComponent(r.name)}/titles`) })))
+  const search = h('input', { type: 'search', id: 'schema-search', placeholder: 'Filter titles', 'aria-label': 'Filter schema titles' })
+  const sections = lists.map(({ name, titles }) =>
+    h(
+      'section',
+      { 'data-repository': name },
+      h('h2', {}, `${name} `, h('span', { class: 'muted' }, `(${titles.length} titles)`)),
+      h(
+        'ul',
+        { class: 'titles' },
+        titles.map((t) =>
+          h('li', { 'data-title': t.title }, h('a', { href: `#/schemas/${name}/${t.title}` }, t.title), ' ', h('span', { class: 'muted' }, t.latest ? `${t.latest} · ${t.versions.length} version${t.versions.length === 1 ? '' : 's'}` : 'not materialized')),
+        ),
+      ),
+    ),
+  )
+  const apply = () => {
+    const wanted = search.value.trim().toLowerCase()
+    for (const item of sections.flatMap((s) => [...s.querySelectorAll('li[data-title]')])) item.hidden = wanted !== '' && !item.dataset.title.toLowerCase().includes(wanted)
+  }
+  search.addEventListener('input', apply)
+  if (title !== undefined) {
+    search.value = title
+    apply()
+  }
+  return [h('h1', {}, 'Schemas'), search, ...sections]
+}
+
+async function schema(repository, title, version) {
+  const titles = await getJson(`/repositories/${encodeURIComponent(repository)}/titles`)
+  const entry = titles.find((t) => t.title === title)
+  if (entry === undefined) throw new Error(`no schema titled ${title} in ${repository}`)
+  const shown = version ?? entry.latest
+  if (shown === null || shown === undefined) return [h('h1', {}, title), h('p', { class: 'hint' }, 'No version is materialized yet.')]
+  const base = `/repositories/${encodeURIComponent(repository)}/jsonschema/${title}/${shown}`
+  const doc = await getJson(base)
+  const examples = Array.isArray(doc.examples) ? doc.examples : []
+  return [
+    h('p', { class: 'muted' }, h('a', { href: '#/schemas' }, 'Schemas'), ` / ${repository}`),
+    h('h1', {}, title, ' ', h('span', { class: 'muted' }, shown)),
+    doc.description ? h('p', {}, doc.description) : null,
+    h('nav', { class: 'versions', 'aria-label': 'Versions' }, entry.versions.map((v) => h('a', { href: `#/schemas/${repository}/${title}@${v}`, 'aria-current': v === shown ? 'page' : null }, v))),
+    h('p', {}, h('span', { class: 'muted' }, doc.$id ?? ''), ' · ', h('a', { href: `${base}.yaml` }, 'YAML'), ' · ', h('a', { href: `${base}.json` }, 'JSON')),
+    h('h2', {}, 'Fields'),
+    fieldTable(doc),
+    h('h2', {}, `Examples (${examples.length})`),
+    examples.length === 0 ? h('p', { class: 'hint' }, 'This version has no example.') : examples.map((e) => h('pre', {}, JSON.stringify(e, null, 2))),
+  ]
+}
+
+/** Every field of a schema, nested objects and array items included, one row each. */
+function fieldTable(schema) {
+  const rows = []
+  const walk = (node, path, depth, required) => {
+    if (node === null || typeof node !== 'object') return
+    for (const [name, child] of Object.entries(node.properties ?? {})) {
+      const here = path === '' ? name : `${path}.${name}`
+      rows.push(row(here, depth, child, required.includes(name)))
+      walk(child, here, depth + 1, Array.isArray(child?.required) ? child.required : [])
+      if (child?.type === 'array' && child.items && typeof child.items === 'object') walk(child.items, `${here}[]`, depth + 1, Array.isArray(child.items.required) ? child.items.required : [])
+    }
+    if (node.additionalProperties && typeof node.additionalProperties === 'object') {
+      rows.push(row(`${path === '' ? '' : `${path}.`}*`, depth, node.additionalProperties, false))
+      walk(node.additionalProperties, `${path}.*`, depth + 1, [])
+    }
+  }
+  walk(schema, '', 0, Array.isArray(schema.required) ? schema.required : [])
+  return h(
+    'table',
+    { class: 'fields' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Required'), h('th', { scope: 'col' }, 'Description'), h('th', { scope: 'col' }, 'Constraints'))),
+    h('tbody', {}, rows),
+  )
+}
+
+function row(path, depth, node, required) {
+  const type = Array.isArray(node?.type) ? node.type.join(' | ') : (node?.type ?? (node?.enum ? 'enum' : node?.const !== undefined ? 'const' : 'any'))
+  const rules = []
+  for (const key of ['format', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'minItems', 'maxItems']) if (node?.[key] !== undefined) rules.push(`${key}: ${node[key]}`)
+  if (Array.isArray(node?.enum)) rules.push(`one of: ${node.enum.map((v) => JSON.stringify(v)).join(', ')}`)
+  if (node?.const !== undefined) rules.push(`= ${JSON.stringify(node.const)}`)
+  if (node?.default !== undefined) rules.push(`default: ${JSON.stringify(node.default)}`)
+  const parts = path.split('.')
+  return h(
+    'tr',
+    { 'data-field': path },
+    h('td', { class: 'path' }, h('span', { class: 'depth' }, parts.slice(0, -1).map((p) => `${p}.`).join('')), parts.at(-1)),
+    h('td', { class: 'type' }, type),
+    h('td', {}, required ? h('span', { class: 'required' }, 'required') : ''),
+    h('td', {}, node?.description ?? ''),
+    h('td', { class: 'rules' }, rules.join('; ')),
+  )
+}
+
+async function streams() {
+  const configs = await getJson('/v1/stream-configs')
+  const entries = Object.entries(configs).sort(([a], [b]) => (a < b ? -1 : 1))
+  return [
+    h('h1', {}, 'Streams'),
+    h('p', { class: 'hint' }, 'Every stream of the stream config. ', h('a', { href: '/v2/ui' }, 'Follow them live'), '.'),
+    h(
+      'table',
+      { class: 'streams' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Schema'), h('th', { scope: 'col' }, 'Topics'), h('th', { scope: 'col' }, 'Description'))),
+      h(
+        'tbody',
+        {},
+        entries.map(([name, settings]) =>
+          h(
+            'tr',
+            { 'data-stream': name },
+            h('td', { class: 'path' }, name.startsWith('/') ? name : h('a', { href: `/v2/ui#streams=${encodeURIComponent(name)}` }, name)),
+            h('td', {}, settings.schema_title ? h('a', { href: `#/schemas?title=${encodeURIComponent(settings.schema_title)}` }, settings.schema_title) : ''),
+            h('td', { class: 'tags' }, (Array.isArray(settings.topics) ? settings.topics : []).map((t) => h('span', {}, t))),
+            h('td', {}, settings.description ?? ''),
+          ),
+        ),
+      ),
+    ),
+  ]
+}
+
+window.addEventListener('hashchange', () => {
+  render().then(() => view.focus())
+})
+render()
