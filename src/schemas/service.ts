@@ -6,7 +6,10 @@ import { EventplaneError } from '../core/errors.ts'
 import { acceptRanges, prefersHtml } from '../core/http.ts'
 import { isLinkName, parseSchemaText, readLimited, resolveInFolder, safeSegments, semverName } from './files.ts'
 import { serializeSchema } from './materialize.ts'
-import { listTitles, listVersions, type SchemaRepository } from './repository.ts'
+import { checkCompatibility } from './compat.ts'
+import { diffSchemas } from './diff.ts'
+import { listTitles, listVersions, readSchemaFile, type SchemaRepository } from './repository.ts'
+import semver from 'semver'
 
 export interface SchemaServiceOptions {
   repositories: readonly SchemaRepository[]
@@ -65,6 +68,39 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
       }),
     )
     return reply.header('cache-control', mutableControl).type('application/json; charset=utf-8').send(out)
+  })
+
+  // Two versions of a title: what changed (JSON pointers), and within one major whether the newer
+  // is compatible with the older, with the reasons when not (the checks of `schema compat`).
+  app.get('/repositories/:repo/diff', async (request, reply) => {
+    const repository = repositoryFor(request)
+    const query = request.query as Record<string, unknown>
+    const [title, from, to] = (['title', 'from', 'to'] as const).map((key) => {
+      const value = query[key]
+      if (typeof value !== 'string' || value === '') throw new EventplaneError('EVP_BAD_REQUEST', `give ?${key}=; e.g. ?title=test/event&from=1.0.0&to=1.1.0`)
+      return value
+    }) as [string, string, string]
+    safeSegments(title)
+    const versions = await listVersions(repository, title)
+    const find = (version: string) => {
+      const found = versions.find((v) => v.version === version)
+      if (found === undefined) {
+        throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', `no version ${version} of ${title} in schema repository ${repository.name}; versions: ${versions.map((v) => v.version).join(', ') || '(none)'}`)
+      }
+      return found
+    }
+    const [older, newer] = await Promise.all([readSchemaFile(repository, find(from).path), readSchemaFile(repository, find(to).path)])
+    const sameMajor = semver.major(from) === semver.major(to)
+    const verdict = sameMajor && semver.lt(from, to) ? checkCompatibility(older, newer) : undefined
+    return reply.header('cache-control', mutableControl).type('application/json; charset=utf-8').send({
+      title,
+      from,
+      to,
+      entries: diffSchemas(older, newer),
+      compatible: verdict?.compatible ?? null,
+      problems: verdict?.problems ?? [],
+      note: verdict !== undefined ? undefined : sameMajor ? `${to} is not newer than ${from}: only a newer version is checked against an older one` : `${from} and ${to} are different majors: a new major may break compatibility, and is not checked`,
+    })
   })
 
   const serve = async (request: FastifyRequest, reply: FastifyReply) => {

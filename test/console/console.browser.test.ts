@@ -34,7 +34,13 @@ function hostileRepository(dir: string): string {
     properties: { $schema: { type: 'string' }, [hostileField]: { type: 'string', description: '<b>not bold</b>' }, nested: { type: 'object', properties: { inner: { type: 'integer', maximum: 5 } } } },
     examples: [{ $schema: '/hostile/event/1.0.0', [hostileField]: '</pre><script>window.pwned = 4</script>' }],
   }
-  for (const name of ['1.0.0.yaml', 'current.yaml']) writeFileSync(join(folder, name), stringify(schema))
+  writeFileSync(join(folder, '1.0.0.yaml'), stringify(schema))
+  // 1.1.0 breaks 1.0.0: nested.inner becomes a string (and a field is added).
+  const next = structuredClone(schema) as unknown as { $id: string; properties: Record<string, unknown> }
+  next.$id = '/hostile/event/1.1.0'
+  next.properties['nested'] = { type: 'object', properties: { inner: { type: 'string' } } }
+  next.properties['added'] = { type: 'boolean' }
+  for (const name of ['1.1.0.yaml', 'current.yaml']) writeFileSync(join(folder, name), stringify(next))
   return root
 }
 
@@ -111,7 +117,7 @@ describe('the console in Chromium', () => {
   })
 
   test('markup in a schema (description, field names, examples) is shown as text and runs nothing', async () => {
-    await page.goto(`${server.url}/#/schemas/hostile/hostile/event`)
+    await page.goto(`${server.url}/#/schemas/hostile/hostile/event@1.0.0`)
     await page.locator('table.fields').waitFor()
     assert.equal(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned), undefined)
     assert.equal(await page.locator('#view img').count(), 0)
@@ -120,6 +126,26 @@ describe('the console in Chromium', () => {
     assert.ok((await page.locator('#view').innerText()).includes(hostileDescription))
     assert.ok((await page.locator('tr[data-field]').allInnerTexts()).some((t) => t.includes(hostileField)))
     assert.match(await page.locator('tr[data-field="nested.inner"]').innerText(), /integer\s+maximum: 5/)
+  })
+
+  test('two versions compared: the changes, and the incompatibility with its reason', async () => {
+    await page.goto(`${server.url}/#/schemas/hostile/hostile/event`)
+    // The latest version by default.
+    await page.locator('h1', { hasText: /1\.1\.0$/ }).waitFor({ timeout: 10_000 })
+    await page.locator('.verdict').waitFor({ timeout: 10_000 })
+    assert.equal(await page.locator('#diff-from').inputValue(), '1.0.0')
+    assert.equal(await page.locator('#diff-to').inputValue(), '1.1.0')
+    const verdict = await page.locator('.verdict').innerText()
+    assert.match(verdict, /1\.1\.0 is not compatible with 1\.0\.0:/)
+    assert.match(verdict, /\/properties\/nested\/properties\/inner\/type/)
+    const changes = await page.locator('table.diff tbody tr').allInnerTexts()
+    assert.ok(changes.some((c) => /^changed\s+\/properties\/nested\/properties\/inner\/type\s+"integer"\s+"string"/.test(c)), changes.join('\n'))
+    assert.ok(changes.some((c) => /^added\s+\/properties\/added/.test(c)), changes.join('\n'))
+    await page.screenshot({ path: join(screenshotDir, 'console-diff.png'), fullPage: true })
+    // The other way round is not checked: only a newer version against an older one.
+    await page.locator('#diff-from').selectOption('1.1.0')
+    await page.locator('#diff-to').selectOption('1.0.0')
+    await page.locator('.verdict', { hasText: 'not newer' }).waitFor()
   })
 
   test('streams: every stream with its schema and topics, linked to the live tail', async () => {

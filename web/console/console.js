@@ -124,28 +124,70 @@ async function schema(repository, title, version) {
     h('p', {}, h('span', { class: 'muted' }, doc.$id ?? ''), ' · ', h('a', { href: `${base}.yaml` }, 'YAML'), ' · ', h('a', { href: `${base}.json` }, 'JSON')),
     h('h2', {}, 'Fields'),
     fieldTable(doc),
+    entry.versions.length > 1 ? compare(repository, title, entry.versions, shown) : null,
     h('h2', {}, `Examples (${examples.length})`),
     examples.length === 0 ? h('p', { class: 'hint' }, 'This version has no example.') : examples.map((e) => h('pre', {}, JSON.stringify(e, null, 2))),
   ]
 }
 
+/** Two versions side by side: what changed, and whether the newer one is compatible. */
+function compare(repository, title, versions, shown) {
+  const at = versions.indexOf(shown)
+  const [from, to] = at > 0 ? [versions[at - 1], shown] : [shown, versions[at + 1]]
+  const select = (id, label, value) =>
+    h('label', {}, `${label} `, h('select', { id }, versions.map((v) => h('option', { value: v, selected: v === value }, v))))
+  const result = h('div', { id: 'diff', 'aria-live': 'polite' })
+  const section = h('section', { 'aria-labelledby': 'compare-heading' }, h('h2', { id: 'compare-heading' }, 'Compare versions'), h('p', {}, select('diff-from', 'from', from), ' ', select('diff-to', 'to', to)), result)
+  const update = async () => {
+    const a = section.querySelector('#diff-from').value
+    const b = section.querySelector('#diff-to').value
+    try {
+      const diff = await getJson(`/repositories/${encodeURIComponent(repository)}/diff?title=${encodeURIComponent(title)}&from=${encodeURIComponent(a)}&to=${encodeURIComponent(b)}`)
+      const verdict =
+        diff.compatible === null
+          ? h('p', { class: 'hint verdict' }, diff.note)
+          : diff.compatible
+            ? h('p', { class: 'verdict ok' }, `${b} is compatible with ${a}: events valid against ${a} are valid against ${b}.`)
+            : h('div', { class: 'verdict bad' }, h('p', {}, `${b} is not compatible with ${a}:`), h('ul', {}, diff.problems.map((p) => h('li', {}, h('code', {}, p.path || '/'), ` ${p.message}`))))
+      const show = (value) => (value === undefined ? '' : JSON.stringify(value))
+      result.replaceChildren(
+        verdict,
+        diff.entries.length === 0
+          ? h('p', { class: 'hint' }, 'No differences.')
+          : h(
+              'table',
+              { class: 'diff' },
+              h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Change'), h('th', { scope: 'col' }, 'Where'), h('th', { scope: 'col' }, a), h('th', { scope: 'col' }, b))),
+              h('tbody', {}, diff.entries.map((e) => h('tr', { class: e.kind }, h('td', {}, e.kind), h('td', { class: 'path' }, e.path || '/'), h('td', { class: 'rules' }, show(e.oldValue)), h('td', { class: 'rules' }, show(e.newValue))))),
+            ),
+      )
+    } catch (error) {
+      result.replaceChildren(h('p', { class: 'error', role: 'alert' }, error.message))
+    }
+  }
+  section.addEventListener('change', update)
+  update()
+  return section
+}
+
 /** Every field of a schema, nested objects and array items included, one row each. */
 function fieldTable(schema) {
   const rows = []
-  const walk = (node, path, depth, required) => {
+  // A path is a list of names: a field name may itself hold a dot.
+  const walk = (node, path, required) => {
     if (node === null || typeof node !== 'object') return
     for (const [name, child] of Object.entries(node.properties ?? {})) {
-      const here = path === '' ? name : `${path}.${name}`
-      rows.push(row(here, depth, child, required.includes(name)))
-      walk(child, here, depth + 1, Array.isArray(child?.required) ? child.required : [])
-      if (child?.type === 'array' && child.items && typeof child.items === 'object') walk(child.items, `${here}[]`, depth + 1, Array.isArray(child.items.required) ? child.items.required : [])
+      const here = [...path, name]
+      rows.push(row(here, child, required.includes(name)))
+      walk(child, here, Array.isArray(child?.required) ? child.required : [])
+      if (child?.type === 'array' && child.items && typeof child.items === 'object') walk(child.items, [...path, `${name}[]`], Array.isArray(child.items.required) ? child.items.required : [])
     }
     if (node.additionalProperties && typeof node.additionalProperties === 'object') {
-      rows.push(row(`${path === '' ? '' : `${path}.`}*`, depth, node.additionalProperties, false))
-      walk(node.additionalProperties, `${path}.*`, depth + 1, [])
+      rows.push(row([...path, '*'], node.additionalProperties, false))
+      walk(node.additionalProperties, [...path, '*'], [])
     }
   }
-  walk(schema, '', 0, Array.isArray(schema.required) ? schema.required : [])
+  walk(schema, [], Array.isArray(schema.required) ? schema.required : [])
   return h(
     'table',
     { class: 'fields' },
@@ -154,18 +196,17 @@ function fieldTable(schema) {
   )
 }
 
-function row(path, depth, node, required) {
+function row(path, node, required) {
   const type = Array.isArray(node?.type) ? node.type.join(' | ') : (node?.type ?? (node?.enum ? 'enum' : node?.const !== undefined ? 'const' : 'any'))
   const rules = []
   for (const key of ['format', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'minItems', 'maxItems']) if (node?.[key] !== undefined) rules.push(`${key}: ${node[key]}`)
   if (Array.isArray(node?.enum)) rules.push(`one of: ${node.enum.map((v) => JSON.stringify(v)).join(', ')}`)
   if (node?.const !== undefined) rules.push(`= ${JSON.stringify(node.const)}`)
   if (node?.default !== undefined) rules.push(`default: ${JSON.stringify(node.default)}`)
-  const parts = path.split('.')
   return h(
     'tr',
-    { 'data-field': path },
-    h('td', { class: 'path' }, h('span', { class: 'depth' }, parts.slice(0, -1).map((p) => `${p}.`).join('')), parts.at(-1)),
+    { 'data-field': path.join('.') },
+    h('td', { class: 'path' }, h('span', { class: 'depth' }, path.slice(0, -1).map((p) => `${p}.`).join('')), path.at(-1)),
     h('td', { class: 'type' }, type),
     h('td', {}, required ? h('span', { class: 'required' }, 'required') : ''),
     h('td', {}, node?.description ?? ''),
