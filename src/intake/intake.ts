@@ -13,6 +13,7 @@ import { eventGateErrors, eventGateErrorsText } from '../schemas/ajv6.ts'
 import { isValidStreamName, type ResolvedStreamSettings, type StreamConfigSource } from '../streamconfig/index.ts'
 import { AcceptedIds } from './dedupe.ts'
 import { createErrorEvents, cutCodePoints } from './error-events.ts'
+import { RecentActivity, type RecentCounts, type RecentOutcome } from './recent.ts'
 
 export interface IntakeOptions {
   validators: ValidatorCache
@@ -90,6 +91,8 @@ export interface BatchResult {
 export interface Intake {
   /** Validates, enriches and appends a batch; resolves when every accepted event is durable. */
   process(events: readonly unknown[], context: RequestContext): Promise<BatchResult>
+  /** Events by stream and outcome over the last five minutes, in 10-second buckets. */
+  recent(): RecentCounts
   /** Waits for error events still being written. */
   close(): Promise<void>
 }
@@ -132,6 +135,7 @@ export function createIntake(options: IntakeOptions): Intake {
     labelNames: ['stream', 'schema', 'outcome'] as const,
     registers: options.registry ? [options.registry] : [],
   })
+  const activity = new RecentActivity()
   const errorEvents =
     errorStream === undefined
       ? undefined
@@ -531,7 +535,10 @@ export function createIntake(options: IntakeOptions): Intake {
         invalid.sort(byIndex)
       }
     }
-    for (const { stream, schema, outcome, n } of counts) counter.inc({ stream, schema, outcome }, n)
+    for (const { stream, schema, outcome, n } of counts) {
+      counter.inc({ stream, schema, outcome }, n)
+      if (outcome !== 'duplicate') activity.add(stream, outcome as RecentOutcome, n)
+    }
     if (!internal) errorEvents?.emit(invalid, context)
     return { total: events.length, accepted, invalid, error }
   }
@@ -576,6 +583,7 @@ export function createIntake(options: IntakeOptions): Intake {
 
   return {
     process: (events, context) => processBatch(events, context, false),
+    recent: () => activity.snapshot(),
     async close() {
       await errorEvents?.close()
     },

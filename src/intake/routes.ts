@@ -42,6 +42,10 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
 
   const contextOf = (request: FastifyRequest) => requestContext(request, options)
 
+  // What the console draws: events by stream and outcome over the last minutes. The same counts
+  // as /metrics (eventplane_intake_events_total), with their recent history.
+  app.get('/v1/intake/recent', async (_request, reply) => reply.header('cache-control', 'no-store').send(intake.recent()))
+
   app.post('/v1/events', async (request, reply) => {
     const events = request.body as unknown[] | undefined
     if (events === undefined || events === null) {

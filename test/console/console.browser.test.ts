@@ -157,6 +157,32 @@ describe('the console in Chromium', () => {
     await page.screenshot({ path: join(screenshotDir, 'console-streams.png'), fullPage: true })
   })
 
+  test('intake: accepted, invalid and error counts per stream with their bars, updated as events arrive; the streams page shows the rate', async () => {
+    const post = (events: unknown[]) => fetch(`${server.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+    const valid = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `console ${i}` })
+    assert.equal((await post([valid(1), valid(2), valid(3)])).status, 201)
+    assert.equal((await post([valid(4), { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 5 }])).status, 207)
+    await page.goto(`${server.url}/#/intake`)
+    const row = page.locator('tr[data-stream="test.event"]')
+    await row.waitFor({ timeout: 10_000 })
+    assert.match(await row.innerText(), /^test\.event\s+4\s+1\s+0/)
+    assert.ok((await row.locator('svg rect.accepted').count()) >= 1)
+    assert.ok((await row.locator('svg rect.invalid').count()) >= 1)
+    // The page follows new events on its own.
+    assert.equal((await post([valid(6), valid(7)])).status, 201)
+    const deadline = Date.now() + 15_000
+    while (!/^test\.event\s+6\s+1/.test(await row.innerText())) {
+      assert.ok(Date.now() < deadline, `not updated: ${await row.innerText()}`)
+      await page.waitForTimeout(200)
+    }
+    await page.screenshot({ path: join(screenshotDir, 'console-intake.png'), fullPage: true })
+
+    await page.goto(`${server.url}/#/streams`)
+    const stream = page.locator('tr[data-stream="test.event"] td.activity')
+    await stream.locator('svg').waitFor({ timeout: 10_000 })
+    assert.match(await stream.innerText(), /\d+\.\d\d\/s/)
+  })
+
   test('no console errors, nothing from other hosts', () => {
     assert.deepEqual(problems, [])
   })

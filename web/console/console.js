@@ -18,6 +18,52 @@ function h(tag, attributes = {}, ...children) {
   return element
 }
 
+const svgNs = 'http://www.w3.org/2000/svg'
+
+/** An SVG element (text, if any, is set as text). */
+function svg(tag, attributes = {}, text) {
+  const element = document.createElementNS(svgNs, tag)
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value))
+  if (text !== undefined) element.textContent = text
+  return element
+}
+
+/**
+ * Bars per bucket, stacked by outcome: accepted, invalid, error. `series` is one entry per
+ * bucket: {accepted, invalid, error}.
+ */
+function bars(series, { width = 160, height = 28, label }) {
+  const max = Math.max(1, ...series.map((b) => (b.accepted ?? 0) + (b.invalid ?? 0) + (b.error ?? 0)))
+  const step = width / Math.max(1, series.length)
+  const chart = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label, class: 'chart' })
+  chart.append(svg('title', {}, label))
+  series.forEach((bucket, i) => {
+    let y = height
+    for (const outcome of ['accepted', 'invalid', 'error']) {
+      const n = bucket[outcome] ?? 0
+      if (n === 0) continue
+      const h = (n / max) * (height - 1)
+      y -= h
+      chart.append(svg('rect', { x: (i * step + 0.5).toFixed(1), y: y.toFixed(1), width: Math.max(1, step - 1).toFixed(1), height: h.toFixed(1), class: outcome }))
+    }
+  })
+  return chart
+}
+
+/** Per stream: its counts per bucket, and its totals. */
+function byStream(recent) {
+  const streams = new Map()
+  recent.buckets.forEach((bucket, i) => {
+    for (const [name, counts] of Object.entries(bucket.streams)) {
+      if (!streams.has(name)) streams.set(name, { series: recent.buckets.map(() => ({})), totals: { accepted: 0, invalid: 0, error: 0 } })
+      const entry = streams.get(name)
+      entry.series[i] = counts
+      for (const outcome of ['accepted', 'invalid', 'error']) entry.totals[outcome] += counts[outcome] ?? 0
+    }
+  })
+  return streams
+}
+
 async function getJson(url) {
   const response = await fetch(url, { headers: { accept: 'application/json' } })
   if (!response.ok) {
@@ -32,7 +78,11 @@ const routes = [
   [/^#\/schemas\/?(?:\?title=(.*))?$/, schemas],
   [/^#\/schemas\/([^/]+)\/(.+?)(?:@([^@/]+))?$/, schema],
   [/^#\/streams\/?$/, streams],
+  [/^#\/intake\/?$/, intake],
 ]
+
+/** Work a view started that must stop when another view is shown (polling). */
+let stopView = () => {}
 
 async function render() {
   const hash = decodeURIComponent(location.hash)
@@ -42,6 +92,8 @@ async function render() {
     else link.removeAttribute('aria-current')
   }
   const started = performance.now()
+  stopView()
+  stopView = () => {}
   for (const [pattern, show] of routes) {
     const match = pattern.exec(hash)
     if (match === null) continue
@@ -215,7 +267,14 @@ function row(path, node, required) {
 }
 
 async function streams() {
-  const configs = await getJson('/v1/stream-configs')
+  const [configs, recent] = await Promise.all([getJson('/v1/stream-configs'), getJson('/v1/intake/recent').catch(() => null)])
+  const activity = recent === null ? new Map() : byStream(recent)
+  const rate = (name) => {
+    const entry = activity.get(name)
+    if (entry === undefined || recent === null) return h('span', { class: 'muted' }, '–')
+    const seconds = recent.buckets.length * recent.interval_s
+    return h('span', { class: 'rate' }, bars(entry.series, { width: 120, height: 22, label: `${name}: ${entry.totals.accepted} accepted in ${seconds / 60} min` }), ` ${(entry.totals.accepted / seconds).toFixed(2)}/s`)
+  }
   const entries = Object.entries(configs).sort(([a], [b]) => (a < b ? -1 : 1))
   return [
     h('h1', {}, 'Streams'),
@@ -223,7 +282,7 @@ async function streams() {
     h(
       'table',
       { class: 'streams' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Schema'), h('th', { scope: 'col' }, 'Topics'), h('th', { scope: 'col' }, 'Description'))),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Schema'), h('th', { scope: 'col' }, 'Topics'), h('th', { scope: 'col' }, 'Accepted, last 5 min'), h('th', { scope: 'col' }, 'Description'))),
       h(
         'tbody',
         {},
@@ -234,11 +293,46 @@ async function streams() {
             h('td', { class: 'path' }, name.startsWith('/') ? name : h('a', { href: `/v2/ui#streams=${encodeURIComponent(name)}` }, name)),
             h('td', {}, settings.schema_title ? h('a', { href: `#/schemas?title=${encodeURIComponent(settings.schema_title)}` }, settings.schema_title) : ''),
             h('td', { class: 'tags' }, (Array.isArray(settings.topics) ? settings.topics : []).map((t) => h('span', {}, t))),
+            h('td', { class: 'activity' }, rate(name)),
             h('td', {}, settings.description ?? ''),
           ),
         ),
       ),
     ),
+  ]
+}
+
+async function intake() {
+  const table = h('tbody')
+  const summary = h('p', { class: 'hint' })
+  const refresh = async () => {
+    const recent = await getJson('/v1/intake/recent')
+    const streams = [...byStream(recent)].sort(([a], [b]) => (a < b ? -1 : 1))
+    summary.textContent = `Events the intake took (accepted), refused for what they are (invalid) or could not store (error), per stream, in ${recent.interval_s}-second bars over the last ${(recent.buckets.length * recent.interval_s) / 60} minutes. Updated every 5 seconds.`
+    table.replaceChildren(
+      ...(streams.length === 0
+        ? [h('tr', {}, h('td', { colspan: 5, class: 'hint' }, 'No events yet. Post some to /v1/events.'))]
+        : streams.map(([name, { series, totals }]) =>
+            h(
+              'tr',
+              { 'data-stream': name },
+              h('td', { class: 'path' }, name),
+              h('td', { class: 'count accepted' }, totals.accepted),
+              h('td', { class: 'count invalid' }, totals.invalid),
+              h('td', { class: 'count errored' }, totals.error),
+              h('td', {}, bars(series, { width: 240, height: 32, label: `${name}: ${totals.accepted} accepted, ${totals.invalid} invalid, ${totals.error} errors` })),
+            ),
+          )),
+    )
+  }
+  await refresh()
+  const timer = setInterval(() => refresh().catch(() => {}), 5000)
+  stopView = () => clearInterval(timer)
+  return [
+    h('h1', {}, 'Intake'),
+    summary,
+    h('table', { class: 'intake' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Accepted'), h('th', { scope: 'col' }, 'Invalid'), h('th', { scope: 'col' }, 'Error'), h('th', { scope: 'col' }, 'Last 5 minutes'))), table),
+    h('p', { class: 'hint' }, 'Each invalid event gets an error event in the error stream (eventplane.error.validation by default), with the reason; follow it in the live tail when the server serves it (streams.expose_error_stream).'),
   ]
 }
 
