@@ -179,7 +179,61 @@ async function schema(repository, title, version) {
     entry.versions.length > 1 ? compare(repository, title, entry.versions, shown) : null,
     h('h2', {}, `Examples (${examples.length})`),
     examples.length === 0 ? h('p', { class: 'hint' }, 'This version has no example.') : examples.map((e) => h('pre', {}, JSON.stringify(e, null, 2))),
+    await tryIt(doc, examples[0]),
   ]
+}
+
+/** A form that posts an event of this schema (its first example, to a stream that takes it) and shows the answer. */
+async function tryIt(doc, example) {
+  const configs = await getJson('/v1/stream-configs').catch(() => ({}))
+  const stream = Object.entries(configs).find(([name, settings]) => !name.startsWith('/') && settings.schema_title === doc.title)?.[0]
+  const event = structuredClone(example ?? { $schema: doc.$id })
+  if (stream !== undefined) event.meta = { ...(typeof event.meta === 'object' && event.meta !== null ? event.meta : {}), stream }
+  if (event.meta !== undefined) delete event.meta.dt
+  const text = h('textarea', { id: 'try-event', rows: 12, spellcheck: 'false', 'aria-label': 'Event to send (JSON)' })
+  text.value = JSON.stringify(event, null, 2)
+  const send = h('button', { type: 'button', id: 'try-send' }, 'Send to /v1/events')
+  const result = h('div', { id: 'try-result', 'aria-live': 'polite' })
+  send.addEventListener('click', async () => {
+    let body
+    try {
+      body = JSON.stringify(JSON.parse(text.value))
+    } catch (error) {
+      result.replaceChildren(h('p', { class: 'error', role: 'alert' }, `Not JSON: ${error.message}`))
+      return
+    }
+    send.disabled = true
+    try {
+      const response = await fetch('/v1/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+      const answer = await response.text()
+      const ok = response.status === 201 || response.status === 202
+      result.replaceChildren(
+        h('p', { class: ok ? 'verdict ok' : 'verdict bad', 'data-status': response.status }, `${response.status} ${ok ? 'accepted' : response.statusText}`),
+        answer === '' ? null : h('pre', {}, prettyJson(answer)),
+      )
+    } catch (error) {
+      result.replaceChildren(h('p', { class: 'error', role: 'alert' }, error.message))
+    } finally {
+      send.disabled = false
+    }
+  })
+  return h(
+    'section',
+    { 'aria-labelledby': 'try-heading' },
+    h('h2', { id: 'try-heading' }, 'Try it'),
+    h('p', { class: 'hint' }, stream === undefined ? 'No stream takes this schema: set meta.stream to one that does.' : `Posts the event to the stream ${stream}; the intake fills in meta.id, meta.dt and the rest.`),
+    text,
+    h('p', {}, send),
+    result,
+  )
+}
+
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2)
+  } catch {
+    return text
+  }
 }
 
 /** Two versions side by side: what changed, and whether the newer one is compatible. */
