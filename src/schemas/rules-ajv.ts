@@ -47,10 +47,11 @@ export function newAjv(draft: SchemaDraft, allErrors: boolean, useDefaults = fal
   // for every event of a request. Same verdicts, remembered.
   for (const name of ['date-time', 'date', 'time'] as const) {
     const format = fullFormats[name] as { validate: (value: string) => boolean; compare?: (a: string, b: string) => number | undefined }
-    const full = remembered(format.validate)
-    // Most date-times are what toISOString writes, each one new (a file of events): those are
-    // checked by a parser that says yes only where the full check says yes, else it decides.
-    const validate = name === 'date-time' ? (value: string) => canonicalUtcDateTime(value) ?? full(value) : full
+    // Repeated values (meta.dt of every event of a request) are remembered; a new date-time in
+    // the form toISOString writes is checked by a parser that says yes only where the full check
+    // says yes, which decides the rest.
+    const check = format.validate
+    const validate = remembered(name === 'date-time' ? (value: string) => canonicalUtcDateTime(value) ?? check(value) : check)
     ajv.addFormat(name, { type: 'string', validate, ...(format.compare ? { compare: format.compare } : {}) })
   }
   return ajv
