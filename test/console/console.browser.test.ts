@@ -44,7 +44,7 @@ function hostileRepository(dir: string): string {
   return root
 }
 
-describe('the console in Chromium', () => {
+describe('the console in Chromium', { timeout: 120_000 }, () => {
   let server: RunningServer
   let browser: Browser
   let page: Page
@@ -65,6 +65,9 @@ describe('the console in Chromium', () => {
     server = await startServer(config, { logger: pino({ level: 'silent' }) })
     browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    // A wait that cannot succeed fails the test instead of holding the run.
+    page.setDefaultTimeout(15_000)
+    page.setDefaultNavigationTimeout(15_000)
     page.on('console', (message) => {
       // The browser reports the 400 that "try it" asks for on purpose.
       const expected = message.location().url.endsWith('/v1/events') && message.text().includes('status of 400')
@@ -79,6 +82,12 @@ describe('the console in Chromium', () => {
     await browser?.close()
     await server?.close()
   })
+
+  /** Loads a console address anew (a change of the hash alone would only re-render the open page). */
+  const open = async (hash: string) => {
+    await page.goto('about:blank')
+    await page.goto(`${server.url}/${hash}`)
+  }
 
   test('a browser at / gets the console; API clients keep the JSON index', async () => {
     const json = await fetch(`${server.url}/`)
@@ -119,7 +128,7 @@ describe('the console in Chromium', () => {
   })
 
   test('try it: the example posted to a stream that takes the schema gets 201; an invalid one, 400 with the reason', async () => {
-    await page.goto(`${server.url}/#/schemas/eventplane/test/event`)
+    await open('#/schemas/eventplane/test/event')
     await page.locator('#try-event').waitFor({ timeout: 10_000 })
     const event = JSON.parse(await page.locator('#try-event').inputValue()) as { meta: { stream: string; dt?: string } }
     assert.equal(event.meta.stream, 'test.event')
@@ -134,7 +143,7 @@ describe('the console in Chromium', () => {
   })
 
   test('markup in a schema (description, field names, examples) is shown as text and runs nothing', async () => {
-    await page.goto(`${server.url}/#/schemas/hostile/hostile/event@1.0.0`)
+    await open('#/schemas/hostile/hostile/event@1.0.0')
     await page.locator('table.fields').waitFor()
     assert.equal(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned), undefined)
     assert.equal(await page.locator('#view img').count(), 0)
@@ -146,7 +155,7 @@ describe('the console in Chromium', () => {
   })
 
   test('two versions compared: the changes, and the incompatibility with its reason', async () => {
-    await page.goto(`${server.url}/#/schemas/hostile/hostile/event`)
+    await open('#/schemas/hostile/hostile/event')
     // The latest version by default.
     await page.locator('h1', { hasText: /1\.1\.0$/ }).waitFor({ timeout: 10_000 })
     await page.locator('.verdict').waitFor({ timeout: 10_000 })
@@ -166,7 +175,7 @@ describe('the console in Chromium', () => {
   })
 
   test('streams: every stream with its schema and topics, linked to the live tail', async () => {
-    await page.goto(`${server.url}/#/streams`)
+    await open('#/streams')
     const row = page.locator('tr[data-stream="test.event"]')
     await row.waitFor({ timeout: 10_000 })
     assert.match(await row.innerText(), /test\.event\s+test\/event\s+datacenter1\.test\.event/)
@@ -183,7 +192,7 @@ describe('the console in Chromium', () => {
     const [accepted, invalid] = [sum('accepted'), sum('invalid')]
     assert.equal((await post([valid(1), valid(2), valid(3)])).status, 201)
     assert.equal((await post([valid(4), { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 5 }])).status, 207)
-    await page.goto(`${server.url}/#/intake`)
+    await open('#/intake')
     const row = page.locator('tr[data-stream="test.event"]')
     await row.waitFor({ timeout: 10_000 })
     assert.match(await row.innerText(), new RegExp(`^test\\.event\\s+${accepted + 4}\\s+${invalid + 1}\\s+0`))
@@ -198,7 +207,7 @@ describe('the console in Chromium', () => {
     }
     await page.screenshot({ path: join(screenshotDir, 'console-intake.png'), fullPage: true })
 
-    await page.goto(`${server.url}/#/streams`)
+    await open('#/streams')
     const stream = page.locator('tr[data-stream="test.event"] td.activity')
     await stream.locator('svg').waitFor({ timeout: 10_000 })
     assert.match(await stream.innerText(), /\d+\.\d\d\/s/)
