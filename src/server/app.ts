@@ -15,7 +15,7 @@ import { kafkaSecurity, openKafkaLog, openSqliteLog, type EventLog } from '../lo
 import { schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
-import { regexStreamsIn, servedStreams, streamRoutes, streamsOpenApi, type ServedStream } from '../streams/index.ts'
+import { regexStreamsIn, servedStreams, streamRoutes, streamsOpenApi, topicsLookup, type ServedStream } from '../streams/index.ts'
 import { createMetricsRegistry, instrumentHttp, metricsHandler, type ObserveRequest } from './metrics.ts'
 import { allowedMethods } from './methods.ts'
 import { clientErrorHandler, limitConnections } from './guards.ts'
@@ -478,12 +478,7 @@ function apiDocuments(platform: Platform): () => Promise<{ json: string; html: s
   }
   const bySignature = new WeakMap<StreamConfig, Map<string, Promise<Documents>>>()
   let without: Promise<Documents> | undefined
-  let topics: { at: number; set: Promise<Set<string>> } | undefined
-  const logTopics = () => {
-    if (platform.log === undefined || !hasRole(platform.config, 'streams')) return Promise.resolve(new Set<string>())
-    if (topics === undefined || Date.now() - topics.at > 2000) topics = { at: Date.now(), set: platform.log.topics().then((t) => new Set(t), () => new Set<string>()) }
-    return topics.set
-  }
+  const logTopics = platform.log === undefined || !hasRole(platform.config, 'streams') ? () => Promise.resolve(new Set<string>()) : topicsLookup(platform.log, 2000)
   return async () => {
     const config = platform.streamConfig?.current()
     if (config === undefined) return (without ??= build(undefined, new Map()))

@@ -1,3 +1,4 @@
+import type { EventLog } from '../log/types.ts'
 import type { ResolvedStreamSettings, StreamConfig } from '../streamconfig/index.ts'
 
 /** A stream that can be read over SSE, under its name or one of its aliases. */
@@ -91,4 +92,20 @@ export function regexStreamsIn(
     }
   }
   return found
+}
+
+/**
+ * The log's topics as a set, looked up again once the last look-up is older than `maxAgeMs`, or
+ * began before `since` (a caller that must see topics made before it asked); callers in between
+ * share one look-up, and a failed one counts as no topics. What serving streams made through
+ * `/regex/` keys needs, without a metadata request per reader.
+ */
+export function topicsLookup(log: Pick<EventLog, 'topics'>, maxAgeMs: number): (since?: number) => Promise<Set<string>> {
+  let last: { at: number; topics: Promise<Set<string>> } | undefined
+  return (since = -Infinity) => {
+    if (last === undefined || last.at < since || Date.now() - last.at > maxAgeMs) {
+      last = { at: Date.now(), topics: log.topics().then((t) => new Set(t), () => new Set<string>()) }
+    }
+    return last.topics
+  }
 }

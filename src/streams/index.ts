@@ -4,7 +4,7 @@
  * reader per partition for every live client.
  */
 export { streamRoutes, type StreamServiceOptions } from './service.ts'
-export { regexStream, regexStreamsIn, servedStreams, type ServedStream } from './exposure.ts'
+export { regexStream, regexStreamsIn, servedStreams, topicsLookup, type ServedStream } from './exposure.ts'
 export { compileFilter, type EventFilter, type FilterRequest, type FilterLimits, type FilterVerdict } from './filter.ts'
 export { parseLastEventId, parseSince, type IdPosition } from './positions.ts'
 export { Hub, Tail, toDelivery, type Delivery } from './hub.ts'

@@ -6,7 +6,7 @@ import { acceptRanges, clientKey, securityHeaders } from '../core/http.ts'
 import type { EventLog } from '../log/types.ts'
 import type { StreamConfigSource } from '../streamconfig/index.ts'
 import { StreamClient, type Assignment, type Format, type IdMode } from './client.ts'
-import { regexStream, regexStreamsIn, servedStreams, type ServedStream } from './exposure.ts'
+import { regexStream, regexStreamsIn, servedStreams, topicsLookup, type ServedStream } from './exposure.ts'
 import { compileFilter, type FilterLimits } from './filter.ts'
 import { Hub, type Redaction } from './hub.ts'
 import { parseLastEventId, parseSince } from './positions.ts'
@@ -50,15 +50,10 @@ type Query = Record<string, string | string[] | undefined>
 export async function streamRoutes(app: FastifyInstance, options: StreamServiceOptions): Promise<void> {
   const hidden = options.hidden ?? []
   const redact = redaction(options.streamConfig, options.allowed, hidden, options.redactFields ?? ['http.client_ip', 'http.request_headers'])
-  // The log's topics: streams made through /regex/ keys are served once their topics exist.
-  // Looked up again when a name is not found, at most every 200 ms whatever readers ask for.
-  let topicsInLog: { at: number; topics: Promise<Set<string>> } | undefined
-  const existingTopics = () => {
-    if (topicsInLog === undefined || Date.now() - topicsInLog.at > 200) {
-      topicsInLog = { at: Date.now(), topics: options.log.topics().then((t) => new Set(t), () => new Set<string>()) }
-    }
-    return topicsInLog.topics
-  }
+  // Streams made through /regex/ keys are served once their topics exist: a name not found is
+  // looked up in the log's topics as of this request (requests that came in before a look-up
+  // began share it), so a stream written a moment ago is found.
+  const existingTopics = topicsLookup(options.log, Infinity)
   const registers = options.registry ? [options.registry] : []
   const duplicates = new Counter({
     name: 'eventplane_streams_duplicates_skipped_total',
@@ -113,6 +108,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
   })
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const arrived = Date.now()
     // The router has decoded the path once: a name is not decoded again (`%252C` is the name
     // `%2C`, not a comma), and a name given twice is one stream.
     const names = [
@@ -133,7 +129,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     const made = new Map<string, ServedStream>()
     const notNamed = names.filter((n) => !served.has(n))
     if (notNamed.length > 0) {
-      const existing = await existingTopics()
+      const existing = await existingTopics(arrived)
       for (const name of notNamed) {
         const stream = regexStream(options.streamConfig.current(), name, options.allowed, hidden, existing)
         if (stream !== undefined) made.set(name, stream)

@@ -10,19 +10,12 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { before, test } from 'node:test'
-import { cli, tempDir, writeBundledConfig } from '../helpers.ts'
+import { test } from 'node:test'
+import { tempDir } from '../helpers.ts'
 import { testPlatform } from '../intake/helpers.ts'
-import { faultyIntake, readLines, readState, spawnPipe, testEvents, writeLines } from './helpers.ts'
+import { faultyIntake, pipeSandbox, readLines, readState, spawnPipe, testEvents, writeLines } from './helpers.ts'
 
-let dir: string
-let config: string
-const run = (...args: string[]) => cli(['pipe', ...args, '--config', config], { cwd: dir })
-
-before(() => {
-  dir = tempDir()
-  config = writeBundledConfig(dir)
-})
+const { dir, config, run } = pipeSandbox()
 
 test('malformed lines are skipped and counted; --strict stops at the first with its line number, and resumes there', async () => {
   const good = testEvents(6)

@@ -4,7 +4,14 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { repoRoot } from '../helpers.ts'
+import { cli, repoRoot, tempDir, writeBundledConfig } from '../helpers.ts'
+
+/** A folder with the bundled config, and `eventplane pipe ARGS` run in it (in-process) with that config. */
+export function pipeSandbox() {
+  const dir = tempDir()
+  const config = writeBundledConfig(dir)
+  return { dir, config, run: (...args: string[]) => cli(['pipe', ...args, '--config', config], { cwd: dir }) }
+}
 
 /** `count` events of the bundled test/event schema, numbered from `from` (the `test` field), as NDJSON lines. */
 export function testEvents(count: number, from = 0): string[] {

@@ -7,22 +7,15 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { appendFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { before, test } from 'node:test'
+import { test } from 'node:test'
 import { parseCommandArgs } from '../../src/cli/command.ts'
 import { pipeCommand } from '../../src/cli/pipe.ts'
 import { parseEndpoint } from '../../src/pipe/index.ts'
-import { cli, codeBlocks, repoRoot, tempDir, writeBundledConfig } from '../helpers.ts'
+import { codeBlocks, repoRoot } from '../helpers.ts'
 import { testPlatform, type TestPlatform } from '../intake/helpers.ts'
-import { faultyIntake, readLines, readState, spawnPipe, testEvents, writeLines } from './helpers.ts'
+import { faultyIntake, pipeSandbox, readLines, readState, spawnPipe, testEvents, writeLines } from './helpers.ts'
 
-let dir: string
-let config: string
-const run = (...args: string[]) => cli(['pipe', ...args, '--config', config], { cwd: dir })
-
-before(() => {
-  dir = tempDir()
-  config = writeBundledConfig(dir)
-})
+const { dir, config, run } = pipeSandbox()
 
 test('endpoint URIs: each scheme parses, and a bad one is refused with what to write instead', () => {
   assert.deepEqual(parseEndpoint('embedded://datacenter1.test.event?from=latest', 'source', dir), { scheme: 'embedded', topic: 'datacenter1.test.event', from: { kind: 'latest' } })
