@@ -7,6 +7,11 @@ import { repoRoot } from './helpers.ts'
 /** Where browser tests keep their screenshots (git-ignored; CI keeps the folder). */
 export const screenshotDir = join(repoRoot, 'test-results')
 
+/** Where to keep a page's screenshot: `test-results/{name}.png`, `{name}-kafka.png` when the suite runs on Kafka. */
+export function screenshot(name: string): string {
+  return join(screenshotDir, `${name}${process.env['EVENTPLANE_TEST_BACKEND'] === 'kafka' ? '-kafka' : ''}.png`)
+}
+
 /**
  * Debian's Chromium driven by playwright-core (no browser download). Fails with what to
  * install when it is missing; `EVENTPLANE_CHROMIUM` names another binary.

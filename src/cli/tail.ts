@@ -5,7 +5,7 @@ import { configOption, serverUrl, write, type Command } from './command.ts'
 export const tailCommand: Command = {
   path: ['tail'],
   summary: 'Follow streams of a server over Server-Sent Events and print their events; resumes after a reconnect.',
-  usage: 'eventplane tail STREAM[,STREAM…] [STREAM…] [--url URL] [--since TIME] [--filter CEL] [--match FIELD=VALUE]…',
+  usage: 'eventplane tail STREAM[,STREAM…] [STREAM…] [--url URL] [--since TIME | --last N] [--filter CEL] [--match FIELD=VALUE]…',
   help: `Connects to URL/v2/stream/STREAMS and prints one event per line (JSON). When the
 connection drops or the server restarts it reconnects with the id of the last event printed,
 so no event is missed or printed twice; waits grow from the server's retry hint up to 30 s.
@@ -21,11 +21,13 @@ stream, bad filter…), 2 usage.
 
 Examples:
   eventplane tail test.event
+  eventplane tail eventplane.error.validation --last 20
   eventplane tail mediawiki.recentchange --since 10m --match meta.domain=en.wikipedia.org`,
   options: {
     ...configOption,
     url: { type: 'string', short: 'u', value: 'URL', description: 'Server base URL (default: the configured server).' },
     since: { type: 'string', short: 's', value: 'TIME', description: 'Start at TIME instead of now.' },
+    last: { type: 'string', value: 'N', description: 'Start N events back in each partition (1 to 10000), like tail -n.' },
     filter: { type: 'string', short: 'f', value: 'CEL', description: 'Only events for which this CEL expression is true.' },
     match: { type: 'string', short: 'm', multiple: true, value: 'FIELD=VALUE', description: 'Only events whose field (dotted path) equals VALUE.' },
     canary: { type: 'boolean', description: 'Include canary events (left out by default).' },
@@ -41,6 +43,10 @@ Examples:
     if (max !== undefined && (!Number.isInteger(max) || max < 1)) throw new EventplaneError('EVP_CLI_USAGE', '--max must be a positive integer')
     const query = new URLSearchParams()
     if (typeof values['since'] === 'string') query.set('since', String(parseSinceOption(values['since'], Date.now())))
+    if (typeof values['last'] === 'string') {
+      if (query.has('since')) throw new EventplaneError('EVP_CLI_USAGE', 'give --since or --last, not both')
+      query.set('last', values['last'])
+    }
     if (typeof values['filter'] === 'string') query.set('filter', values['filter'])
     for (const match of (values['match'] as string[] | undefined) ?? []) {
       const eq = match.indexOf('=')

@@ -79,6 +79,7 @@ export const errorCodes = {
   // Streams (Server-Sent Events)
   EVP_STREAM_UNKNOWN: { status: 400, canRetry: false, title: 'Stream is not served' },
   EVP_SINCE_INVALID: { status: 400, canRetry: false, title: 'since is not a time' },
+  EVP_LAST_INVALID: { status: 400, canRetry: false, title: 'last is not a count of events' },
   EVP_LAST_EVENT_ID_INVALID: { status: 400, canRetry: false, title: 'Last-Event-ID is not a list of positions' },
   EVP_TOPIC_NOT_AVAILABLE: { status: 404, canRetry: false, title: 'Last-Event-ID names a topic outside the streams asked for' },
   EVP_FILTER_INVALID: { status: 400, canRetry: false, title: 'Filter is invalid or too complex' },

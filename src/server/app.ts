@@ -442,7 +442,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   addMethodNotAllowed()
   const specs = apiDocuments(platform)
   // EventGate's conventions: `/?spec` is the OpenAPI document, `/?doc` a page describing it.
-  const consoleUi = consoleRoutes(app)
+  const consoleUi = consoleRoutes(app, { streams: platform.log !== undefined && platform.streamConfig !== undefined && hasRole(platform.config, 'streams') })
   app.get('/', async (request, reply) => {
     const query = request.query as Record<string, unknown>
     if ('spec' in query) return reply.type('application/json; charset=utf-8').send((await specs()).json)
@@ -503,7 +503,8 @@ function index(platform: Platform) {
     version: packageJson.version,
     roles: config.server.roles,
     endpoints: {
-      ...(platform.intake === undefined ? {} : { events: '/v1/events' }),
+      ...(platform.intake === undefined ? {} : { events: '/v1/events', intake_recent: '/v1/intake/recent' }),
+      console: '/ (Accept: text/html)',
       api: '/?spec',
       api_docs: '/?doc',
       ...(hasRole(config, 'schemas')
@@ -521,5 +522,10 @@ function index(platform: Platform) {
       metrics: '/metrics',
       info: '/_info',
     },
+    // Where refused events go, and whether they can be read here (the console's intake page
+    // follows it when it is served: streams.expose_error_stream).
+    ...(platform.intake !== undefined && config.intake.error_stream
+      ? { error_stream: { name: config.intake.error_stream, served: streams && config.streams.expose_error_stream } }
+      : {}),
   }
 }

@@ -12,7 +12,7 @@ export type IdMode = 'both' | 'offset' | 'timestamp'
 export type Format = 'sse' | 'ndjson'
 
 /** Where one partition of a connection starts. */
-export type Start = { kind: 'latest' } | { kind: 'offset'; offset: number } | { kind: 'timestamp'; timestamp: number }
+export type Start = { kind: 'latest' } | { kind: 'offset'; offset: number } | { kind: 'timestamp'; timestamp: number } | { kind: 'back'; count: number }
 
 export interface Assignment {
   topic: string
@@ -118,6 +118,9 @@ export class StreamClient {
           byTime.set(`${assignment.topic}\0${start.timestamp}`, offsets)
         }
         state.next = offsets.get(assignment.partition) ?? (await log.latest(assignment.topic, assignment.partition))
+      } else if (start.kind === 'back') {
+        const [earliest, latest] = await Promise.all([log.earliest(assignment.topic, assignment.partition), log.latest(assignment.topic, assignment.partition)])
+        state.next = Math.max(earliest, latest - start.count)
       } else state.next = -1 // latest: joins the tail where it is
     }
     await Promise.all(this.#states.map((state) => this.#runPartition(state)))

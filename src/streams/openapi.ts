@@ -39,6 +39,7 @@ export async function streamsOpenApi(served: ReadonlyMap<string, ServedStream>, 
 
   const parameters = [
     { name: 'since', in: 'query', schema: { type: 'string' }, description: 'Start at this time: epoch milliseconds or ISO-8601. Default: now.' },
+    { name: 'last', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000 }, description: 'Start this many events back in each partition (like tail -n), then live. Not with since.' },
     { name: 'filter', in: 'query', schema: { type: 'string' }, description: 'A CEL expression over the event; only events for which it is true are sent. Example: meta.domain == "en.wikipedia.org" && !bot' },
     { name: 'match[field.path]', in: 'query', schema: { type: 'string' }, description: 'Only events whose field (a dotted path) equals this value; repeatable.' },
     { name: 'canary', in: 'query', schema: { enum: ['include'] }, description: 'Include canary events (meta.domain == "canary"), left out by default.' },
@@ -46,7 +47,7 @@ export async function streamsOpenApi(served: ReadonlyMap<string, ServedStream>, 
   ]
   const problem = { description: 'A problem document (docs/errors.md).', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
   const errors = {
-    '400': { ...problem, description: 'Unknown stream, bad since, bad Last-Event-ID, or a filter that is invalid or too complex.' },
+    '400': { ...problem, description: 'Unknown stream, bad since or last, bad Last-Event-ID, or a filter that is invalid or too complex.' },
     '404': { ...problem, description: 'Last-Event-ID names a topic outside the streams asked for.' },
     '429': { ...problem, description: 'Too many streams open from this client address (see Retry-After).' },
   }

@@ -21,6 +21,20 @@ export function parseSince(value: string | undefined): number | undefined {
   return ms
 }
 
+/** Most events back `?last=` may ask for in each partition. */
+export const maxLast = 10_000
+
+/** `?last=N`: start N events back in each partition (1 to maxLast); not together with `since`. */
+export function parseLast(value: string | undefined, since: number | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined
+  const n = /^\d{1,6}$/.test(value.trim()) ? Number(value.trim()) : NaN
+  if (!(n >= 1 && n <= maxLast)) {
+    throw new EventplaneError('EVP_LAST_INVALID', `last ${JSON.stringify(value.slice(0, 100))} is not a whole number of events from 1 to ${maxLast}`, { details: { last: value.slice(0, 100), max: maxLast } })
+  }
+  if (since !== undefined) throw new EventplaneError('EVP_LAST_INVALID', 'give since or last, not both: since starts at a time, last a number of events back')
+  return n
+}
+
 const maxIdLength = 64 * 1024
 
 /**

@@ -9,8 +9,7 @@ import { StreamClient, type Assignment, type Format, type IdMode } from './clien
 import { regexStream, regexStreamsIn, servedStreams, topicsLookup, type ServedStream } from './exposure.ts'
 import { compileFilter, type FilterLimits } from './filter.ts'
 import { Hub, type Redaction } from './hub.ts'
-import { parseLastEventId, parseSince } from './positions.ts'
-import { viewerRoutes } from './ui.ts'
+import { parseLast, parseLastEventId, parseSince } from './positions.ts'
 
 export interface StreamServiceOptions {
   log: EventLog
@@ -146,6 +145,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     const streams = names.map((n) => served.get(n) ?? made.get(n)!)
     const query = request.query as Query
     const since = parseSince(single(query['since']))
+    const last = parseLast(single(query['last']), since)
     const filter = compileFilter(
       {
         expression: single(query['filter']),
@@ -156,7 +156,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
     )
     const topics = [...new Set(streams.flatMap((s) => s.topics))]
     const lastEventId = parseLastEventId(single(request.headers['last-event-id']), new Set(topics))
-    const assignments = await assign(options.log, topics, since, lastEventId)
+    const assignments = await assign(options.log, topics, since, last, lastEventId)
 
     const ip = clientKey(request.ip)
     const open = perIp.get(ip) ?? 0
@@ -223,18 +223,17 @@ export async function streamRoutes(app: FastifyInstance, options: StreamServiceO
       connected.inc({ stream })
       connections.inc({ stream })
     }
-    request.log.debug({ streams: names, ip, since, resumed: lastEventId !== undefined, filter: filter.key }, 'stream opened')
+    request.log.debug({ streams: names, ip, since, last, resumed: lastEventId !== undefined, filter: filter.key }, 'stream opened')
     request.raw.on('close', () => client.close())
     response.on('close', () => client.close())
     client.start().catch((error: unknown) => client.fail(error))
   }
   app.get('/v2/stream', handler)
   app.get('/v2/stream/*', handler)
-  viewerRoutes(app)
 }
 
-/** Every partition of every topic, starting from Last-Event-ID where it names one, else `since`, else the end. */
-async function assign(log: EventLog, topics: string[], since: number | undefined, lastEventId: ReturnType<typeof parseLastEventId>): Promise<Assignment[]> {
+/** Every partition of every topic, starting from Last-Event-ID where it names one, else `since` or `last`, else the end. */
+async function assign(log: EventLog, topics: string[], since: number | undefined, last: number | undefined, lastEventId: ReturnType<typeof parseLastEventId>): Promise<Assignment[]> {
   const named = new Map((lastEventId ?? []).map((p) => [`${p.topic}\0${p.partition}`, p]))
   const assignments: Assignment[] = []
   for (const topic of topics) {
@@ -255,7 +254,9 @@ async function assign(log: EventLog, topics: string[], since: number | undefined
             : { kind: 'timestamp', timestamp: position.timestamp! }
           : since !== undefined
             ? { kind: 'timestamp', timestamp: since }
-            : { kind: 'latest' }
+            : last !== undefined
+              ? { kind: 'back', count: last }
+              : { kind: 'latest' }
       assignments.push({ topic, partition, start })
     }
   }

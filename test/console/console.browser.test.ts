@@ -12,8 +12,8 @@ import { pino } from 'pino'
 import { stringify } from 'yaml'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer, type RunningServer } from '../../src/server/index.ts'
-import { launchChromium, screenshotDir } from '../browser.ts'
-import { bundledSchemas, bundledStreams, tempDir } from '../helpers.ts'
+import { launchChromium, screenshot } from '../browser.ts'
+import { bundledSchemas, bundledStreams, tempDir, testEventLog, writeBundledConfig } from '../helpers.ts'
 
 const hostileDescription = '</script><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 const hostileField = '<img src=x onerror="window.pwned = 3">'
@@ -59,6 +59,9 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
         data_dir: join(dir, 'data'),
         schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }, { name: 'hostile', path: hostileRepository(dir) }] },
         stream_config: { source: bundledStreams, watch: false },
+        // Served here to show the latest errors; off by default (a test below checks that page).
+        streams: { expose_error_stream: true },
+        event_log: await testEventLog(),
       }),
     )
     const { config } = loadConfig({ path: file, env: {}, cwd: dir })
@@ -102,7 +105,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     const cards = await page.locator('.card').allInnerTexts()
     assert.match(cards[0]!, /^1[0-9]\s+Schemas/, `the bundled titles and the hostile one: ${cards[0]}`)
     assert.match(cards[1]!, /^\d+\s+Streams/)
-    await page.screenshot({ path: join(screenshotDir, 'console-home.png'), fullPage: true })
+    await page.screenshot({ path: screenshot('console-home'), fullPage: true })
   })
 
   test('schemas: titles by repository, a filter, and a version as a field table with its examples', async () => {
@@ -111,10 +114,11 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     assert.equal(await page.locator('nav a[aria-current=page]').innerText(), 'Schemas')
     assert.ok((await page.locator('section[data-repository=eventplane] li').count()) >= 10)
     await page.locator('#schema-search').fill('test/ev')
-    assert.deepEqual(await page.locator('li[data-title]:visible a').allInnerTexts(), ['test/event'])
-    await page.screenshot({ path: join(screenshotDir, 'console-schemas.png'), fullPage: true })
+    assert.deepEqual(await page.locator('li[data-title]:visible > a').allInnerTexts(), ['test/event'])
+    assert.deepEqual(await page.locator('li[data-title="test/event"] .chips a').allInnerTexts(), ['1.0.0'], 'each version, linked')
+    await page.screenshot({ path: screenshot('console-schemas'), fullPage: true })
 
-    await page.locator('li[data-title="test/event"] a').click()
+    await page.locator('li[data-title="test/event"] > a').click()
     await page.locator('table.fields').waitFor()
     assert.match(await page.locator('h1').innerText(), /^test\/event\s+1\.0\.0$/)
     const stream = page.locator('tr[data-field="meta.stream"]')
@@ -124,7 +128,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     // Download links serve the version itself.
     const yaml = await page.locator('a', { hasText: 'YAML' }).getAttribute('href')
     assert.equal((await fetch(`${server.url}${yaml}`)).status, 200)
-    await page.screenshot({ path: join(screenshotDir, 'console-schema.png'), fullPage: true })
+    await page.screenshot({ path: screenshot('console-schema'), fullPage: true })
   })
 
   test('try it: the example posted to a stream that takes the schema gets 201; an invalid one, 400 with the reason', async () => {
@@ -139,7 +143,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     await page.locator('#try-send').click()
     await page.locator('#try-result [data-status="400"]').waitFor({ timeout: 10_000 })
     assert.match(await page.locator('#try-result pre').innerText(), /'\.test' should be string/)
-    await page.screenshot({ path: join(screenshotDir, 'console-try.png'), fullPage: true })
+    await page.screenshot({ path: screenshot('console-try'), fullPage: true })
   })
 
   test('markup in a schema (description, field names, examples) is shown as text and runs nothing', async () => {
@@ -167,53 +171,195 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     const changes = await page.locator('table.diff tbody tr').allInnerTexts()
     assert.ok(changes.some((c) => /^changed\s+\/properties\/nested\/properties\/inner\/type\s+"integer"\s+"string"/.test(c)), changes.join('\n'))
     assert.ok(changes.some((c) => /^added\s+\/properties\/added/.test(c)), changes.join('\n'))
-    await page.screenshot({ path: join(screenshotDir, 'console-diff.png'), fullPage: true })
+    await page.screenshot({ path: screenshot('console-diff'), fullPage: true })
     // The other way round is not checked: only a newer version against an older one.
     await page.locator('#diff-from').selectOption('1.1.0')
     await page.locator('#diff-to').selectOption('1.0.0')
     await page.locator('.verdict', { hasText: 'not newer' }).waitFor()
   })
 
-  test('streams: every stream with its schema and topics, linked to the live tail', async () => {
+  test('streams: every stream with its schema and versions, topics and config, linked to the live tail', async () => {
     await open('#/streams')
     const row = page.locator('tr[data-stream="test.event"]')
     await row.waitFor({ timeout: 10_000 })
-    assert.match(await row.innerText(), /test\.event\s+test\/event\s+datacenter1\.test\.event/)
-    assert.equal(await row.locator('a').first().getAttribute('href'), '/v2/ui#streams=test.event')
-    await page.screenshot({ path: join(screenshotDir, 'console-streams.png'), fullPage: true })
+    assert.match(await row.innerText(), /^test\.event\s+test\/event 1\.0\.0\s+datacenter1\.test\.event/)
+    assert.equal(await row.locator('a').first().getAttribute('href'), '#/tail?streams=test.event')
+    assert.equal(await row.locator('a', { hasText: 'test/event' }).getAttribute('href'), '#/schemas/eventplane/test/event')
+    // The stream's config, as JSON, when asked for.
+    await row.locator('summary', { hasText: 'config' }).click()
+    assert.match(await row.locator('details pre').innerText(), /"schema_title": "test\/event"/)
+    await page.locator('#stream-search').fill('test.ev')
+    assert.deepEqual(await page.locator('tr[data-stream]:visible').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-stream'))), ['test.event'])
+    await page.screenshot({ path: screenshot('console-streams'), fullPage: true })
   })
 
-  test('intake: accepted, invalid and error counts per stream with their bars, updated as events arrive; the streams page shows the rate', async () => {
-    const post = (events: unknown[]) => fetch(`${server.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
-    const valid = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `console ${i}` })
+  const post = (events: unknown[]) => fetch(`${server.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
+  const valid = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `console ${i}` })
+
+  test('intake: accepted, invalid and error counts per stream with their bars, updated as events arrive; the latest errors with reason and event', async () => {
     // What earlier tests posted to test.event (try it) counts too.
     const before = (await (await fetch(`${server.url}/v1/intake/recent`)).json()) as { buckets: Array<{ streams: Record<string, { accepted?: number; invalid?: number }> }> }
     const sum = (outcome: 'accepted' | 'invalid') => before.buckets.reduce((n, b) => n + (b.streams['test.event']?.[outcome] ?? 0), 0)
     const [accepted, invalid] = [sum('accepted'), sum('invalid')]
     assert.equal((await post([valid(1), valid(2), valid(3)])).status, 201)
-    assert.equal((await post([valid(4), { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 5 }])).status, 207)
+    // An invalid event whose values hold markup: its reason and raw event are shown as text.
+    const hostileValue = '<img src=x onerror="window.pwned = 5"></script>'
+    assert.equal((await post([valid(4), { $schema: '/test/event/1.0.0', meta: { stream: 'test.event', domain: hostileValue }, test: 5 }])).status, 207)
     await open('#/intake')
-    const row = page.locator('tr[data-stream="test.event"]')
+    const row = page.locator('tr[data-stream="test.event"]').first()
     await row.waitFor({ timeout: 10_000 })
     assert.match(await row.innerText(), new RegExp(`^test\\.event\\s+${accepted + 4}\\s+${invalid + 1}\\s+0`))
     assert.ok((await row.locator('svg rect.accepted').count()) >= 1)
     assert.ok((await row.locator('svg rect.invalid').count()) >= 1)
-    // The page follows new events on its own.
-    assert.equal((await post([valid(6), valid(7)])).status, 201)
+
+    // The latest errors, from the error stream (served on this server).
+    const error = page.locator('#errors tr.error-event').first()
+    await error.waitFor({ timeout: 10_000 })
+    assert.match(await error.innerText(), /test\.event\s+EVP_\w+\s+.*'\.test' should be string/)
+    await error.click()
+    const raw = await page.locator('#errors tr.detail pre').innerText()
+    assert.equal((JSON.parse(raw) as { meta: { domain: string } }).meta.domain, hostileValue, 'the event as it was sent, as text')
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned), undefined)
+    assert.equal(await page.locator('#view img').count(), 0)
+
+    // The page follows new events and new errors on its own.
+    const errorsBefore = await page.locator('#errors tr.error-event').count()
+    assert.equal((await post([valid(6), valid(7), { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 8 }])).status, 207)
+    await page.locator('#errors tr.error-event').nth(errorsBefore).waitFor({ timeout: 10_000 })
     const deadline = Date.now() + 15_000
-    while (!new RegExp(`^test\\.event\\s+${accepted + 6}\\s+${invalid + 1}`).test(await row.innerText())) {
+    while (!new RegExp(`^test\\.event\\s+${accepted + 6}\\s+${invalid + 2}`).test(await row.innerText())) {
       assert.ok(Date.now() < deadline, `not updated: ${await row.innerText()}`)
       await page.waitForTimeout(200)
     }
-    await page.screenshot({ path: join(screenshotDir, 'console-intake.png'), fullPage: true })
+    await page.screenshot({ path: screenshot('console-intake'), fullPage: true })
+  })
 
+  test('streams: the rate bars follow events posted while the page is open', async () => {
     await open('#/streams')
-    const stream = page.locator('tr[data-stream="test.event"] td.activity')
-    await stream.locator('svg').waitFor({ timeout: 10_000 })
-    assert.match(await stream.innerText(), /\d+\.\d\d\/s/)
+    const activity = page.locator('tr[data-stream="test.event"] td.activity')
+    await activity.locator('svg').waitFor({ timeout: 10_000 })
+    const rate = async () => Number(/([\d.]+)\/s/.exec(await activity.innerText())?.[1])
+    const first = await rate()
+    assert.equal((await post(Array.from({ length: 30 }, (_, i) => valid(100 + i)))).status, 201)
+    const deadline = Date.now() + 15_000
+    while ((await rate()) <= first) {
+      assert.ok(Date.now() < deadline, `the rate stayed at ${first}/s`)
+      await page.waitForTimeout(250)
+    }
+  })
+
+  test('by default the error stream is not served: the intake page says where the errors are, and shows no refused event', async () => {
+    const dir = tempDir()
+    const file = writeBundledConfig(dir, { server: { port: 0 }, event_log: await testEventLog() })
+    const plain = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'silent' }) })
+    // A page of its own: the shared one counts requests to other servers as foreign.
+    const page = await browser.newPage()
+    page.setDefaultTimeout(15_000)
+    page.on('pageerror', (error) => problems.push(`page: ${error.message}`))
+    try {
+      const response = await fetch(`${plain.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 1, secret: 'not for the public' }) })
+      assert.equal(response.status, 400)
+      await page.goto(`${plain.url}/#/intake`)
+      const note = page.locator('#errors-hidden')
+      await note.waitFor({ timeout: 10_000 })
+      assert.match(await note.innerText(), /does not serve that stream.*streams\.expose_error_stream: true.*eventplane log tail datacenter1\.eventplane\.error\.validation/s)
+      assert.equal(await page.locator('#errors tr').count(), 0)
+      assert.ok(!(await page.locator('#view').innerText()).includes('not for the public'))
+      // Nor can anyone read it over SSE.
+      assert.equal((await fetch(`${plain.url}/v2/stream/eventplane.error.validation?last=5`)).status, 400)
+    } finally {
+      await page.close()
+      await plain.close()
+    }
   })
 
   test('no console errors, nothing from other hosts', () => {
     assert.deepEqual(problems, [])
+  })
+})
+
+/** A stream config of `streams` streams over a repository of `titles` titles with `versions` versions each. */
+function largePlatform(dir: string, streams: number, titles: number, versions: number) {
+  const root = join(dir, 'large')
+  mkdirSync(root, { recursive: true })
+  writeFileSync(join(root, '.jsonschema-tools.yaml'), 'schemaBasePath: ./jsonschema/\ncontentTypes: [yaml]\n')
+  for (let t = 0; t < titles; t++) {
+    const folder = join(root, 'jsonschema', 'large', `title${t}`)
+    mkdirSync(folder, { recursive: true })
+    for (let v = 0; v < versions; v++) {
+      const properties: Record<string, unknown> = { $schema: { type: 'string' }, meta: { type: 'object', properties: { stream: { type: 'string' }, dt: { type: 'string', format: 'date-time' } } } }
+      for (let f = 0; f <= v; f++) properties[`field${f}`] = { type: 'string', description: `added in 1.${f}.0`, maxLength: 100 }
+      const schema = { title: `large/title${t}`, $id: `/large/title${t}/1.${v}.0`, $schema: 'https://json-schema.org/draft-07/schema#', type: 'object', required: ['$schema', 'meta'], properties }
+      writeFileSync(join(folder, `1.${v}.0.yaml`), stringify(schema))
+      if (v === versions - 1) writeFileSync(join(folder, 'current.yaml'), stringify(schema))
+    }
+  }
+  const config: Record<string, unknown> = {}
+  for (let i = 0; i < streams; i++) config[`large.stream${String(i).padStart(4, '0')}`] = { schema_title: `large/title${i % titles}`, description: `stream ${i}` }
+  const streamsFile = join(dir, 'streams.yaml')
+  writeFileSync(streamsFile, stringify({ streams: config }))
+  return { repository: root, streams: streamsFile }
+}
+
+describe('the console with 1,000 streams and 500 schema versions', { timeout: 120_000 }, () => {
+  let server: RunningServer
+  let browser: Browser
+  before(async () => {
+    const dir = tempDir()
+    const large = largePlatform(dir, 1000, 50, 10)
+    const file = join(dir, 'eventplane.yaml')
+    writeFileSync(
+      file,
+      stringify({
+        server: { port: 0 },
+        data_dir: join(dir, 'data'),
+        schemas: { repositories: [{ name: 'large', path: large.repository }] },
+        stream_config: { source: large.streams, watch: false },
+        event_log: await testEventLog(),
+      }),
+    )
+    server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'silent' }) })
+    browser = await launchChromium()
+  })
+  after(async () => {
+    await browser?.close()
+    await server?.close()
+  })
+
+  /**
+   * Milliseconds from asking for the page to its first view drawn (the console's own
+   * measure, performance.now() when the view is in the page): the best of three loads,
+   * as the machine is shared.
+   */
+  async function firstRender(hash: string, ready: string): Promise<number[]> {
+    const times: number[] = []
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    page.setDefaultTimeout(15_000)
+    try {
+      for (let i = 0; i < 3; i++) {
+        await page.goto('about:blank')
+        await page.goto(`${server.url}/${hash}`)
+        await page.locator(ready).first().waitFor()
+        await page.locator('#view[data-first-render-ms]').waitFor()
+        times.push(Number(await page.locator('#view').getAttribute('data-first-render-ms')))
+        if (process.env['EVENTPLANE_CONSOLE_TIMING']) console.log(`# ${hash}: view ${await page.locator('#view').getAttribute('data-render-ms')} ms`)
+      }
+      await page.screenshot({ path: screenshot(`console-large${hash.replace(/[#/]+/g, '-')}`) })
+    } finally {
+      await page.close()
+    }
+    return times
+  }
+
+  test('the streams page lists 1,000 streams, each with its schema versions, first drawn in under 300 ms', async () => {
+    const times = await firstRender('#/streams', 'tr[data-stream="large.stream0999"]')
+    console.log(`# streams page, 1,000 streams: first render ${times.join(', ')} ms`)
+    assert.ok(Math.min(...times) < 300, `first render ${times.join(', ')} ms`)
+  })
+
+  test('the schemas page lists 50 titles and their 500 versions, first drawn in under 300 ms', async () => {
+    const times = await firstRender('#/schemas', 'li[data-title="large/title49"]')
+    console.log(`# schemas page, 500 versions: first render ${times.join(', ')} ms`)
+    assert.ok(Math.min(...times) < 300, `first render ${times.join(', ')} ms`)
   })
 })

@@ -24,12 +24,13 @@ function readmeCurls(): string[] {
  * linked from here: `npm install` is npm's business, and .ci/run runs it on a fresh clone.
  */
 let server: { url: string; stop(): Promise<void> }
+const clone = join(tempDir(), 'clone')
+const dataDir = tempDir()
 before(async () => {
-  const clone = join(tempDir(), 'clone')
   await run('git', ['clone', '-q', repoRoot, clone])
   symlinkSync(join(repoRoot, 'node_modules'), join(clone, 'node_modules'))
   // Its own process group, so that stopping npm stops the server it started.
-  const child = spawn('npm', ['start'], { cwd: clone, env: { ...process.env, PORT: '0', EVENTPLANE_DATA_DIR: tempDir() }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const child = spawn('npm', ['start'], { cwd: clone, env: { ...process.env, PORT: '0', EVENTPLANE_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   let output = ''
   child.stdout.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr.on('data', (d: Buffer) => (output += d.toString()))
@@ -62,6 +63,40 @@ test('on a fresh clone, npm start serves, and every curl command in the README w
     assert.ok(stdout.trim().length > 0, `no output from: ${command}`)
     // A problem document means the command failed; per-event results (207/400 bodies) are examples.
     assert.doesNotMatch(stdout, /"type":"urn:eventplane:error:/, `error from: ${command}\n${stdout}`)
+  }
+})
+
+test('the addresses the README opens in a browser serve the console, with its scripts', async () => {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
+  const quickStart = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('\n## ', readme.indexOf('## Quick start') + 5))
+  const addresses = [...new Set([...quickStart.matchAll(/\*\*(http:\/\/localhost:8192\/\S*?)\*\*/g)].map((m) => m[1]!))]
+  assert.deepEqual(addresses, ['http://localhost:8192/', 'http://localhost:8192/v2/ui'])
+  const browser = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' }
+  for (const address of addresses) {
+    const response = await fetch(address.replace('http://localhost:8192', server.url), { headers: browser })
+    assert.equal(response.status, 200, address)
+    assert.match(response.headers.get('content-type') ?? '', /^text\/html/, address)
+    const page = await response.text()
+    for (const [, asset] of page.matchAll(/(?:src|href)="(\/console\/[^"]+)"/g)) assert.equal((await fetch(`${server.url}${asset}`)).status, 200, asset)
+    assert.match(page, /\/console\/console\.js/)
+  }
+})
+
+test("the quick start's eventplane commands work in the clone against npm start", async () => {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8')
+  const quickStart = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('\n## ', readme.indexOf('## Quick start') + 5))
+  const commands = codeBlocks(quickStart)
+    .filter((block) => block.lang === 'sh')
+    .flatMap((block) => block.code.split('\n'))
+    .filter((line) => /(^|\| )npx eventplane (tail|log|produce|pipe|canary)\b/.test(line))
+  assert.ok(commands.length >= 5, commands.join('\n'))
+  const port = new URL(server.url).port
+  for (const command of commands) {
+    // The changes: the test server's port, and `tail`, which follows for ever, stops after one event.
+    const adapted = command.replaceAll('8192', port).replace(/npx eventplane tail (.*)$/, 'npx eventplane tail $1 --max 1')
+    const { stdout, stderr } = await run('sh', ['-c', `set -e; ${adapted}`], { cwd: clone, timeout: 30_000, env: { ...process.env, PORT: port, EVENTPLANE_DATA_DIR: dataDir } })
+    assert.ok(`${stdout}${stderr}`.trim().length > 0, `no output from: ${command}`)
+    assert.doesNotMatch(`${stdout}${stderr}`, /EVP_[A-Z_]+/, `an error from: ${command}\n${stdout}${stderr}`)
   }
 })
 

@@ -58,6 +58,21 @@ describe('GET /v2/stream/{streams} with a real EventSource client', () => {
     }
   })
 
+  test('last=N starts N events back in each partition, then follows live; a bad last is refused with its code', async () => {
+    await produce(s.url, Array.from({ length: 5 }, (_, i) => testEvent(`last ${i}`)))
+    const client = listen(`${s.url}/v2/stream/test.event?last=2`)
+    await until(() => client.received.length === 2, 5000, 'the last two events')
+    await produce(s.url, [testEvent('last live')])
+    await until(() => client.received.length === 3, 5000, 'the live event')
+    client.close()
+    assert.deepEqual(texts(client.received), ['last 3', 'last 4', 'last live'])
+    for (const query of ['last=0', 'last=abc', 'last=10001', 'last=-1', 'last=1.5', `last=2&since=${Date.now()}`]) {
+      const response = await fetch(`${s.url}/v2/stream/test.event?${query}`)
+      assert.equal(response.status, 400, query)
+      assert.equal(((await response.json()) as { code: string }).code, 'EVP_LAST_INVALID', query)
+    }
+  })
+
   test('two streams (and an alias) merge into one response whose id covers every partition', async () => {
     const client = listen(`${s.url}/v2/stream/test-alias,other.event`)
     await client.opened

@@ -27,6 +27,9 @@ describe('eventplane tail', () => {
     const next = await cli(['tail', 'test.event', '--url', s.url, '--last-event-id', id, '--max', '2', '--quiet'])
     assert.deepEqual(lines(next.stdout).map((e) => e.test), ['c', 'd'])
     assert.equal(next.stderr, '')
+    // --last: the last events of each partition, then live.
+    const last = await cli(['tail', 'test.event', '--url', s.url, '--last', '2', '--max', '2', '--quiet'])
+    assert.deepEqual(lines(last.stdout).map((e) => e.test), ['c', 'd'])
   })
 
   test('after the server restarts it reconnects and resumes: nothing missed, nothing twice', async () => {
@@ -52,10 +55,13 @@ describe('eventplane tail', () => {
     const unknown = await cli(['tail', 'nope', '--url', s.url])
     assert.equal(unknown.code, 1)
     assert.match(unknown.stderr, /EVP_STREAM_UNKNOWN/)
+    const last = await cli(['tail', 'test.event', '--url', s.url, '--last', '0'])
+    assert.equal(last.code, 1)
+    assert.match(last.stderr, /EVP_LAST_INVALID/)
     const filter = await cli(['tail', 'test.event', '--url', s.url, '--filter', 'test =='])
     assert.equal(filter.code, 1)
     assert.match(filter.stderr, /EVP_FILTER_INVALID/)
-    for (const args of [[], ['test.event', '--since', 'yesterday-ish'], ['test.event', '--match', 'novalue'], ['test.event', '--max', '0'], ['test.event', '--url', 'ftp://x']]) {
+    for (const args of [[], ['test.event', '--since', 'yesterday-ish'], ['test.event', '--match', 'novalue'], ['test.event', '--max', '0'], ['test.event', '--since', '1m', '--last', '3'], ['test.event', '--url', 'ftp://x']]) {
       const bad = await cli(['tail', ...args])
       assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`)
       assert.match(bad.stderr, /EVP_CLI_USAGE/)

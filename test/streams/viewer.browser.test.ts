@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
-import { launchChromium, screenshotDir } from '../browser.ts'
+import { launchChromium, screenshot } from '../browser.ts'
 import { produce, sseServer, testEvent } from './helpers.ts'
 
-describe('/v2/ui in Chromium', () => {
+describe('the live tail (/v2/ui, the console at #/tail) in Chromium', () => {
   let s: Awaited<ReturnType<typeof sseServer>>
   let browser: Browser
   let page: Page
@@ -44,8 +43,8 @@ describe('/v2/ui in Chromium', () => {
     await rows().first().click()
     const detail = await page.locator('#events tr.detail').innerText()
     assert.match(detail, /"topic": "datacenter1\.test\.event"/)
-    assert.match(page.url(), /#streams=test\.event/, 'the choice is in the address, so the view can be shared')
-    await page.screenshot({ path: join(screenshotDir, 'streams-viewer.png'), fullPage: true })
+    assert.match(page.url(), /\/#\/tail\?streams=test\.event$/, 'the console opens its tail at /v2/ui, and the choice is in the address, so the view can be shared')
+    await page.screenshot({ path: screenshot('streams-viewer'), fullPage: true })
   })
 
   test('pause holds events, resume shows them', async () => {
@@ -56,6 +55,17 @@ describe('/v2/ui in Chromium', () => {
     await page.locator('#pause').click()
     await eventually(async () => (await rows().count()) === 7, 'seven rows')
     assert.match(await rows().first().innerText(), /held 2/)
+  })
+
+  test('markup in event values and stream names is shown as text and runs nothing; Enter opens an event', async () => {
+    const markup = '</script><img src=x onerror="window.pwned = 1"><b>bold</b>'
+    await produce(s.url, [testEvent(markup)])
+    await eventually(async () => (await rows().first().innerText()).includes(markup), 'the event with markup, as text')
+    await rows().first().focus()
+    await page.keyboard.press('Enter')
+    assert.ok((await page.locator('#events tr.detail').first().innerText()).includes(JSON.stringify(markup).slice(1, -1)))
+    assert.equal(await page.locator('#events img, #events b, #events script').count(), 0)
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned), undefined)
   })
 
   test('a filter runs on the server; a refused one shows why', async () => {

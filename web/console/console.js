@@ -2,31 +2,10 @@
 // nothing from other hosts. Every view reads the server's JSON APIs. Text from schemas, stream
 // configs and events is only ever set as text (textContent), never parsed as HTML.
 
+import { getJson, h, prettyJson, refusal, serverError, shortTime, svg } from './dom.js'
+import { tail } from './tail.js'
+
 const view = document.getElementById('view')
-
-/** An element with attributes and children (strings become text nodes). */
-function h(tag, attributes = {}, ...children) {
-  const element = document.createElement(tag)
-  for (const [name, value] of Object.entries(attributes)) {
-    if (value === undefined || value === null || value === false) continue
-    element.setAttribute(name, value === true ? '' : String(value))
-  }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue
-    element.append(child instanceof Node ? child : document.createTextNode(String(child)))
-  }
-  return element
-}
-
-const svgNs = 'http://www.w3.org/2000/svg'
-
-/** An SVG element (text, if any, is set as text). */
-function svg(tag, attributes = {}, text) {
-  const element = document.createElementNS(svgNs, tag)
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value))
-  if (text !== undefined) element.textContent = text
-  return element
-}
 
 /**
  * Bars per bucket, stacked by outcome: accepted, invalid, error. `series` is one entry per
@@ -64,29 +43,27 @@ function byStream(recent) {
   return streams
 }
 
-async function getJson(url) {
-  const response = await fetch(url, { headers: { accept: 'application/json' } })
-  if (!response.ok) {
-    const problem = await response.json().catch(() => ({}))
-    throw new Error(`${url}: ${response.status} ${problem.detail ?? response.statusText}`)
-  }
-  return response.json()
-}
+// The live tail was the page /v2/ui; that address (and its #streams=… links) opens it here.
+if (/^\/v2\/ui\/?$/.test(location.pathname)) history.replaceState(null, '', `/#/tail${location.hash.length > 1 ? `?${location.hash.slice(1)}` : ''}`)
 
+/** Hash patterns and their views; the tail's query is read undecoded (a filter may hold `&`). */
 const routes = [
   [/^#?\/?$/, home],
   [/^#\/schemas\/?(?:\?title=(.*))?$/, schemas],
   [/^#\/schemas\/([^/]+)\/(.+?)(?:@([^@/]+))?$/, schema],
   [/^#\/streams\/?$/, streams],
   [/^#\/intake\/?$/, intake],
+  [/^#\/tail\/?(?:\?(.*))?$/, (query) => tail(new URLSearchParams(query ?? ''), (stop) => (stopView = stop)), { raw: true }],
 ]
 
-/** Work a view started that must stop when another view is shown (polling). */
+/** Work a view started that must stop when another view is shown (polling, a connection). */
 let stopView = () => {}
+let first = true
 
 async function render() {
-  const hash = decodeURIComponent(location.hash)
-  const section = hash.split('/')[1] ?? ''
+  const raw = location.hash
+  const hash = decodeURIComponent(raw)
+  const section = hash.split(/[/?]/)[1] ?? ''
   for (const link of document.querySelectorAll('nav a[data-section]')) {
     if (link.dataset.section === section) link.setAttribute('aria-current', 'page')
     else link.removeAttribute('aria-current')
@@ -94,8 +71,8 @@ async function render() {
   const started = performance.now()
   stopView()
   stopView = () => {}
-  for (const [pattern, show] of routes) {
-    const match = pattern.exec(hash)
+  for (const [pattern, show, options] of routes) {
+    const match = pattern.exec(options?.raw ? raw : hash)
     if (match === null) continue
     try {
       const content = await show(...match.slice(1))
@@ -103,7 +80,11 @@ async function render() {
     } catch (error) {
       view.replaceChildren(h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, error.message))
     }
+    // How long the view took, and for the first one, how long since the page was asked for
+    // (the browser test reads both).
     view.dataset.renderMs = String(Math.round(performance.now() - started))
+    if (first) view.dataset.firstRenderMs = String(Math.round(performance.now()))
+    first = false
     document.title = `${view.querySelector('h1')?.textContent ?? ''} · Eventplane`
     return
   }
@@ -123,7 +104,7 @@ async function home() {
       { class: 'cards' },
       card('Schemas', titles.length, `in ${repositories.length} ${repositories.length === 1 ? 'repository' : 'repositories'}: fields, versions, examples`, '#/schemas'),
       card('Streams', streamCount, 'their config, schema and topics', '#/streams'),
-      card('Live tail', '▶', 'follow streams as events arrive, with a filter', '/v2/ui'),
+      card('Live tail', '▶', 'follow streams as events arrive, with a filter', '#/tail'),
       card('API', '{ }', 'every endpoint, with one path per stream', '/?doc'),
     ),
   ]
@@ -142,7 +123,13 @@ async function schemas(title) {
         'ul',
         { class: 'titles' },
         titles.map((t) =>
-          h('li', { 'data-title': t.title }, h('a', { href: `#/schemas/${name}/${t.title}` }, t.title), ' ', h('span', { class: 'muted' }, t.latest ? `${t.latest} · ${t.versions.length} version${t.versions.length === 1 ? '' : 's'}` : 'not materialized')),
+          h(
+            'li',
+            { 'data-title': t.title },
+            h('a', { href: `#/schemas/${name}/${t.title}` }, t.title),
+            ' ',
+            t.latest ? h('span', { class: 'chips' }, t.versions.map((v) => h('a', { href: `#/schemas/${name}/${t.title}@${v}` }, v))) : h('span', { class: 'muted' }, 'not materialized'),
+          ),
         ),
       ),
     ),
@@ -226,14 +213,6 @@ async function tryIt(doc, example) {
     h('p', {}, send),
     result,
   )
-}
-
-function prettyJson(text) {
-  try {
-    return JSON.stringify(JSON.parse(text), null, 2)
-  } catch {
-    return text
-  }
 }
 
 /** Two versions side by side: what changed, and whether the newer one is compatible. */
@@ -320,38 +299,105 @@ function row(path, node, required) {
   )
 }
 
+/** Where each schema title lives: the first repository that has it, with its versions. */
+async function schemaIndex() {
+  const repositories = await getJson('/repositories').catch(() => [])
+  const lists = await Promise.all(repositories.map((r) => getJson(`/repositories/${encodeURIComponent(r.name)}/titles`).then((titles) => titles.map((t) => ({ ...t, repository: r.name }))).catch(() => [])))
+  const byTitle = new Map()
+  for (const entry of lists.flat()) if (!byTitle.has(entry.title)) byTitle.set(entry.title, entry)
+  return byTitle
+}
+
+/** A stream's accepted events over the window, as bars and a rate. */
+function activityCell(cell, name, recent, entry) {
+  if (entry === undefined || recent === null) return cell.replaceChildren(h('span', { class: 'muted' }, '–'))
+  const seconds = recent.buckets.length * recent.interval_s
+  cell.replaceChildren(h('span', { class: 'rate' }, bars(entry.series, { width: 120, height: 22, label: `${name}: ${entry.totals.accepted} accepted in ${seconds / 60} min` }), ` ${(entry.totals.accepted / seconds).toFixed(2)}/s`))
+}
+
+/** Rows drawn before the page shows; the rest follow a chunk per frame, so a long list shows at once. */
+const firstRows = 150
+const rowsPerFrame = 400
+
 async function streams() {
-  const [configs, recent] = await Promise.all([getJson('/v1/stream-configs'), getJson('/v1/intake/recent').catch(() => null)])
-  const activity = recent === null ? new Map() : byStream(recent)
-  const rate = (name) => {
-    const entry = activity.get(name)
-    if (entry === undefined || recent === null) return h('span', { class: 'muted' }, '–')
-    const seconds = recent.buckets.length * recent.interval_s
-    return h('span', { class: 'rate' }, bars(entry.series, { width: 120, height: 22, label: `${name}: ${entry.totals.accepted} accepted in ${seconds / 60} min` }), ` ${(entry.totals.accepted / seconds).toFixed(2)}/s`)
-  }
+  const [configs, recent, titles] = await Promise.all([getJson('/v1/stream-configs'), getJson('/v1/intake/recent').catch(() => null), schemaIndex()])
   const entries = Object.entries(configs).sort(([a], [b]) => (a < b ? -1 : 1))
+  let latest = recent
+  let activity = recent === null ? new Map() : byStream(recent)
+  const cells = new Map()
+  const search = h('input', { type: 'search', id: 'stream-search', placeholder: 'Filter streams', 'aria-label': 'Filter streams' })
+  const shown = (row) => {
+    const wanted = search.value.trim().toLowerCase()
+    row.hidden = wanted !== '' && !row.dataset.stream.toLowerCase().includes(wanted)
+  }
+  const makeRow = ([name, settings]) => {
+    const cell = h('td', { class: 'activity' })
+    cells.set(name, cell)
+    activityCell(cell, name, latest, activity.get(name))
+    const title = typeof settings.schema_title === 'string' ? settings.schema_title : null
+    const found = title === null ? undefined : titles.get(title)
+    const details = h('details', {}, h('summary', {}, 'config'))
+    // The settings as JSON, made when first opened.
+    details.addEventListener('toggle', () => details.childElementCount === 1 && details.append(h('pre', {}, JSON.stringify(settings, null, 2))), { once: true })
+    const row = h(
+      'tr',
+      { 'data-stream': name },
+      h('td', { class: 'path' }, name.startsWith('/') ? name : h('a', { href: `#/tail?streams=${encodeURIComponent(name)}` }, name)),
+      h(
+        'td',
+        {},
+        title === null
+          ? ''
+          : found === undefined
+            ? h('span', { title: 'no repository here has this title' }, title)
+            : [h('a', { href: `#/schemas/${found.repository}/${title}` }, title), ' ', h('span', { class: 'muted' }, found.latest ? found.versions.join(' → ') : 'not materialized')],
+      ),
+      h('td', { class: 'tags' }, (Array.isArray(settings.topics) ? settings.topics : []).map((t) => h('span', {}, t))),
+      cell,
+      h('td', {}, settings.description ?? '', details),
+    )
+    shown(row)
+    return row
+  }
+  const tbody = h('tbody')
+  let built = 0
+  let frame = 0
+  const build = (n) => {
+    const end = Math.min(entries.length, built + n)
+    const fragment = document.createDocumentFragment()
+    for (; built < end; built++) fragment.append(makeRow(entries[built]))
+    tbody.append(fragment)
+    if (built < entries.length) frame = requestAnimationFrame(() => build(rowsPerFrame))
+  }
+  build(firstRows)
+  search.addEventListener('input', () => {
+    for (const row of tbody.children) shown(row)
+  })
+  const timer =
+    recent === null
+      ? 0
+      : setInterval(
+          () =>
+            getJson('/v1/intake/recent').then((next) => {
+              latest = next
+              activity = byStream(next)
+              for (const [name, cell] of cells) activityCell(cell, name, latest, activity.get(name))
+            }, () => {}),
+          5000,
+        )
+  stopView = () => {
+    clearInterval(timer)
+    cancelAnimationFrame(frame)
+  }
   return [
     h('h1', {}, 'Streams'),
-    h('p', { class: 'hint' }, 'Every stream of the stream config. ', h('a', { href: '/v2/ui' }, 'Follow them live'), '.'),
+    h('p', { class: 'hint' }, `${entries.length} streams in the stream config; rates are updated every 5 seconds. `, h('a', { href: '#/tail' }, 'Follow them live'), '.'),
+    search,
     h(
       'table',
       { class: 'streams' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Schema'), h('th', { scope: 'col' }, 'Topics'), h('th', { scope: 'col' }, 'Accepted, last 5 min'), h('th', { scope: 'col' }, 'Description'))),
-      h(
-        'tbody',
-        {},
-        entries.map(([name, settings]) =>
-          h(
-            'tr',
-            { 'data-stream': name },
-            h('td', { class: 'path' }, name.startsWith('/') ? name : h('a', { href: `/v2/ui#streams=${encodeURIComponent(name)}` }, name)),
-            h('td', {}, settings.schema_title ? h('a', { href: `#/schemas?title=${encodeURIComponent(settings.schema_title)}` }, settings.schema_title) : ''),
-            h('td', { class: 'tags' }, (Array.isArray(settings.topics) ? settings.topics : []).map((t) => h('span', {}, t))),
-            h('td', { class: 'activity' }, rate(name)),
-            h('td', {}, settings.description ?? ''),
-          ),
-        ),
-      ),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Schema and its versions'), h('th', { scope: 'col' }, 'Topics'), h('th', { scope: 'col' }, 'Accepted, last 5 min'), h('th', { scope: 'col' }, 'Description'))),
+      tbody,
     ),
   ]
 }
@@ -379,15 +425,97 @@ async function intake() {
           )),
     )
   }
-  await refresh()
+  const [index] = await Promise.all([getJson('/'), refresh()])
   const timer = setInterval(() => refresh().catch(() => {}), 5000)
-  stopView = () => clearInterval(timer)
+  const errors = await latestErrors(index.error_stream)
+  stopView = () => {
+    clearInterval(timer)
+    errors.stop()
+  }
   return [
     h('h1', {}, 'Intake'),
     summary,
     h('table', { class: 'intake' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Accepted'), h('th', { scope: 'col' }, 'Invalid'), h('th', { scope: 'col' }, 'Error'), h('th', { scope: 'col' }, 'Last 5 minutes'))), table),
-    h('p', { class: 'hint' }, 'Each invalid event gets an error event in the error stream (eventplane.error.validation by default), with the reason; follow it in the live tail when the server serves it (streams.expose_error_stream).'),
+    errors.section,
   ]
+}
+
+const maxErrorRows = 20
+
+/**
+ * The latest refused events with the reason, followed live from the error stream when this
+ * server serves it (streams.expose_error_stream); otherwise a note saying where they are.
+ */
+async function latestErrors(info) {
+  const heading = h('h2', { id: 'errors-heading' }, 'Latest validation errors')
+  const section = (...content) => h('section', { 'aria-labelledby': 'errors-heading', id: 'errors' }, heading, ...content)
+  if (info === undefined) return { section: section(h('p', { class: 'hint' }, 'This server writes no error events (intake.error_stream is not set).')), stop: () => {} }
+  if (!info.served) {
+    const configs = await getJson('/v1/stream-configs').catch(() => ({}))
+    const topic = configs[info.name]?.topics?.[0]
+    return {
+      section: section(
+        h(
+          'p',
+          { class: 'hint', id: 'errors-hidden' },
+          `Each refused event, with the reason, goes to the error stream ${info.name}. This server does not serve that stream, because its events quote what producers sent: set streams.expose_error_stream: true to see them here (on a server that is not public), or read them where the server runs with `,
+          h('code', {}, `eventplane log tail ${topic ?? '<its topic>'}`),
+          '.',
+        ),
+      ),
+      stop: () => {},
+    }
+  }
+  const tbody = h('tbody')
+  const status = h('p', { class: 'hint', id: 'errors-status' }, `The last ${maxErrorRows} events of ${info.name}, then new ones as they come. Click one to see the event as it was sent.`)
+  const url = `/v2/stream/${encodeURIComponent(info.name)}?last=${maxErrorRows}`
+  const source = new EventSource(url)
+  source.addEventListener('message', (message) => {
+    let event
+    try {
+      event = JSON.parse(message.data)
+    } catch {
+      return
+    }
+    tbody.prepend(errorRow(event))
+    while (tbody.querySelectorAll('tr.error-event').length > maxErrorRows) {
+      const last = tbody.lastElementChild
+      last.remove()
+      if (last.classList.contains('detail')) tbody.lastElementChild?.remove()
+    }
+  })
+  source.addEventListener('error', async (event) => {
+    const fromServer = serverError(event)
+    if (fromServer !== null) status.textContent = fromServer
+    else if (source.readyState === EventSource.CLOSED) status.textContent = await refusal(url)
+  })
+  return {
+    section: section(
+      status,
+      h('table', { class: 'errors' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Time'), h('th', { scope: 'col' }, 'Stream'), h('th', { scope: 'col' }, 'Error'), h('th', { scope: 'col' }, 'Reason'))), tbody),
+    ),
+    stop: () => source.close(),
+  }
+}
+
+/** An error event as a row; a click (or Enter) shows the refused event as it was sent. */
+function errorRow(event) {
+  const tr = h(
+    'tr',
+    { class: 'error-event', tabindex: 0, 'data-stream': event.errored_stream_name ?? '' },
+    h('td', { class: 'time' }, shortTime(event.meta?.dt ?? event.dt)),
+    h('td', { class: 'path' }, event.errored_stream_name ?? ''),
+    h('td', {}, event.error_type ?? ''),
+    h('td', { class: 'reason' }, event.message ?? ''),
+  )
+  const toggle = () => {
+    const next = tr.nextElementSibling
+    if (next?.classList.contains('detail')) return next.remove()
+    tr.after(h('tr', { class: 'detail' }, h('td', { colspan: 4 }, h('pre', {}, typeof event.raw_event === 'string' ? prettyJson(event.raw_event) : ''))))
+  }
+  tr.addEventListener('click', toggle)
+  tr.addEventListener('keydown', (key) => key.key === 'Enter' && toggle())
+  return tr
 }
 
 window.addEventListener('hashchange', () => {
