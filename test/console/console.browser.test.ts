@@ -4,12 +4,12 @@
  * (under the strict CSP), no console errors; screenshots of each page in test-results/.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
 import { pino } from 'pino'
-import { stringify } from 'yaml'
+import { parse, stringify } from 'yaml'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer, type RunningServer } from '../../src/server/index.ts'
 import { launchChromium, screenshot } from '../browser.ts'
@@ -44,6 +44,19 @@ function hostileRepository(dir: string): string {
   return root
 }
 
+const hostileKey = '/^hostile\\.(<img src=x onerror="window.pwned = 6">)?$/'
+const hostileStreamDescription = '<script>window.pwned = 7</script><img src=x onerror="window.pwned = 8">'
+
+/** The bundled stream config, plus a /regex/ key and a description holding markup (stream names cannot). */
+function hostileStreams(dir: string): string {
+  const config = parse(readFileSync(bundledStreams, 'utf8')) as { streams: Record<string, Record<string, unknown>> }
+  config.streams[hostileKey] = { schema_title: 'hostile/event', description: hostileStreamDescription }
+  config.streams['test.event']!['description'] = `${String(config.streams['test.event']!['description'])} ${hostileStreamDescription}`
+  const file = join(dir, 'streams.yaml')
+  writeFileSync(file, stringify(config))
+  return file
+}
+
 describe('the console in Chromium', { timeout: 120_000 }, () => {
   let server: RunningServer
   let browser: Browser
@@ -58,7 +71,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
         server: { port: 0 },
         data_dir: join(dir, 'data'),
         schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }, { name: 'hostile', path: hostileRepository(dir) }] },
-        stream_config: { source: bundledStreams, watch: false },
+        stream_config: { source: hostileStreams(dir), watch: false },
         // Served here to show the latest errors; off by default (a test below checks that page).
         streams: { expose_error_stream: true },
         event_log: await testEventLog(),
@@ -188,6 +201,11 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     // The stream's config, as JSON, when asked for.
     await row.locator('summary', { hasText: 'config' }).click()
     assert.match(await row.locator('details pre').innerText(), /"schema_title": "test\/event"/)
+    // Markup in a /regex/ key and in descriptions shows as text.
+    assert.ok((await page.locator(`tr[data-stream="${hostileKey.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"]`).innerText()).includes(hostileKey))
+    assert.ok((await row.innerText()).includes(hostileStreamDescription))
+    assert.equal(await page.locator('#view img, #view script').count(), 0)
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned), undefined)
     await page.locator('#stream-search').fill('test.ev')
     assert.deepEqual(await page.locator('tr[data-stream]:visible').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-stream'))), ['test.event'])
     await page.screenshot({ path: screenshot('console-streams'), fullPage: true })

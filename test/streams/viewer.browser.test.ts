@@ -9,6 +9,7 @@ describe('the live tail (/v2/ui, the console at #/tail) in Chromium', () => {
   let browser: Browser
   let page: Page
   const foreign: string[] = []
+  const problems: string[] = []
   before(async () => {
     s = await sseServer()
     browser = await launchChromium()
@@ -16,6 +17,12 @@ describe('the live tail (/v2/ui, the console at #/tail) in Chromium', () => {
     page.on('request', (request) => {
       if (!request.url().startsWith(s.url)) foreign.push(request.url())
     })
+    page.on('console', (message) => {
+      // The browser reports the 400 that the refused filter asks for on purpose.
+      const expected = message.location().url.includes('/v2/stream/') && message.text().includes('status of 400')
+      if (message.type() === 'error' && !expected) problems.push(`console: ${message.text()}`)
+    })
+    page.on('pageerror', (error) => problems.push(`page: ${error.message}`))
   })
   after(async () => {
     await browser?.close()
@@ -86,6 +93,7 @@ describe('the live tail (/v2/ui, the console at #/tail) in Chromium', () => {
     await page.locator('#error').waitFor({ state: 'visible', timeout: 10_000 })
     assert.match(await page.locator('#error').innerText(), /400 EVP_FILTER_INVALID/)
     assert.deepEqual(foreign, [], 'the page loads nothing from other hosts')
+    assert.deepEqual(problems, [], 'no errors in the console')
   })
 })
 
