@@ -265,8 +265,16 @@ nav{color:#666;margin-bottom:1rem}</style></head>
 <ul>
 ${rows}
 </ul>
-<p><small>JSON: request this URL with <code>Accept: application/json</code>.</small></p></body></html>
+<p><small>${consoleLink(base, entries)}JSON: request this URL with <code>Accept: application/json</code>.</small></p></body></html>
 `
+}
+
+/** A link to the console's page for the title whose folder this is (it has versions), else to its schema list. */
+function consoleLink(base: string, entries: ListingEntry[]): string {
+  const title = /^\/repositories\/([^/]+)\/jsonschema\/(.+)\/$/.exec(base)
+  const versioned = entries.some((e) => e.type !== 'directory' && /^\d+\.\d+\.\d+(\.\w+)?$/.test(e.name))
+  const href = title !== null && versioned ? `/#/schemas/${title[1]}/${title[2]}` : '/#/schemas'
+  return `<a href="${escapeHtml(href)}">${versioned ? 'Fields, examples and versions' : 'Every schema'} in the console</a>. `
 }
 
 function escapeHtml(text: string): string {

@@ -97,6 +97,9 @@ describe('schema service', { skip: fixtureSkipped }, () => {
     assert.ok(root.json().some((e: { name: string; type: string; href: string }) => e.name === 'mediawiki' && e.type === 'directory' && e.href === '/repositories/primary/jsonschema/mediawiki/'))
     const html = await get('/repositories/primary/jsonschema/test/', { accept: 'text/html' })
     assert.match(html.body, /href="\/repositories\/primary\/jsonschema\/test\/event\/"/)
+    assert.match(html.body, /href="\/#\/schemas"/, 'a folder of titles links to the console')
+    const title = await get('/repositories/primary/jsonschema/test/event/', { accept: 'text/html' })
+    assert.match(title.body, /href="\/#\/schemas\/primary\/test\/event">Fields, examples and versions in the console/)
   })
 
   test('every materialized version of the fixture is served and equals the file', async () => {

@@ -312,7 +312,7 @@ async function schemaIndex() {
 function activityCell(cell, name, recent, entry) {
   if (entry === undefined || recent === null) return cell.replaceChildren(h('span', { class: 'muted' }, '–'))
   const seconds = recent.buckets.length * recent.interval_s
-  cell.replaceChildren(h('span', { class: 'rate' }, bars(entry.series, { width: 120, height: 22, label: `${name}: ${entry.totals.accepted} accepted in ${seconds / 60} min` }), ` ${(entry.totals.accepted / seconds).toFixed(2)}/s`))
+  cell.replaceChildren(h('span', { class: 'rate' }, bars(entry.series, { width: 120, height: 22, label: `${name}: ${entry.totals.accepted} accepted in ${seconds / 60} min` }), ` ${entry.totals.accepted} · ${(entry.totals.accepted / seconds).toFixed(2)}/s`))
 }
 
 /** Rows drawn before the page shows; the rest follow a chunk per frame, so a long list shows at once. */
