@@ -52,6 +52,11 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     summary: 'time to materialize the 53 schemas of the WMF primary fixture, against jsonschema-tools',
     load: () => import('./materialize.ts'),
   },
+  {
+    name: 'schema-tools',
+    summary: "schema lint + compat of whole repositories (WMF primary fixture, generated 250/500/1000 versions), against jsonschema-tools' tests under mocha",
+    load: () => import('./schema-tools.ts'),
+  },
 ]
 
 function list(): string {

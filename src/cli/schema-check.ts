@@ -2,23 +2,21 @@ import { existsSync, statSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { EventplaneError } from '../core/errors.ts'
-import { type JsonObject } from '../core/objects.ts'
 import {
   checkVersionSeries,
+  compatRepository,
   diffSchemas,
   formatDiff,
-  verifyCurrent,
-  lintSchema,
-  listCurrentSchemas,
+  indexRepository,
+  lintRepository,
   listTitles,
-  listVersions,
-  materializeSchema,
   readSchemaFile,
   repositorySource,
   schemasToTypeScript,
-  schemaVersion,
-  shouldSkip,
-  type LintFinding,
+  type BrokenSchema,
+  type CompatReport,
+  type CompatRules,
+  type RepositoryIndex,
   type SchemaRepository,
   type SchemaSource,
 } from '../schemas/index.ts'
@@ -33,21 +31,24 @@ const selection: Record<string, OptionSpec> = {
 }
 
 /** Titles to check: --all, --modified [--staged], or titles / current.yaml paths. */
-async function selectTitles(repository: SchemaRepository, context: CommandContext): Promise<string[]> {
+async function selectTitles(index: RepositoryIndex, context: CommandContext): Promise<string[]> {
   if (context.values['all'] === true) {
     if (context.positionals.length > 0 || context.values['modified'] === true) {
       throw new EventplaneError('EVP_CLI_USAGE', 'use one of --all, --modified or titles, not several')
     }
-    return listTitles(repository)
+    return [...index.titles.keys()]
   }
-  return (await selectCurrentFiles(repository, context)).map((f) => f.title)
+  return (await selectCurrentFiles(index.repository, context)).map((f) => f.title)
 }
 
-/** A finding in a file: a schema rule, or the repository rule on current.yaml. */
-interface Located extends Omit<LintFinding, 'rule'> {
-  rule: LintFinding['rule'] | 'current-is-materialized'
-  file: string
+/** Each schema that could not be checked, on stderr. */
+function reportBroken(context: CommandContext, broken: readonly BrokenSchema[]): void {
+  for (const b of broken) write(context.stderr, `${b.file}: could not be checked: ${b.code}: ${b.message}`)
 }
+
+const exitCodes = `Exit codes: 0 every schema checked, no errors (warnings allowed); 1 errors found; 3 some
+schemas could not be checked at all (unreadable, a $ref that does not resolve: each is listed
+and the others are checked); 2 usage.`
 
 export const schemaLintCommand: Command = {
   path: ['schema', 'lint'],
@@ -58,126 +59,87 @@ titles: the jsonschema-tools robustness tests (valid, secure, snake_case, determ
 examples valid, numeric bounds, …) and the structure rules (title matches the folder, $id is
 /<title>/<version>, common fields). It also checks that current.yaml is materialized: its
 version exists and equals what materializing it now gives. skipSchemaTestCases in
-.jsonschema-tools.yaml skips rules per $id regex, as in jsonschema-tools.
+.jsonschema-tools.yaml skips rules per $id regex, as in jsonschema-tools; with --all, an entry
+that matches no schema is a warning (skip-entry-unused).
 
-Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 usage.`,
+The repository is read once: one walk of its folder, each file parsed once.
+
+${exitCodes}`,
   options: { ...repoOption, ...selection },
   maxPositionals: 10000,
   async run(context) {
-    const repository = repositoryFrom(context)
-    const source = repositorySource(repository)
-    const tools = repository.options
-    const findings: Located[] = []
-    let checked = 0
-    for (const title of await selectTitles(repository, context)) {
-      for (const entry of await listVersions(repository, title)) {
-        const schema = await readSchemaFile(repository, entry.path)
-        checked++
-        for (const finding of lintSchema(schema, {
-          path: title,
-          version: entry.version,
-          enforcedNumericBounds: tools.enforcedNumericBounds,
-          skipSchemaTestCases: tools.skipSchemaTestCases,
-        })) {
-          findings.push({ ...finding, file: entry.path })
-        }
-      }
-      findings.push(...(await checkCurrent(repository, source, title)))
-    }
-    const errors = findings.filter((f) => f.severity === 'error').length
+    const index = await indexRepository(repositoryFrom(context))
+    const titles = await selectTitles(index, context)
+    const report = await lintRepository(index, titles, { wholeRepository: context.values['all'] === true })
+    const errors = report.findings.filter((f) => f.severity === 'error').length
+    const warnings = report.findings.length - errors
+    const summary = `${report.checked} schema versions of ${titles.length} titles checked: ${errors} errors, ${warnings} warnings${report.broken.length > 0 ? `; ${report.broken.length} could not be checked` : ''}`
     if (context.values['json'] === true) {
-      write(context.stdout, JSON.stringify({ checked, errors, findings }, null, 2))
+      write(context.stdout, JSON.stringify({ checked: report.checked, titles: titles.length, errors, warnings, broken: report.broken, findings: report.findings }, null, 2))
     } else {
-      for (const f of findings) write(context.stdout, `${f.file}: ${f.severity} [${f.rule}] at ${f.path || '/'}: ${f.message}`)
-      write(errors ? context.stderr : context.stdout, `${checked} schema versions checked: ${errors} errors, ${findings.length - errors} warnings`)
+      for (const f of report.findings) write(context.stdout, `${f.file}: ${f.severity} [${f.rule}] at ${f.path || '/'}: ${f.message}`)
+      reportBroken(context, report.broken)
+      write(errors > 0 || report.broken.length > 0 ? context.stderr : context.stdout, summary)
     }
-    return errors > 0 ? 1 : 0
+    return report.broken.length > 0 ? 3 : errors > 0 ? 1 : 0
   },
-}
-
-/** current.yaml must be materialized: its version file exists and holds what it materializes to. */
-async function checkCurrent(repository: SchemaRepository, source: SchemaSource, title: string): Promise<Located[]> {
-  const current = (await listCurrentSchemas(repository)).find((f) => f.title === title)
-  if (current === undefined) return []
-  const result = await verifyCurrent(repository, source, current)
-  const finding = (message: string): Located => ({
-    rule: 'current-is-materialized',
-    path: '',
-    message,
-    severity: 'error',
-    file: current.path,
-  })
-  if (result.state === 'not-materialized') {
-    return [finding(`version ${result.version} is not materialized; run: eventplane schema materialize ${title}`)]
-  }
-  if (result.state === 'changed') {
-    return [
-      finding(
-        `current.yaml changed since ${result.version} was materialized (first difference at ${result.firstDifference}); ` +
-          'raise the version in $id and materialize, or revert the edit',
-      ),
-    ]
-  }
-  return []
 }
 
 export const schemaCompatCommand: Command = {
   path: ['schema', 'compat'],
   summary: 'Check that versions within a major version only add optional properties.',
-  usage: 'eventplane schema compat [--all | --modified [--staged] | TITLE… | OLD NEW] [--repo DIR] [--strict] [--json]',
+  usage: 'eventplane schema compat [--all | --modified [--staged] | TITLE… | OLD NEW] [--repo DIR] [--rules 1.2|1.3] [--strict] [--json]',
   help: `Wikimedia's rule: within one major version every key of the older schema must still be
 there with a compatible value; required must stay identical; enum may only grow; only $id,
-description and examples may change. So a minor version may only add optional properties; a
-new major version may break anything. For each title, consecutive materialized versions of the
-same major are compared, and so is current.yaml when it holds a version not yet materialized.
-OLD NEW compares two schemas directly (files, or URIs such as /test/event/1.0.0).
+description and examples may change, and since jsonschema-tools 1.3 maxLength too. So a minor
+version may only add optional properties; a new major version may break anything. For each
+title, consecutive materialized versions of the same major are compared, and so is
+current.yaml when it holds a version not yet materialized. OLD NEW compares two schemas
+directly (files, or URIs such as /test/event/1.0.0).
 Each problem says where (JSON pointer), the old and new value, and which rule it breaks.
 skipSchemaTestCases entries for schema-version-compatibility are honoured.
 
-Exit codes: 0 compatible, 1 incompatible, 2 usage.`,
+Which release's rule: the @wikimedia/jsonschema-tools version the repository pins (its
+package-lock.json, else the lowest its package.json allows), else 1.3; --rules overrides.
+--strict also refuses narrowing keywords added to existing fields and, with the 1.3 rule, a
+smaller maxLength.
+
+The repository is read once: one walk of its folder, each file parsed once.
+
+${exitCodes.replace('no errors (warnings allowed); 1 errors found', 'all compatible; 1 some incompatible')}`,
   options: {
     ...repoOption,
     ...selection,
-    strict: { type: 'boolean', description: 'Also refuse narrowing keywords added to existing fields.' },
+    rules: { type: 'string', value: '1.2|1.3', description: "jsonschema-tools release whose rule to follow (default: the repository's pin, else 1.3)." },
+    strict: { type: 'boolean', description: 'Also refuse narrowing keywords added to existing fields, and (1.3) a smaller maxLength.' },
   },
   maxPositionals: 10000,
   async run(context) {
+    const given = context.values['rules']
+    if (given !== undefined && given !== '1.2' && given !== '1.3') throw new EventplaneError('EVP_CLI_USAGE', `--rules ${JSON.stringify(given)}: give 1.2 or 1.3 (the jsonschema-tools release whose rule to follow)`)
     const repository = repositoryFrom(context)
-    const source = repositorySource(repository)
+    const rules: CompatRules = (given as CompatRules | undefined) ?? repository.compat.rules
+    const ruleFrom = given !== undefined ? '--rules' : repository.compat.from
     const strict = context.values['strict'] === true
-    type Row = { title: string; from: string; to: string; problems: ReturnType<typeof checkVersionSeries>[number]['result']['problems']; skipped: boolean }
-    const rows: Row[] = []
+    let report: CompatReport
     const pair = context.positionals.length === 2 && context.positionals.every(looksLikeSchemaRef)
     if (pair) {
+      const source = repositorySource(repository)
       const [a, b] = await Promise.all(context.positionals.map((arg) => loadSchemaArg(repository, source, arg, context.cwd)))
       const [result] = checkVersionSeries([
         { version: '1.0.0', schema: a!.schema },
         { version: '1.0.1', schema: b!.schema },
-      ], { strict })
-      rows.push({ title: `${a!.label} → ${b!.label}`, from: a!.label, to: b!.label, problems: result!.result.problems, skipped: false })
+      ], { strict, rules })
+      report = { rows: [{ title: `${a!.label} → ${b!.label}`, from: a!.label, to: b!.label, problems: result!.result.problems, skipped: false }], broken: [] }
     } else {
-      for (const title of await selectTitles(repository, context)) {
-        const versions = await Promise.all(
-          (await listVersions(repository, title)).map(async (v) => ({ version: v.version, schema: await readSchemaFile(repository, v.path) })),
-        )
-        const current = (await listCurrentSchemas(repository)).find((f) => f.title === title)
-        if (current !== undefined) {
-          const version = schemaVersion(current.schema, repository.options.schemaVersionField, current.path)
-          if (!versions.some((v) => v.version === version)) {
-            const { schema } = await materializeSchema(current.schema, { source, enforcedNumericBounds: repository.options.enforcedNumericBounds, location: current.path })
-            versions.push({ version, schema })
-          }
-        }
-        for (const result of checkVersionSeries(versions, { strict })) {
-          const newer = versions.find((v) => v.version === result.to)!.schema as JsonObject
-          const skipped = shouldSkip(newer['$id'], 'schema-version-compatibility', repository.options.skipSchemaTestCases)
-          rows.push({ title, from: result.from, to: result.to, problems: result.result.problems, skipped })
-        }
-      }
+      const index = await indexRepository(repository)
+      report = await compatRepository(index, await selectTitles(index, context), { strict, rules })
     }
+    const { rows } = report
     const failing = rows.filter((r) => r.problems.length > 0 && !r.skipped)
+    const summary = `${rows.length} version pairs compared by the jsonschema-tools ${rules} rule (${ruleFrom})${strict ? ', strict' : ''}: ${failing.length} incompatible${report.broken.length > 0 ? `; ${report.broken.length} ${report.broken.length === 1 ? 'schema' : 'schemas'} could not be checked` : ''}`
     if (context.values['json'] === true) {
-      write(context.stdout, JSON.stringify({ pairs: rows.length, incompatible: failing.length, results: rows }, null, 2))
+      write(context.stdout, JSON.stringify({ rules, rules_from: ruleFrom, strict, pairs: rows.length, incompatible: failing.length, broken: report.broken, results: rows }, null, 2))
     } else {
       for (const row of rows.filter((r) => r.problems.length > 0)) {
         const head = pair ? row.title : `${row.title} ${row.from} → ${row.to}`
@@ -186,9 +148,10 @@ Exit codes: 0 compatible, 1 incompatible, 2 usage.`,
           write(context.stdout, `  [${p.rule}] at ${p.path || '/'}: ${p.message}\n    old: ${short(p.oldValue)}\n    new: ${short(p.newValue)}`)
         }
       }
-      write(failing.length ? context.stderr : context.stdout, `${rows.length} version pairs compared: ${failing.length} incompatible`)
+      reportBroken(context, report.broken)
+      write(failing.length > 0 || report.broken.length > 0 ? context.stderr : context.stdout, summary)
     }
-    return failing.length > 0 ? 1 : 0
+    return report.broken.length > 0 ? 3 : failing.length > 0 ? 1 : 0
   },
 }
 

@@ -132,6 +132,11 @@ export const configSchema = {
                 minLength: 1,
                 description: 'Repository root (with .jsonschema-tools.yaml) or the schema folder itself.',
               },
+              compat_rules: {
+                enum: ['1.2', '1.3'],
+                description:
+                  "The jsonschema-tools release whose compatibility rule applies (1.3 lets maxLength change within a major). Default: the version the repository pins in its package-lock.json or package.json, else 1.3.",
+              },
             },
           },
         },

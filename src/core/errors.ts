@@ -30,6 +30,7 @@ export const errorCodes = {
   EVP_PATH_INVALID: { status: 400, canRetry: false, title: 'Path is not allowed' },
   EVP_SCHEMA_NOT_FOUND: { status: 404, canRetry: false, title: 'Schema not found' },
   EVP_REPOSITORY_NOT_FOUND: { status: 404, canRetry: false, title: 'Schema repository not found' },
+  EVP_SCHEMA_ID_DUPLICATE: { status: 500, canRetry: false, title: 'Schema repositories define one $id differently' },
   EVP_SCHEMA_PARSE: { status: 500, canRetry: false, title: 'Schema file is not valid YAML or JSON' },
   EVP_SCHEMA_FILE_TOO_LARGE: { status: 500, canRetry: false, title: 'Schema file is larger than the limit' },
   EVP_SCHEMA_INVALID: { status: 500, canRetry: false, title: 'Schema is not a valid JSONSchema document' },

@@ -18,6 +18,7 @@ export const compatRules = [
   'keyword-removed',
   'keyword-added',
   'entry-removed',
+  'max-length-reduced',
 ] as const
 
 export type CompatRule = (typeof compatRules)[number]
@@ -37,22 +38,37 @@ export interface CompatResult {
   problems: CompatProblem[]
 }
 
+/**
+ * Which jsonschema-tools release's rule: `1.3` (1.3.0 and later) also lets `maxLength` change
+ * between versions of one major; `1.2` does not. A repository's pin decides (toolsRuleFor).
+ */
+export type CompatRules = '1.2' | '1.3'
+
+/** The rule of the newest jsonschema-tools release: used when a repository pins none. */
+export const defaultCompatRules: CompatRules = '1.3'
+
 export interface CompatOptions {
+  /** jsonschema-tools' rule to follow (default: 1.3). */
+  rules?: CompatRules
   /**
    * Also refuse keywords that a newer version adds to a node the older version already had
    * (a new `enum`, `maxLength`, `pattern`, `additionalProperties: false`, …). jsonschema-tools
    * only looks at the keys of the older schema, so it lets such narrowing through; `strict`
-   * catches it. Default false, which matches jsonschema-tools.
+   * catches it. With the 1.3 rule it also refuses a smaller `maxLength` (rule
+   * `max-length-reduced`), which 1.3 lets through. Default false, which matches jsonschema-tools.
    */
   strict?: boolean
 }
 
-/** The only keywords that may change freely between versions of one major (jsonschema-tools). */
-const freeKeywords = new Set(['$id', 'description', 'examples'])
+/** The only keywords that may change freely between versions of one major (jsonschema-tools' FIELDS_ALLOWED_TO_CHANGE). */
+const freeKeywords: Record<CompatRules, ReadonlySet<string>> = {
+  '1.2': new Set(['$id', 'description', 'examples']),
+  '1.3': new Set(['$id', 'description', 'examples', 'maxLength']),
+}
 
 /** Keywords a newer version may add without rejecting events the older one accepted. */
 const annotationKeywords = new Set([
-  ...freeKeywords,
+  ...freeKeywords['1.2'],
   '$schema',
   '$comment',
   'title',
@@ -95,14 +111,20 @@ const withinMajor = 'within a major version'
  * if (!compatible) for (const p of problems) console.log(`${p.rule} ${p.path}: ${p.message}`)
  */
 export function checkCompatibility(oldSchema: unknown, newSchema: unknown, options: CompatOptions = {}): CompatResult {
-  const walker = new CompatWalker(options.strict === true)
+  const walker = new CompatWalker(options.strict === true, options.rules ?? defaultCompatRules)
   walker.schema(oldSchema, newSchema, '')
   return { compatible: walker.problems.length === 0, problems: walker.problems }
 }
 
 class CompatWalker {
   readonly problems: CompatProblem[] = []
-  constructor(private readonly strict: boolean) {}
+  private readonly free: ReadonlySet<string>
+  constructor(
+    private readonly strict: boolean,
+    private readonly rules: CompatRules,
+  ) {
+    this.free = freeKeywords[rules]
+  }
 
   private report(rule: CompatRule, path: string, oldValue: unknown, newValue: unknown, message: string): void {
     this.problems.push({ rule, path, oldValue, newValue, message })
@@ -115,7 +137,8 @@ class CompatWalker {
 
   private schemaObject(oldNode: JsonObject, newNode: JsonObject, path: string): void {
     for (const key of Object.keys(oldNode)) {
-      if (freeKeywords.has(key) || key === 'required') continue
+      if (key === 'maxLength' && this.strict && this.rules === '1.3') this.maxLength(oldNode[key], newNode[key], childPointer(path, key))
+      if (this.free.has(key) || key === 'required') continue
       const at = childPointer(path, key)
       const oldValue = oldNode[key]
       if (!Object.hasOwn(newNode, key)) {
@@ -159,6 +182,18 @@ class CompatWalker {
         )
       }
     }
+  }
+
+  /** Strict, with the 1.3 rule: a smaller maxLength rejects strings the older version took. */
+  private maxLength(oldValue: unknown, newValue: unknown, at: string): void {
+    if (typeof oldValue !== 'number' || typeof newValue !== 'number' || newValue >= oldValue) return
+    this.report(
+      'max-length-reduced',
+      at,
+      oldValue,
+      newValue,
+      `maxLength at ${at} went down from ${oldValue} to ${newValue}; strings the older version accepted may be rejected (jsonschema-tools 1.3 allows any maxLength change; --strict does not allow a smaller one)`,
+    )
   }
 
   private propertyRemoved(at: string, oldValue: unknown): void {
@@ -255,6 +290,10 @@ class CompatWalker {
     )
   }
 
+  private freeList(): string {
+    return this.rules === '1.3' ? '$id, description, examples and maxLength' : '$id, description and examples'
+  }
+
   private value(oldValue: unknown, newValue: unknown, at: string): void {
     if (jsonEqual(oldValue, newValue)) return
     const oldKind = kindOf(oldValue)
@@ -265,7 +304,7 @@ class CompatWalker {
         at,
         oldValue,
         newValue,
-        `${at || 'the schema'} changed from ${article(oldKind)} (${renderValue(oldValue)}) to ${article(newKind)} (${renderValue(newValue)}); only $id, description and examples may change ${withinMajor}`,
+        `${at || 'the schema'} changed from ${article(oldKind)} (${renderValue(oldValue)}) to ${article(newKind)} (${renderValue(newValue)}); only ${this.freeList()} may change ${withinMajor}`,
       )
       return
     }
@@ -274,7 +313,7 @@ class CompatWalker {
       at,
       oldValue,
       newValue,
-      `${at || 'the schema'} changed from ${renderValue(oldValue)} to ${renderValue(newValue)}; only $id, description and examples may change ${withinMajor}`,
+      `${at || 'the schema'} changed from ${renderValue(oldValue)} to ${renderValue(newValue)}; only ${this.freeList()} may change ${withinMajor}`,
     )
   }
 }

@@ -35,12 +35,14 @@ export {
   type MaterializeResult,
   type LinkMode,
 } from './repository.ts'
-export { readToolsOptions, type ToolsOptions } from './tools-options.ts'
+export { readToolsOptions, pinnedRules, type ToolsOptions, type PinnedRules } from './tools-options.ts'
 export { schemaRoutes, type SchemaServiceOptions } from './service.ts'
 export {
   checkCompatibility,
   checkVersionSeries,
   compatRules,
+  defaultCompatRules,
+  type CompatRules,
   type CompatRule,
   type CompatProblem,
   type CompatResult,
@@ -62,3 +64,16 @@ export {
 export { diffSchemas, formatDiff, type DiffEntry, type DiffKind } from './diff.ts'
 export { schemaToTypeScript, schemasToTypeScript, typeNameFromTitle, type TypegenOptions } from './typegen.ts'
 export { verifyCurrent, type CurrentState } from './verify.ts'
+export {
+  indexRepository,
+  lintRepository,
+  compatRepository,
+  type RepositoryIndex,
+  type TitleEntry,
+  type BrokenSchema,
+  type FileFinding,
+  type LintReport,
+  type CompatRow,
+  type CompatReport,
+} from './check.ts'
+export { findDuplicateIds, type DuplicateId } from './duplicates.ts'

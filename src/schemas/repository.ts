@@ -9,7 +9,8 @@ import { jsonEqual, type JsonObject } from '../core/objects.ts'
 import { parseSchemaText, readLimited, resolveInFolder, semverName } from './files.ts'
 import { materializeSchema, serializeSchema, type ContentType } from './materialize.ts'
 import { createSchemaSource, type SchemaSource } from './source.ts'
-import { readToolsOptions, type ToolsOptions } from './tools-options.ts'
+import type { CompatRules } from './compat.ts'
+import { pinnedRules, readToolsOptions, type PinnedRules, type ToolsOptions } from './tools-options.ts'
 
 const run = promisify(execFile)
 
@@ -22,11 +23,15 @@ export interface SchemaRepository {
   readonly schemaDir: string
   readonly options: ToolsOptions
   readonly maxFileBytes: number
+  /** The jsonschema-tools compatibility rule, and what decided it (its pin, the config, or the default). */
+  readonly compat: PinnedRules
 }
 
 export interface OpenRepositoryOptions {
   name?: string
   maxFileBytes?: number
+  /** Overrides the rule the repository pins (`schemas.repositories[].compat_rules`, `--rules`). */
+  compatRules?: CompatRules | undefined
 }
 
 /**
@@ -56,6 +61,7 @@ export function openRepository(path: string, options: OpenRepositoryOptions = {}
     schemaDir: realpathSync(tools.schemaBasePath),
     options: tools,
     maxFileBytes: options.maxFileBytes ?? 4 * 1024 * 1024,
+    compat: options.compatRules !== undefined ? { rules: options.compatRules, from: 'config' } : pinnedRules(root),
   }
 }
 

@@ -33,8 +33,10 @@ export function draftOf(schema: unknown): SchemaDraft {
  * An ajv instance for one draft, with formats, that accepts draft-07's https meta-schema URI.
  * `useDefaults` fills schema defaults into validated data (the intake wants that; lint does not).
  */
-export function newAjv(draft: SchemaDraft, allErrors: boolean, useDefaults = false, unicode = true): Ajv {
-  const options = { strict: false, allErrors, logger: false, useDefaults, unicode } as const
+export function newAjv(draft: SchemaDraft, allErrors: boolean, useDefaults = false, unicode = true, compileOnce = false): Ajv {
+  // compileOnce: a validator used a few times (lint checking a schema's examples) gains nothing
+  // from ajv's code optimisation or a second meta-schema check (a rule of its own does that).
+  const options = { strict: false, allErrors, logger: false, useDefaults, unicode, ...(compileOnce ? { validateSchema: false, code: { optimize: false } } : {}) } as const
   const ajv = draft === '2020-12' ? new Ajv2020(options) : new Ajv(options)
   if (draft === 'draft-07') {
     // Both http and https name draft-07; ajv only knows the http id, so register the https
@@ -111,7 +113,7 @@ function ajvFor(draft: SchemaDraft, purpose: 'meta' | 'data'): Ajv {
   const key = `${draft} ${purpose}`
   let ajv = instances.get(key)
   if (ajv === undefined) {
-    ajv = newAjv(draft, purpose === 'meta')
+    ajv = newAjv(draft, purpose === 'meta', false, true, purpose === 'data')
     instances.set(key, ajv)
   }
   return ajv

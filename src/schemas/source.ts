@@ -32,6 +32,8 @@ export interface SchemaSourceOptions {
   /** Estimated bytes the kept documents may hold in all (default 64 MiB). */
   cacheBytes?: number
   userAgent?: string
+  /** Reads and parses a file of a folder base (default: read it from disk each time it is not cached). */
+  readFile?: (path: string) => Promise<Record<string, unknown>>
 }
 
 type Base = { kind: 'folder'; folder: string; label: string } | { kind: 'http'; url: string; label: string }
@@ -56,7 +58,7 @@ export function createSchemaSource(options: SchemaSourceOptions): SchemaSource {
     const failures: EventplaneError[] = []
     for (const base of bases) {
       try {
-        const found = base.kind === 'folder' ? await fromFolder(base.folder, uri, maxBytes) : await fromHttp(base.url, uri)
+        const found = base.kind === 'folder' ? await fromFolder(base.folder, uri, maxBytes, options.readFile) : await fromHttp(base.url, uri)
         if (found !== undefined) return found
       } catch (error) {
         if (!(error instanceof EventplaneError) || !error.canRetry) throw error
@@ -162,12 +164,13 @@ function checkUri(uri: string): string {
   return path
 }
 
-async function fromFolder(folder: string, uri: string, maxBytes: number): Promise<LoadedSchema | undefined> {
+async function fromFolder(folder: string, uri: string, maxBytes: number, readFile?: (path: string) => Promise<Record<string, unknown>>): Promise<LoadedSchema | undefined> {
   const relative = uri.slice(1)
   const hasExtension = /\.(ya?ml|json)$/.test(relative)
   for (const candidate of hasExtension ? [relative] : [relative, `${relative}.yaml`, `${relative}.json`]) {
     const entry = await resolveInFolder(folder, candidate)
     if (entry === undefined || entry.isDirectory) continue
+    if (readFile !== undefined) return { uri, location: entry.real, schema: await readFile(entry.real) }
     const text = (await readLimited(entry.real, maxBytes)).toString('utf8')
     return { uri, location: entry.real, schema: parseSchemaText(text, entry.real) }
   }

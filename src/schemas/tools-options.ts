@@ -1,11 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Ajv } from 'ajv'
+import semver from 'semver'
 import type { FromSchema } from 'json-schema-to-ts'
 import { EventplaneError } from '../core/errors.ts'
 import { once } from '../core/objects.ts'
 import { parseYaml } from '../core/yaml.ts'
 import { pointerPath } from '../core/pointer.ts'
+import { defaultCompatRules, type CompatRules } from './compat.ts'
 
 /**
  * `.jsonschema-tools.yaml`, the per-repository options file of Wikimedia's jsonschema-tools.
@@ -120,4 +122,41 @@ export function readToolsOptions(root: string): ToolsOptions {
           ? [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]
           : [bounds[0] as number, bounds[1] as number],
   }
+}
+
+/** The jsonschema-tools rule a repository follows, and what decided it. */
+export interface PinnedRules {
+  rules: CompatRules
+  /** `package-lock.json (1.3.0)`, `package.json (^1.2.0)`, `config`, or `default` (no pin found). */
+  from: string
+}
+
+const toolsPackage = '@wikimedia/jsonschema-tools'
+
+/**
+ * The compatibility rule of the jsonschema-tools release a repository pins: the version in its
+ * `package-lock.json`, else the lowest version its `package.json` range allows, else the
+ * newest rule. A repository that pins 1.2 keeps 1.2's stricter rule.
+ */
+export function pinnedRules(root: string): PinnedRules {
+  const rulesOf = (version: string): CompatRules => (semver.gte(version, '1.3.0') ? '1.3' : '1.2')
+  const read = (name: string): Record<string, unknown> | undefined => {
+    try {
+      const value = JSON.parse(readFileSync(join(root, name), 'utf8')) as unknown
+      return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined
+    } catch {
+      return undefined
+    }
+  }
+  const lock = read('package-lock.json')
+  const locked = (lock?.['packages'] as Record<string, { version?: unknown }> | undefined)?.[`node_modules/${toolsPackage}`]?.version ??
+    (lock?.['dependencies'] as Record<string, { version?: unknown }> | undefined)?.[toolsPackage]?.version
+  if (typeof locked === 'string' && semver.valid(locked) !== null) return { rules: rulesOf(locked), from: `package-lock.json (${locked})` }
+  const manifest = read('package.json')
+  for (const field of ['devDependencies', 'dependencies']) {
+    const range = (manifest?.[field] as Record<string, unknown> | undefined)?.[toolsPackage]
+    const lowest = typeof range === 'string' && semver.validRange(range) !== null ? semver.minVersion(range) : null
+    if (lowest !== null) return { rules: rulesOf(lowest.version), from: `package.json (${String(range)})` }
+  }
+  return { rules: defaultCompatRules, from: 'default' }
 }

@@ -12,7 +12,7 @@ import { hidePath } from '../core/paths.ts'
 import { createServer } from 'node:http'
 import { beaconRoutes, createIntake, createIntakeListener, intakeRoutes, proxyTrust, requestContext, type Intake } from '../intake/index.ts'
 import { kafkaSecurity, openKafkaLog, openSqliteLog, type EventLog } from '../log/index.ts'
-import { schemaRoutes, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
+import { schemaRoutes, type DuplicateId, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
 import { openStreamConfig, streamConfigRoutes, type StreamConfig, type StreamConfigSource } from '../streamconfig/index.ts'
 import { regexStreamsIn, servedStreams, streamRoutes, streamsOpenApi, topicsLookup, type ServedStream } from '../streams/index.ts'
@@ -21,7 +21,7 @@ import { allowedMethods } from './methods.ts'
 import { clientErrorHandler, limitConnections } from './guards.ts'
 import { consoleRoutes } from '../console/index.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
-import { openSchemas, resolveBaseUris } from './schemas.ts'
+import { openSchemas, resolveBaseUris, warnDuplicateIds } from './schemas.ts'
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   name: string
@@ -44,6 +44,8 @@ export interface Platform {
   readonly intake: Intake | undefined
   /** Compiled schemas of the intake (bounded). */
   readonly validators: ValidatorCache
+  /** `$id`s that several repositories define differently, found in the background after start (and logged). */
+  readonly duplicateIds: Promise<DuplicateId[]>
   /** Closes what the platform opened: pending error events, the stream config, the log. */
   close(): Promise<void>
 }
@@ -89,6 +91,8 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     throw error
   }
   const baseUris = resolveBaseUris(config, repositories)
+  // In the background: start-up does not wait for every schema file to be read.
+  const duplicateIds = warnDuplicateIds(repositories, baseUris, logger.child({ part: 'schemas' }), registry)
   const validators = createValidatorCache({ source: schemas, maxEntries: config.intake.validator_cache_size })
   // Streams that regex keys made before this start count against intake.max_regex_streams.
   const existingTopics = log === undefined || !hasRole(config, 'intake') ? [] : await log.topics().catch(() => [])
@@ -131,6 +135,7 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     log,
     intake,
     validators,
+    duplicateIds,
     async close() {
       await intake?.close()
       await streamConfig?.close()

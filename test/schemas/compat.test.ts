@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { isEventplaneError } from '../../src/core/errors.ts'
 import type { JsonObject } from '../../src/core/objects.ts'
-import { checkCompatibility, checkVersionSeries, compatRules, type CompatRule } from '../../src/schemas/compat.ts'
+import { checkCompatibility, checkVersionSeries, compatRules, type CompatRule, type CompatRules } from '../../src/schemas/compat.ts'
 
 /** Version 1.0.0 of a schema that every case below evolves. */
 function base(): JsonObject {
@@ -61,6 +61,8 @@ interface Case {
   /** Turns a copy of `base()` into the older version (default: base as is). */
   before?: Mutation
   strict?: boolean
+  /** jsonschema-tools release whose rule applies (default: 1.3, the library's default). */
+  rules?: CompatRules
   compatible: boolean
   /** Every expected problem, as `rule path`, in any order. */
   problems?: string[]
@@ -266,17 +268,59 @@ const cases: Case[] = [
     compatible: false,
     problems: ['value-changed /title'],
   },
+  // maxLength: fixed within a major by jsonschema-tools 1.2, free since 1.3 (FIELDS_ALLOWED_TO_CHANGE
+  // gained it); --strict with 1.3 still refuses a smaller one.
   {
-    name: 'raise maxLength',
-    change: (s) => (at(s, 'properties', 'name').maxLength = 1024),
+    name: '1.2: raise maxLength',
+    rules: '1.2',
+    change: (s) => (at(s, 'properties', 'name').maxLength = 8192),
     compatible: false,
     problems: ['value-changed /properties/name/maxLength'],
   },
   {
-    name: 'drop maxLength',
+    name: '1.2: lower maxLength',
+    rules: '1.2',
+    change: (s) => (at(s, 'properties', 'name').maxLength = 10),
+    compatible: false,
+    problems: ['value-changed /properties/name/maxLength'],
+  },
+  {
+    name: '1.2: drop maxLength',
+    rules: '1.2',
     change: (s) => delete at(s, 'properties', 'name').maxLength,
     compatible: false,
     problems: ['keyword-removed /properties/name/maxLength'],
+  },
+  { name: '1.3: raise maxLength', rules: '1.3', change: (s) => (at(s, 'properties', 'name').maxLength = 8192), compatible: true },
+  { name: '1.3: lower maxLength', rules: '1.3', change: (s) => (at(s, 'properties', 'name').maxLength = 10), compatible: true },
+  { name: '1.3: drop maxLength', rules: '1.3', change: (s) => delete at(s, 'properties', 'name').maxLength, compatible: true },
+  { name: '1.3 strict: raise maxLength', rules: '1.3', strict: true, change: (s) => (at(s, 'properties', 'name').maxLength = 8192), compatible: true },
+  { name: '1.3 strict: drop maxLength', rules: '1.3', strict: true, change: (s) => delete at(s, 'properties', 'name').maxLength, compatible: true },
+  {
+    name: '1.3 strict: lower maxLength',
+    rules: '1.3',
+    strict: true,
+    change: (s) => (at(s, 'properties', 'name').maxLength = 10),
+    compatible: false,
+    problems: ['max-length-reduced /properties/name/maxLength'],
+  },
+  {
+    name: '1.2 strict: raise maxLength',
+    rules: '1.2',
+    strict: true,
+    change: (s) => (at(s, 'properties', 'name').maxLength = 8192),
+    compatible: false,
+    problems: ['value-changed /properties/name/maxLength'],
+  },
+  {
+    name: '1.3: a maxLength change and a removed property: only the property',
+    rules: '1.3',
+    change: (s) => {
+      at(s, 'properties', 'name').maxLength = 8192
+      delete at(s, 'properties').kind
+    },
+    compatible: false,
+    problems: ['property-removed /properties/kind'],
   },
   {
     name: 'change a pattern',
@@ -340,7 +384,7 @@ describe('checkCompatibility', () => {
       const newer = base()
       c.before?.(newer)
       c.change(newer)
-      const result = checkCompatibility(older, newer, { strict: c.strict === true })
+      const result = checkCompatibility(older, newer, { strict: c.strict === true, ...(c.rules ? { rules: c.rules } : {}) })
       assert.equal(result.compatible, c.compatible)
       assert.deepEqual(result.problems.map((p) => `${p.rule} ${p.path}`).sort(), [...(c.problems ?? [])].sort())
       for (const problem of result.problems) {
@@ -458,6 +502,21 @@ describe('checkVersionSeries', () => {
   it('returns nothing for a single version', () => {
     assert.deepEqual(checkVersionSeries([version('1.0.0')]), [])
   })
+})
+
+// The two rules differ only in maxLength: every other case gives the same verdict under both.
+describe('the 1.2 and 1.3 rules', () => {
+  for (const c of cases.filter((c) => c.rules === undefined)) {
+    it(`agree on: ${c.name}`, () => {
+      const older = base()
+      c.before?.(older)
+      const newer = base()
+      c.before?.(newer)
+      c.change(newer)
+      const verdict = (rules: CompatRules) => checkCompatibility(older, newer, { strict: c.strict === true, rules }).problems.map((p) => `${p.rule} ${p.path}`)
+      assert.deepEqual(verdict('1.2'), verdict('1.3'))
+    })
+  }
 })
 
 // Every rule id is reachable from at least one case above, so none is dead or undocumented.
