@@ -91,13 +91,14 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
     }
     const [older, newer] = await Promise.all([readSchemaFile(repository, find(from).path), readSchemaFile(repository, find(to).path)])
     const sameMajor = semver.major(from) === semver.major(to)
-    const verdict = sameMajor && semver.lt(from, to) ? checkCompatibility(older, newer) : undefined
+    const verdict = sameMajor && semver.lt(from, to) ? checkCompatibility(older, newer, { rules: repository.compat.rules }) : undefined
     return reply.header('cache-control', mutableControl).type('application/json; charset=utf-8').send({
       title,
       from,
       to,
       entries: diffSchemas(older, newer),
       compatible: verdict?.compatible ?? null,
+      rules: repository.compat.rules,
       problems: verdict?.problems ?? [],
       note: verdict !== undefined ? undefined : sameMajor ? `${to} is not newer than ${from}: only a newer version is checked against an older one` : `${from} and ${to} are different majors: a new major may break compatibility, and is not checked`,
     })
