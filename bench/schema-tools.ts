@@ -1,7 +1,6 @@
 /**
  * schema-tools: checking a whole schema repository, Eventplane's way against Wikimedia's. A is
- * `eventplane schema lint --all` then `eventplane schema compat --all` (two new processes, the
- * sum of their wall times); B is what a Wikimedia schema repository runs as its tests: mocha on a
+ * `eventplane schema check --all` (lint and compat in one new process); B is what a Wikimedia schema repository runs as its tests: mocha on a
  * file that calls jsonschema-tools' `tests.all()` (structure, robustness and compatibility).
  * Both read the same repository, a fresh copy each: Wikimedia's primary repository (the fixture)
  * and generated repositories of 250, 500 and 1,000 versions, alternating A, B, A, B, every
@@ -41,8 +40,8 @@ const target = 0.5
 export const usage = `npm run bench -- schema-tools [--rounds N] [--sizes N,N,…]
 
 Checks whole schema repositories, each copied afresh for every run, with both tools:
-  A  eventplane schema lint --all --repo COPY, then eventplane schema compat --all --repo COPY
-     (two new processes; A's time is the sum of their wall times; exit 0 or 1 = findings)
+  A  eventplane schema check --all --repo COPY (lint and compat in one new process, as
+     jsonschema-tools' tests.all() does both; exit 0, or 1 = findings)
   B  mocha (${mochaVersion}) on a test file calling require('@wikimedia/jsonschema-tools')
      .tests.all({ logLevel: 'warn' }) with the copy as working directory, as Wikimedia's
      schema repositories run their tests (exit code = failing tests)
@@ -104,13 +103,10 @@ interface MochaCount {
 
 interface Row {
   round: number
-  lintMs: number
-  compatMs: number
   eventplaneMs: number
   toolsMs: number
   ratio: number
-  lintCode: number | string
-  compatCode: number | string
+  code: number | string
   /** Eventplane's own summary lines (lint, compat). */
   lintSummary: string
   compatSummary: string
@@ -179,12 +175,11 @@ async function run(work: string, options: Options): Promise<number> {
       for (let round = 1; round <= options.rounds; round++) {
         process.stdout.write(`round ${round}/${options.rounds}: `)
         watch.busy = watch.wall = 0
-        // A: Eventplane, lint then compat, on one copy (neither writes).
+        // A: Eventplane, lint and compat in one process (it writes nothing).
         const epCopy = fresh(set)
-        const lint = await timeProcess(process.execPath, [bin, 'schema', 'lint', '--all', '--repo', epCopy], epCopy, process.env)
-        checkEventplane('schema lint', lint, lintSummary)
-        const compat = await timeProcess(process.execPath, [bin, 'schema', 'compat', '--all', '--repo', epCopy], epCopy, process.env)
-        checkEventplane('schema compat', compat, compatSummary)
+        const check = await timeProcess(process.execPath, [bin, 'schema', 'check', '--all', '--repo', epCopy], epCopy, process.env)
+        checkEventplane('schema check', check, lintSummary)
+        checkEventplane('schema check', check, compatSummary)
         remove(epCopy)
         // B: jsonschema-tools' tests under mocha, in a copy of their own.
         const toolsCopy = fresh(set)
@@ -199,21 +194,18 @@ async function run(work: string, options: Options): Promise<number> {
         if (round === 1 && tests.failing > 0) result.failures = failureList(mocha.stdout)
         const row: Row = {
           round,
-          lintMs: lint.ms,
-          compatMs: compat.ms,
-          eventplaneMs: lint.ms + compat.ms,
+          eventplaneMs: check.ms,
           toolsMs: mocha.ms,
-          ratio: (lint.ms + compat.ms) / mocha.ms,
-          lintCode: lint.code,
-          compatCode: compat.code,
-          lintSummary: summaryLine(lint, lintSummary)!,
-          compatSummary: summaryLine(compat, compatSummary)!,
+          ratio: check.ms / mocha.ms,
+          code: check.code,
+          lintSummary: summaryLine(check, lintSummary)!,
+          compatSummary: summaryLine(check, compatSummary)!,
           tests,
           otherPercent: (watch.busy / watch.wall) * 100,
         }
         result.rows.push(row)
         console.log(
-          `eventplane lint ${fixed(row.lintMs, 0)} ms (exit ${row.lintCode}) + compat ${fixed(row.compatMs, 0)} ms (exit ${row.compatCode}) = ${fixed(row.eventplaneMs, 0)} ms; ` +
+          `eventplane check ${fixed(row.eventplaneMs, 0)} ms (exit ${row.code}); ` +
             `jsonschema-tools ${fixed(row.toolsMs, 0)} ms (${testCount(tests)}); ratio ${fixed(row.ratio, 2)}; other processes: core 1 ${fixed(row.otherPercent, 0)} % busy`,
         )
       }
@@ -435,14 +427,14 @@ async function watched<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The closing lines of `eventplane schema lint` ("83 schema versions of 53 titles checked: 7
- * errors, 1 warnings") and `schema compat` ("15 version pairs compared …: 0 incompatible").
+ * The closing lines of `eventplane schema check` (its lint part, "83 schema versions of 53 titles checked: 7
+ * errors, 1 warnings", and its compat part, "15 version pairs compared …: 0 incompatible").
  */
 const lintSummary = /\d+ schema versions?\b.*\bchecked\b/
 const compatSummary = /\d+ version pairs?\b.*\bcompared\b/
 
 /**
- * Eventplane's lint and compat exit 0 (clean) or 1 (findings); anything else is a failed run,
+ * Eventplane's schema check exits 0 (clean) or 1 (findings); anything else is a failed run,
  * and so is an exit without the closing summary (Node exits 1 on an uncaught error too).
  */
 function checkEventplane(what: string, result: Timed, summary: RegExp): void {
@@ -520,7 +512,7 @@ function lastLines(text: string, n: number): string {
 
 function report(results: Result[]): void {
   const ms = (v: number) => fixed(v, 0)
-  console.log('\nschema lint + compat of whole repositories, ms (wall time from spawn to exit); ratio = eventplane / jsonschema-tools, below 1 = eventplane faster')
+  console.log('\nschema lint + compat (eventplane schema check --all) of whole repositories, ms (wall time from spawn to exit); ratio = eventplane / jsonschema-tools, below 1 = eventplane faster')
   const summary: { name: string; medianRatio: number; minRatio: number; met: boolean }[] = []
   for (const { set, rows } of results) {
     const ratios = rows.map((r) => r.ratio)
@@ -529,21 +521,19 @@ function report(results: Result[]): void {
     console.log(`\n### ${set.name}: ${set.versions} versions, ${set.titles} titles; jsonschema-tools ran ${testCount(rows[0]!.tests)}\n`)
     console.log(
       table(
-        ['round', 'eventplane lint', 'eventplane compat', 'eventplane total', 'jsonschema-tools total', 'ratio', 'other CPU %'],
+        ['round', 'eventplane schema check', 'jsonschema-tools tests', 'ratio', 'other CPU %'],
         [
-          ...rows.map((r) => [String(r.round), ms(r.lintMs), ms(r.compatMs), ms(r.eventplaneMs), ms(r.toolsMs), fixed(r.ratio, 2), fixed(r.otherPercent, 0)]),
+          ...rows.map((r) => [String(r.round), ms(r.eventplaneMs), ms(r.toolsMs), fixed(r.ratio, 2), fixed(r.otherPercent, 0)]),
           [
             'median',
-            ms(median(column((r) => r.lintMs))),
-            ms(median(column((r) => r.compatMs))),
             ms(median(column((r) => r.eventplaneMs))),
             ms(median(column((r) => r.toolsMs))),
             fixed(medianRatio, 2),
             '',
           ],
-          ['min', ms(min(column((r) => r.lintMs))), ms(min(column((r) => r.compatMs))), ms(min(column((r) => r.eventplaneMs))), ms(min(column((r) => r.toolsMs))), fixed(min(ratios), 2), ''],
+          ['min', ms(min(column((r) => r.eventplaneMs))), ms(min(column((r) => r.toolsMs))), fixed(min(ratios), 2), ''],
         ],
-        [false, true, true, true, true, true, true],
+        [false, true, true, true, true],
       ),
     )
     const met = medianRatio <= target

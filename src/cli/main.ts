@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { isEventplaneError } from '../core/errors.ts'
 import { formatHelp, parseCommandArgs, write, type Command, type CommandContext } from './command.ts'
-import { commands } from './commands.ts'
+import { commandIndex, loadCommands } from './commands.ts'
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -20,10 +20,11 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
     write(stdout, packageJson.version)
     return 0
   }
-  const { command, rest, prefix } = findCommand(args)
+  const { entry, rest, prefix } = findCommand(args)
+  const command = await entry?.load()
   if (command === undefined) {
     const wantsHelp = args.length === 0 || rest.some((a) => a === '--help' || a === '-h') || rest.length === 0
-    const text = overview(prefix)
+    const text = overview(prefix, await loadCommands())
     if (wantsHelp && rest.filter((a) => !a.startsWith('-')).length === 0) {
       write(stdout, text)
       return 0
@@ -60,19 +61,21 @@ export async function runCli(args: string[], options: RunOptions = {}): Promise<
   }
 }
 
-function findCommand(args: string[]): { command: Command | undefined; rest: string[]; prefix: string[] } {
-  let best: Command | undefined
-  for (const command of commands) {
-    const matches = command.path.every((word, i) => args[i] === word)
-    if (matches && (best === undefined || command.path.length > best.path.length)) best = command
+type Entry = (typeof commandIndex)[number]
+
+function findCommand(args: string[]): { entry: Entry | undefined; rest: string[]; prefix: string[] } {
+  let best: Entry | undefined
+  for (const entry of commandIndex) {
+    const matches = entry.path.every((word, i) => args[i] === word)
+    if (matches && (best === undefined || entry.path.length > best.path.length)) best = entry
   }
-  if (best !== undefined) return { command: best, rest: args.slice(best.path.length), prefix: [...best.path] }
+  if (best !== undefined) return { entry: best, rest: args.slice(best.path.length), prefix: [...best.path] }
   // A group word like `schema` on its own: show that group's commands.
-  const group = args[0] !== undefined && commands.some((c) => c.path[0] === args[0] && c.path.length > 1) ? [args[0]] : []
-  return { command: undefined, rest: args.slice(group.length), prefix: group }
+  const group = args[0] !== undefined && commandIndex.some((c) => c.path[0] === args[0] && c.path.length > 1) ? [args[0]] : []
+  return { entry: undefined, rest: args.slice(group.length), prefix: group }
 }
 
-function overview(prefix: string[]): string {
+function overview(prefix: string[], commands: readonly Command[]): string {
   const listed = commands.filter((c) => prefix.every((word, i) => c.path[i] === word))
   const width = Math.max(...listed.map((c) => c.path.join(' ').length)) + 2
   return [

@@ -15,6 +15,7 @@ import {
   schemasToTypeScript,
   type BrokenSchema,
   type CompatReport,
+  type LintReport,
   type CompatRules,
   type RepositoryIndex,
   type SchemaRepository,
@@ -68,21 +69,68 @@ ${exitCodes}`,
   options: { ...repoOption, ...selection },
   maxPositionals: 10000,
   async run(context) {
-    const index = await indexRepository(repositoryFrom(context))
+    const index = await indexRepository(repositoryFrom(context), { sync: true })
     const titles = await selectTitles(index, context)
-    const report = await lintRepository(index, titles, { wholeRepository: context.values['all'] === true })
-    const errors = report.findings.filter((f) => f.severity === 'error').length
-    const warnings = report.findings.length - errors
-    const summary = `${report.checked} schema versions of ${titles.length} titles checked: ${errors} errors, ${warnings} warnings${report.broken.length > 0 ? `; ${report.broken.length} could not be checked` : ''}`
-    if (context.values['json'] === true) {
-      write(context.stdout, JSON.stringify({ checked: report.checked, titles: titles.length, errors, warnings, broken: report.broken, findings: report.findings }, null, 2))
-    } else {
-      for (const f of report.findings) write(context.stdout, `${f.file}: ${f.severity} [${f.rule}] at ${f.path || '/'}: ${f.message}`)
-      reportBroken(context, report.broken)
-      write(errors > 0 || report.broken.length > 0 ? context.stderr : context.stdout, summary)
-    }
-    return report.broken.length > 0 ? 3 : errors > 0 ? 1 : 0
+    const lint = await lintRepository(index, titles, { wholeRepository: context.values['all'] === true })
+    const out = lintOutput(lint, titles.length)
+    if (context.values['json'] === true) write(context.stdout, JSON.stringify(out.json, null, 2))
+    else printLint(context, lint, out)
+    return out.code
   },
+}
+
+/** A lint report's summary, JSON and exit code (3 some schemas could not be checked, 1 errors, 0). */
+function lintOutput(report: LintReport, titles: number) {
+  const errors = report.findings.filter((f) => f.severity === 'error').length
+  const warnings = report.findings.length - errors
+  return {
+    failed: errors > 0 || report.broken.length > 0,
+    code: report.broken.length > 0 ? 3 : errors > 0 ? 1 : 0,
+    summary: `${report.checked} schema versions of ${titles} titles checked: ${errors} errors, ${warnings} warnings${report.broken.length > 0 ? `; ${report.broken.length} could not be checked` : ''}`,
+    json: { checked: report.checked, titles, errors, warnings, broken: report.broken, findings: report.findings },
+  }
+}
+
+function printLint(context: CommandContext, report: LintReport, out: ReturnType<typeof lintOutput>): void {
+  for (const f of report.findings) write(context.stdout, `${f.file}: ${f.severity} [${f.rule}] at ${f.path || '/'}: ${f.message}`)
+  reportBroken(context, report.broken)
+  write(out.failed ? context.stderr : context.stdout, out.summary)
+}
+
+/** A compat report's summary, JSON and exit code (3 some schemas could not be checked, 1 incompatible, 0). */
+function compatOutput(report: CompatReport, rules: CompatRules, ruleFrom: string, strict: boolean) {
+  const failing = report.rows.filter((r) => r.problems.length > 0 && !r.skipped)
+  const broken = report.broken.length
+  return {
+    failed: failing.length > 0 || broken > 0,
+    code: broken > 0 ? 3 : failing.length > 0 ? 1 : 0,
+    summary: `${report.rows.length} version pairs compared by the jsonschema-tools ${rules} rule (${ruleFrom})${strict ? ', strict' : ''}: ${failing.length} incompatible${broken > 0 ? `; ${broken} ${broken === 1 ? 'schema' : 'schemas'} could not be checked` : ''}`,
+    json: { rules, rules_from: ruleFrom, strict, pairs: report.rows.length, incompatible: failing.length, broken: report.broken, results: report.rows },
+  }
+}
+
+function printCompat(context: CommandContext, report: CompatReport, out: ReturnType<typeof compatOutput>, pair = false): void {
+  for (const row of report.rows.filter((r) => r.problems.length > 0)) {
+    const head = pair ? row.title : `${row.title} ${row.from} → ${row.to}`
+    write(context.stdout, `${head}: ${row.skipped ? 'incompatible, skipped by skipSchemaTestCases' : 'INCOMPATIBLE'}`)
+    for (const p of row.problems) {
+      write(context.stdout, `  [${p.rule}] at ${p.path || '/'}: ${p.message}\n    old: ${short(p.oldValue)}\n    new: ${short(p.newValue)}`)
+    }
+  }
+  reportBroken(context, report.broken)
+  write(out.failed ? context.stderr : context.stdout, out.summary)
+}
+
+/** --rules, checked, else the repository's pin; and what decided it. */
+function compatRulesOf(context: CommandContext, repository: SchemaRepository): { rules: CompatRules; from: string } {
+  const given = context.values['rules']
+  if (given !== undefined && given !== '1.2' && given !== '1.3') throw new EventplaneError('EVP_CLI_USAGE', `--rules ${JSON.stringify(given)}: give 1.2 or 1.3 (the jsonschema-tools release whose rule to follow)`)
+  return given !== undefined ? { rules: given, from: '--rules' } : repository.compat
+}
+
+const compatOptions: Record<string, OptionSpec> = {
+  rules: { type: 'string', value: '1.2|1.3', description: "jsonschema-tools release whose rule to follow (default: the repository's pin, else 1.3)." },
+  strict: { type: 'boolean', description: 'Also refuse narrowing keywords added to existing fields, and (1.3) a smaller maxLength.' },
 }
 
 export const schemaCompatCommand: Command = {
@@ -107,19 +155,11 @@ smaller maxLength.
 The repository is read once: one walk of its folder, each file parsed once.
 
 ${exitCodes.replace('no errors (warnings allowed); 1 errors found', 'all compatible; 1 some incompatible')}`,
-  options: {
-    ...repoOption,
-    ...selection,
-    rules: { type: 'string', value: '1.2|1.3', description: "jsonschema-tools release whose rule to follow (default: the repository's pin, else 1.3)." },
-    strict: { type: 'boolean', description: 'Also refuse narrowing keywords added to existing fields, and (1.3) a smaller maxLength.' },
-  },
+  options: { ...repoOption, ...selection, ...compatOptions },
   maxPositionals: 10000,
   async run(context) {
-    const given = context.values['rules']
-    if (given !== undefined && given !== '1.2' && given !== '1.3') throw new EventplaneError('EVP_CLI_USAGE', `--rules ${JSON.stringify(given)}: give 1.2 or 1.3 (the jsonschema-tools release whose rule to follow)`)
     const repository = repositoryFrom(context)
-    const rules: CompatRules = (given as CompatRules | undefined) ?? repository.compat.rules
-    const ruleFrom = given !== undefined ? '--rules' : repository.compat.from
+    const { rules, from } = compatRulesOf(context, repository)
     const strict = context.values['strict'] === true
     let report: CompatReport
     const pair = context.positionals.length === 2 && context.positionals.every(looksLikeSchemaRef)
@@ -132,26 +172,47 @@ ${exitCodes.replace('no errors (warnings allowed); 1 errors found', 'all compati
       ], { strict, rules })
       report = { rows: [{ title: `${a!.label} → ${b!.label}`, from: a!.label, to: b!.label, problems: result!.result.problems, skipped: false }], broken: [] }
     } else {
-      const index = await indexRepository(repository)
+      const index = await indexRepository(repository, { sync: true })
       report = await compatRepository(index, await selectTitles(index, context), { strict, rules })
     }
-    const { rows } = report
-    const failing = rows.filter((r) => r.problems.length > 0 && !r.skipped)
-    const summary = `${rows.length} version pairs compared by the jsonschema-tools ${rules} rule (${ruleFrom})${strict ? ', strict' : ''}: ${failing.length} incompatible${report.broken.length > 0 ? `; ${report.broken.length} ${report.broken.length === 1 ? 'schema' : 'schemas'} could not be checked` : ''}`
-    if (context.values['json'] === true) {
-      write(context.stdout, JSON.stringify({ rules, rules_from: ruleFrom, strict, pairs: rows.length, incompatible: failing.length, broken: report.broken, results: rows }, null, 2))
-    } else {
-      for (const row of rows.filter((r) => r.problems.length > 0)) {
-        const head = pair ? row.title : `${row.title} ${row.from} → ${row.to}`
-        write(context.stdout, `${head}: ${row.skipped ? 'incompatible, skipped by skipSchemaTestCases' : 'INCOMPATIBLE'}`)
-        for (const p of row.problems) {
-          write(context.stdout, `  [${p.rule}] at ${p.path || '/'}: ${p.message}\n    old: ${short(p.oldValue)}\n    new: ${short(p.newValue)}`)
-        }
-      }
-      reportBroken(context, report.broken)
-      write(failing.length > 0 || report.broken.length > 0 ? context.stderr : context.stdout, summary)
+    const out = compatOutput(report, rules, from, strict)
+    if (context.values['json'] === true) write(context.stdout, JSON.stringify(out.json, null, 2))
+    else printCompat(context, report, out, pair)
+    return out.code
+  },
+}
+
+export const schemaCheckCommand: Command = {
+  path: ['schema', 'check'],
+  summary: 'lint and compat in one run: what a schema repository checks in CI and before a commit.',
+  usage: 'eventplane schema check [--all | --modified [--staged] | TITLE…] [--repo DIR] [--rules 1.2|1.3] [--strict] [--json]',
+  help: `Runs "eventplane schema lint" and "eventplane schema compat" on the same titles, reading the
+repository once: what jsonschema-tools' repository tests (tests.all()) check, in one command.
+See their --help for the rules; docs/schema-rules.md has them all.
+
+Exit codes: 0 no lint errors and every pair compatible; 1 lint errors or an incompatible pair;
+3 some schemas could not be checked at all (each is listed; the others are checked); 2 usage.`,
+  options: { ...repoOption, ...selection, ...compatOptions },
+  maxPositionals: 10000,
+  async run(context) {
+    const repository = repositoryFrom(context)
+    const { rules, from } = compatRulesOf(context, repository)
+    const strict = context.values['strict'] === true
+    const index = await indexRepository(repository, { sync: true })
+    const titles = await selectTitles(index, context)
+    const lint = await lintRepository(index, titles, { wholeRepository: context.values['all'] === true })
+    const compat = await compatRepository(index, titles, { strict, rules })
+    // A schema that lint could not read, compat could not either: listed once.
+    const seen = new Set(lint.broken.map((b) => b.file))
+    const compatOnly = { ...compat, broken: compat.broken.filter((b) => !seen.has(b.file)) }
+    const lintOut = lintOutput(lint, titles.length)
+    const compatOut = compatOutput(compatOnly, rules, from, strict)
+    if (context.values['json'] === true) write(context.stdout, JSON.stringify({ lint: lintOut.json, compat: compatOut.json }, null, 2))
+    else {
+      printLint(context, lint, lintOut)
+      printCompat(context, compatOnly, compatOut)
     }
-    return report.broken.length > 0 ? 3 : failing.length > 0 ? 1 : 0
+    return Math.max(lintOut.code, compatOut.code) // 3 (not all checked) over 1 (problems) over 0
   },
 }
 

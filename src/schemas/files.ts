@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { lstat, open, readFile, realpath, stat } from 'node:fs/promises'
 import { basename, dirname, join, sep } from 'node:path'
 import { EventplaneError } from '../core/errors.ts'
@@ -103,6 +104,25 @@ export async function readLimited(file: string, maxBytes: number): Promise<Buffe
     return buffer.subarray(0, offset)
   } finally {
     await handle.close()
+  }
+}
+
+/** readLimited, synchronously: for a command reading many small files at once, where one thread pool round trip per call costs more than the read. */
+export function readLimitedSync(file: string, maxBytes: number): Buffer {
+  const fd = openSync(file, 'r')
+  try {
+    const { size } = fstatSync(fd)
+    if (size > maxBytes) throw tooLarge(file, size, maxBytes)
+    const buffer = Buffer.alloc(size)
+    let offset = 0
+    while (offset < size) {
+      const bytesRead = readSync(fd, buffer, offset, size - offset, offset)
+      if (bytesRead === 0) break
+      offset += bytesRead
+    }
+    return buffer.subarray(0, offset)
+  } finally {
+    closeSync(fd)
   }
 }
 

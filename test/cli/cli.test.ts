@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { commands } from '../../src/cli/commands.ts'
+import { commandIndex, loadCommands } from '../../src/cli/commands.ts'
 import { cli } from '../helpers.ts'
+
+const commands = await loadCommands()
+
+test('each entry of the command index loads the command at its path, and no path is listed twice', () => {
+  commandIndex.forEach((entry, i) => assert.deepEqual(commands[i]!.path, entry.path))
+  assert.equal(new Set(commandIndex.map((e) => e.path.join(' '))).size, commandIndex.length)
+})
 
 test('eventplane with no arguments lists every command', async () => {
   const result = await cli([])

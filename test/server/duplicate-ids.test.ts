@@ -16,14 +16,15 @@ import { bundledSchemas, Capture, cli, tempDir, writableCopy, writeBundledConfig
 /** A copy of the bundled repository where test/event 1.0.0 takes at most 5 characters in `test`, and a fragment has another description. */
 function otherRepository(): string {
   const repo = writableCopy(bundledSchemas)
-  const edit = (file: string, change: (schema: Record<string, any>) => void) => {
+  type Schema = { description?: string; properties: Record<string, { maxLength?: number }> }
+  const edit = (file: string, change: (schema: Schema) => void) => {
     const path = join(repo, 'jsonschema', file)
-    const schema = parse(readFileSync(path, 'utf8')) as Record<string, any>
+    const schema = parse(readFileSync(path, 'utf8')) as Schema
     change(schema)
     writeFileSync(path, stringify(schema))
   }
-  edit('test/event/1.0.0.yaml', (s) => (s['properties'].test.maxLength = 5))
-  edit('fragment/common/1.0.0.yaml', (s) => (s['description'] = 'Another description.'))
+  edit('test/event/1.0.0.yaml', (s) => (s.properties['test']!.maxLength = 5))
+  edit('fragment/common/1.0.0.yaml', (s) => (s.description = 'Another description.'))
   return repo
 }
 
