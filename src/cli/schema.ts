@@ -253,7 +253,7 @@ export const schemaInstallHookCommand: Command = {
   usage: 'eventplane schema install-hook [--repo DIR] [--force]',
   help: `Writes .git/hooks/pre-commit in the git repository holding the schema repository. On each
 commit it runs "schema materialize --modified --staged" (adding the new versions to the
-commit), then "schema lint" and "schema compat" on the same schemas; a failure stops the
+commit), then "schema check" (lint and compat) on the same schemas; a failure stops the
 commit. Set EVENTPLANE in the environment to change the command the hook runs.`,
   options: {
     ...repoOption,
@@ -296,8 +296,7 @@ else
 fi
 repo=${quote(repositoryRoot)}
 eventplane schema materialize --modified --staged --repo "$repo" || exit 1
-eventplane schema lint --modified --staged --repo "$repo" || exit 1
-eventplane schema compat --modified --staged --repo "$repo" || exit 1
+eventplane schema check --modified --staged --repo "$repo" || exit 1
 `
 }
 
