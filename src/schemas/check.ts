@@ -180,12 +180,21 @@ export async function lintRepository(index: RepositoryIndex, titles: readonly st
   return report
 }
 
-/** Why a current file is not published (its version missing, or different from materializing it now), or undefined. */
-async function currentProblem(index: RepositoryIndex, entry: TitleEntry, current: JsonObject): Promise<string | undefined> {
+export type CurrentState =
+  | { state: 'materialized'; version: string; path: string }
+  | { state: 'not-materialized'; version: string }
+  | { state: 'changed'; version: string; path: string; firstDifference: string }
+
+/**
+ * Whether a title's current file is published: its version is materialized and materializing it
+ * now gives the same JSON value as that file. When current.yaml has no examples, the file's
+ * (generated, and in jsonschema-tools random) examples are left out of the comparison.
+ */
+export async function currentState(index: RepositoryIndex, entry: TitleEntry, current: JsonObject): Promise<CurrentState> {
   const { repository } = index
   const version = schemaVersion(current, repository.options.schemaVersionField, entry.current)
   const published = entry.versions.find((v) => v.version === version)
-  if (published === undefined) return `version ${version} is not materialized; run: eventplane schema materialize ${entry.title}`
+  if (published === undefined) return { state: 'not-materialized', version }
   const { schema } = await materializeSchema(current, {
     source: index.source,
     shouldDereference: repository.options.shouldDereference,
@@ -194,16 +203,25 @@ async function currentProblem(index: RepositoryIndex, entry: TitleEntry, current
     location: entry.current,
   })
   const file = { ...(await index.read(published.path)) }
-  // Without examples in current.yaml, the published (generated, in jsonschema-tools random) ones are not compared.
   if (current['examples'] === undefined) {
     delete schema['examples']
     delete file['examples']
   }
-  if (jsonEqual(schema, file)) return undefined
-  return (
-    `current.yaml changed since ${version} was materialized (first difference at ${diffSchemas(file, schema)[0]?.path || '/'}); ` +
-    'raise the version in $id and materialize, or revert the edit'
-  )
+  if (jsonEqual(schema, file)) return { state: 'materialized', version, path: published.path }
+  return { state: 'changed', version, path: published.path, firstDifference: diffSchemas(file, schema)[0]?.path || '/' }
+}
+
+/** Why a current file is not published, as a lint message, or undefined. */
+async function currentProblem(index: RepositoryIndex, entry: TitleEntry, current: JsonObject): Promise<string | undefined> {
+  const result = await currentState(index, entry, current)
+  if (result.state === 'not-materialized') return `version ${result.version} is not materialized; run: eventplane schema materialize ${entry.title}`
+  if (result.state === 'changed') {
+    return (
+      `current.yaml changed since ${result.version} was materialized (first difference at ${result.firstDifference}); ` +
+      'raise the version in $id and materialize, or revert the edit'
+    )
+  }
+  return undefined
 }
 
 export interface CompatRow {

@@ -63,10 +63,11 @@ export {
 } from './lint.ts'
 export { diffSchemas, formatDiff, type DiffEntry, type DiffKind } from './diff.ts'
 export { schemaToTypeScript, schemasToTypeScript, typeNameFromTitle, type TypegenOptions } from './typegen.ts'
-export { verifyCurrent, type CurrentState } from './verify.ts'
 export {
   indexRepository,
   lintRepository,
+  currentState,
+  type CurrentState,
   compatRepository,
   type RepositoryIndex,
   type TitleEntry,
