@@ -1,0 +1,40 @@
+/**
+ * A schema file that does not parse breaks only itself: the schema service answers it with a
+ * problem and serves the others; the intake refuses only the events that name it.
+ */
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { pino } from 'pino'
+import { loadConfig } from '../../src/config/index.ts'
+import { startServer } from '../../src/server/index.ts'
+import { bundledSchemas, tempDir, writableCopy, writeBundledConfig } from '../helpers.ts'
+
+test('a broken schema file: the service and the intake report it and go on with the others', async () => {
+  const repo = writableCopy(bundledSchemas)
+  writeFileSync(join(repo, 'jsonschema/mediawiki/page/delete/1.0.0.yaml'), 'title: [unclosed\n')
+  const dir = tempDir()
+  const file = writeBundledConfig(dir, { server: { port: 0 }, schemas: { repositories: [{ name: 'b', path: repo }] } })
+  const server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'silent' }) })
+  try {
+    const get = (path: string) => fetch(`${server.url}${path}`, { headers: { accept: 'application/json' } })
+    const broken = await get('/repositories/b/jsonschema/mediawiki/page/delete/1.0.0')
+    assert.equal(broken.status, 500)
+    assert.equal(((await broken.json()) as { code: string }).code, 'EVP_SCHEMA_PARSE')
+    assert.equal((await get('/repositories/b/jsonschema/test/event/1.0.0')).status, 200)
+    const titles = (await (await get('/repositories/b/titles')).json()) as Array<{ title: string }>
+    assert.ok(titles.some((t) => t.title === 'mediawiki/page/delete') && titles.some((t) => t.title === 'test/event'))
+    const post = await fetch(`${server.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ $schema: '/mediawiki/page/delete/1.0.0', meta: { stream: 'mediawiki.page-delete' } }, { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'fine' }]),
+    })
+    assert.equal(post.status, 207)
+    const answer = (await post.json()) as { error: Array<{ index: number; context: { code: string } }>; invalid: unknown[] }
+    assert.deepEqual(answer.error.map((e) => [e.index, e.context.code]), [[0, 'EVP_SCHEMA_PARSE']])
+    assert.deepEqual(answer.invalid, [])
+  } finally {
+    await server.close()
+  }
+})
