@@ -146,11 +146,17 @@ export async function lintRepository(index: RepositoryIndex, titles: readonly st
         report.broken.push(brokenBy(title, version.path, error))
         continue
       }
-      report.checked++
       if (typeof schema['$id'] === 'string') ids.add(schema['$id'])
-      for (const finding of lintSchema(schema, { path: title, version: version.version, enforcedNumericBounds: tools.enforcedNumericBounds, skipSchemaTestCases: tools.skipSchemaTestCases })) {
-        report.findings.push({ ...finding, file: version.path })
+      let findings: LintFinding[]
+      try {
+        findings = lintSchema(schema, { path: title, version: version.version, enforcedNumericBounds: tools.enforcedNumericBounds, skipSchemaTestCases: tools.skipSchemaTestCases })
+      } catch (error) {
+        // A schema no rule can walk (nested deeper than the stack, say): reported, the rest go on.
+        report.broken.push(brokenBy(title, version.path, error))
+        continue
       }
+      report.checked++
+      for (const finding of findings) report.findings.push({ ...finding, file: version.path })
     }
     if (entry.current === undefined) continue
     try {
@@ -277,7 +283,14 @@ export async function compatRepository(index: RepositoryIndex, titles: readonly 
         report.broken.push(brokenBy(title, entry.current, error))
       }
     }
-    for (const result of checkVersionSeries(versions, { strict: options.strict === true, rules })) {
+    let results: ReturnType<typeof checkVersionSeries>
+    try {
+      results = checkVersionSeries(versions, { strict: options.strict === true, rules })
+    } catch (error) {
+      report.broken.push(brokenBy(title, entry.dir, error))
+      continue
+    }
+    for (const result of results) {
       const newer = versions.find((v) => v.version === result.to)!.schema
       const skipped = shouldSkip(newer['$id'], 'schema-version-compatibility', repository.options.skipSchemaTestCases)
       report.rows.push({ title, from: result.from, to: result.to, problems: result.result.problems, skipped })

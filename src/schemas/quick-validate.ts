@@ -12,7 +12,8 @@ export function quickValidate(schema: unknown, data: unknown): boolean | undefin
   try {
     return valid(schema, data)
   } catch (error) {
-    if (error === unsure) return undefined
+    // Not sure, or nested too deep for the stack: ajv decides (and says why, if it cannot).
+    if (error === unsure || error instanceof RangeError) return undefined
     throw error
   }
 }

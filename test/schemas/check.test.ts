@@ -69,6 +69,17 @@ describe('schema lint and compat at repository scale', () => {
     assert.match(compat.stderr, /version pairs compared .*; 1 schema could not be checked/)
   })
 
+  test('a schema nested deeper than any rule can walk is listed as not checked; lint goes on', async () => {
+    const repo = writableCopy(bundledSchemas)
+    let deep = '{type: string}'
+    for (let i = 0; i < 20_000; i++) deep = `{type: object, properties: {a: ${deep}}}`
+    writeFileSync(join(repo, 'jsonschema/test/event/1.0.0.yaml'), `title: test/event\n$id: /test/event/1.0.0\nproperties: {a: ${deep}}\n`)
+    const lint = await cli(['schema', 'lint', '--all', '--repo', repo])
+    assert.equal(lint.code, 3, lint.stderr)
+    assert.match(lint.stderr, /test\/event\/1\.0\.0\.yaml: could not be checked: /)
+    assert.match(lint.stderr, /1\d schema versions of 1\d titles checked/)
+  })
+
   test('lint and compat read the repository once: one walk, each file parsed at most once', async () => {
     const repository = openRepository(bundledSchemas)
     const index = await indexRepository(repository)

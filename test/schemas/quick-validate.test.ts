@@ -127,6 +127,14 @@ describe('quickValidate', () => {
       [{ nullable: true }, null, undefined], // not draft-07
       [{ type: 'string', pattern: '([' }, 'x', undefined],
     ]
+    // Nested deeper than the stack: not sure, rather than a crash.
+    let deep: Record<string, unknown> = { type: 'string' }
+    let value: unknown = 'x'
+    for (let i = 0; i < 100_000; i++) {
+      deep = { type: 'object', properties: { a: deep } }
+      value = { a: value }
+    }
+    assert.equal(quickValidate(deep, value), undefined)
     for (const [schema, data, expected] of cases) {
       assert.equal(quickValidate(schema, data), expected, `${JSON.stringify(schema)} on ${JSON.stringify(data)}`)
       if (expected !== undefined) assert.equal((compileForData(schema as Record<string, unknown>) as (d: unknown) => boolean)(data), expected, `ajv agrees: ${JSON.stringify(schema)}`)
