@@ -11,7 +11,7 @@ import { pino } from 'pino'
 import { parse, stringify } from 'yaml'
 import { loadConfig } from '../../src/config/index.ts'
 import { startServer } from '../../src/server/index.ts'
-import { bundledSchemas, Capture, cli, tempDir, writableCopy, writeBundledConfig } from '../helpers.ts'
+import { bundledSchemas, Capture, cli, fixtureRepo, fixtureSkipped, tempDir, writableCopy, writeBundledConfig } from '../helpers.ts'
 
 /** A copy of the bundled repository where test/event 1.0.0 takes at most 5 characters in `test`, and a fragment has another description. */
 function otherRepository(): string {
@@ -99,4 +99,25 @@ test('config check warns about them too, and passes', async () => {
   const checked = await cli(['config', 'check', '--config', file])
   assert.equal(checked.code, 0, checked.stderr)
   assert.match(checked.stderr, /warning: schemas\.repositories: \/test\/event\/1\.0\.0 is defined differently by eventplane and other \(they accept different events; first difference at \/properties\/test\/maxLength\): other's is served; schemas\.base_uris sets the order \[EVP_SCHEMA_ID_DUPLICATE\]/)
+})
+
+test("mounted next to Wikimedia's primary repository, the bundled one is found to differ and Wikimedia's definitions are served", { skip: fixtureSkipped }, async () => {
+  const dir = tempDir()
+  const logs = new Capture()
+  const file = writeBundledConfig(dir, { server: { port: 0 }, schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }, { name: 'primary', path: fixtureRepo }] } })
+  const server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'warn' }, logs) })
+  try {
+    const found = await server.platform.duplicateIds
+    assert.ok(found.some((d) => d.id === '/test/event/1.0.0'), found.map((d) => d.id).join(', '))
+    for (const duplicate of found) assert.deepEqual(duplicate.repositories, ['eventplane', 'primary'])
+    const warnings = logs.text.split('\n').filter((l) => l.includes('defined differently')).map((l) => JSON.parse(l) as { served: string })
+    assert.equal(warnings.length, Math.min(found.length, 20))
+    assert.ok(warnings.every((w) => w.served === 'primary'), 'the mounted repository wins')
+    // Wikimedia's own example of test/event 1.0.0 is accepted: its definition validates.
+    const example = { $schema: '/test/event/1.0.0', meta: { stream: 'test.event', dt: new Date().toISOString() }, test: 'specific test value', test_map: { key1: 'val1' } }
+    const answer = await fetch(`${server.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(example) })
+    assert.equal(answer.status, 201, await answer.text())
+  } finally {
+    await server.close()
+  }
 })
