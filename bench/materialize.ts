@@ -6,11 +6,10 @@
  * (A, B, A, B). jsonschema-tools is installed into bench/.baseline/ (gitignored), never into
  * the project's package.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual } from 'node:util'
 import YAML from 'yaml'
 import {
@@ -18,7 +17,6 @@ import {
   benchDir,
   exited,
   fixed,
-  machineBusySeconds,
   machineNotes,
   median,
   min,
@@ -30,6 +28,7 @@ import {
   unpinnedWarning,
   parseFlags,
 } from './lib.ts'
+import { baselinePackage, copyFixture, ensureBaseline, fixture, Stopwatch, type Timed } from './baseline.ts'
 
 export const usage = `npm run bench -- materialize [--runs N] [--no-baseline]
 
@@ -45,10 +44,8 @@ median and min. jsonschema-tools ${'1.3.0'} is installed on first use into bench
   --runs N        runs (default 5)
   --no-baseline   time Eventplane alone (no jsonschema-tools)`
 
-const fixture = fileURLToPath(new URL('../../shared/fixtures/wmf-schemas-primary', import.meta.url))
 const toolsVersion = '1.3.0'
-const baselineDir = join(benchDir, '.baseline')
-const toolsDir = join(baselineDir, 'node_modules/@wikimedia/jsonschema-tools')
+const toolsDir = baselinePackage('@wikimedia/jsonschema-tools')
 /** Copies get this mtime, so a file the tools wrote has a newer one. */
 const oldTime = new Date('2001-01-01T00:00:00Z')
 
@@ -131,7 +128,7 @@ async function run(options: Options): Promise<number> {
     const remove = (dir: string) => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
     for (let i = 1; i <= options.runs; i++) {
       process.stdout.write(`run ${i}/${options.runs}: `)
-      watch.busy = watch.wall = 0
+      watch.reset()
       // 1 and 2: cold processes.
       const epCopy = fresh()
       const epCold = await timeProcess(process.execPath, [join(repoRoot, 'dist/cli/bin.js'), 'schema', 'materialize', '--all', '--force', '--quiet', '--repo', epCopy], epCopy)
@@ -200,7 +197,7 @@ async function run(options: Options): Promise<number> {
         eventplaneWarmLoad: epWarm.loadMs ?? NaN,
         ...(toolsCold !== undefined ? { toolsCold } : {}),
         ...(toolsWarm !== undefined ? { toolsWarm } : {}),
-        otherPercent: (watch.busy / watch.wall) * 100,
+        otherPercent: watch.otherPercent,
       }
       rows.push(row)
       console.log(
@@ -253,41 +250,10 @@ async function startWarmed(lib: string, calls: number, fresh: () => string, remo
 
 /** Installs jsonschema-tools into bench/.baseline/ when it is not there yet. */
 function ensureTools(): { cli: string; lib: string } | { reason: string } {
-  const paths = { cli: join(toolsDir, 'scripts/jsonschema-tools.js'), lib: join(toolsDir, 'lib/jsonschema-tools.js') }
-  const installed = () => {
-    try {
-      return (JSON.parse(readFileSync(join(toolsDir, 'package.json'), 'utf8')) as { version?: string }).version === toolsVersion && existsSync(paths.cli)
-    } catch {
-      return false
-    }
+  return ensureBaseline({ '@wikimedia/jsonschema-tools': toolsVersion }) ?? {
+    cli: join(toolsDir, 'scripts/jsonschema-tools.js'),
+    lib: join(toolsDir, 'lib/jsonschema-tools.js'),
   }
-  if (installed()) return paths
-  console.log(`installing @wikimedia/jsonschema-tools ${toolsVersion} into ${relative(repoRoot, baselineDir)}/ (gitignored) …`)
-  mkdirSync(baselineDir, { recursive: true })
-  writeFileSync(
-    join(baselineDir, 'package.json'),
-    JSON.stringify(
-      {
-        name: 'eventplane-bench-baseline',
-        private: true,
-        description: 'Wikimedia jsonschema-tools, the baseline of bench/materialize.ts. Written by the benchmark; gitignored.',
-        dependencies: { '@wikimedia/jsonschema-tools': toolsVersion },
-      },
-      null,
-      2,
-    ) + '\n',
-  )
-  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd: baselineDir,
-    stdio: ['ignore', 'inherit', 'pipe'],
-    encoding: 'utf8',
-    timeout: 300_000,
-  })
-  if (npm.status !== 0 || !installed()) {
-    const why = npm.error?.message ?? (npm.stderr?.trim().split('\n').slice(-5).join(' / ') || `npm exited ${npm.status}`)
-    return { reason: `could not install @wikimedia/jsonschema-tools ${toolsVersion}: ${why}` }
-  }
-  return paths
 }
 
 /**
@@ -295,82 +261,30 @@ function ensureTools(): { cli: string; lib: string } | { reason: string } {
  * dates every file in the past, and lists the files materializing must rewrite.
  */
 function prepareTemplate(dest: string): { pointers: number; targets: Target[] } {
-  cpSync(fixture, dest, { recursive: true })
-  chmodSync(join(dest, '.jsonschema-tools.yaml'), 0o644)
+  const targets: Target[] = []
+  const pointers = copyFixture(dest, (path, dir, name) => {
+    utimesSync(path, oldTime, oldTime)
+    if (name !== 'current.yaml') return
+    const schema = YAML.parse(readFileSync(path, 'utf8')) as { $id?: unknown }
+    const version = typeof schema.$id === 'string' ? /(\d+\.\d+\.\d+)$/.exec(schema.$id)?.[1] : undefined
+    if (version === undefined) throw new Error(`${path}: no version at the end of $id ${JSON.stringify(schema.$id)}`)
+    targets.push({ title: relative(join(dest, 'jsonschema'), dir), path: relative(dest, join(dir, `${version}.yaml`)) })
+  })
   // The fixture says logLevel: info, with which jsonschema-tools logs three lines per schema
   // (about 3 % of its CLI time here); warn makes it as quiet as `eventplane … --quiet`.
   // Eventplane ignores the key.
   const config = join(dest, '.jsonschema-tools.yaml')
   writeFileSync(config, readFileSync(config, 'utf8').replace(/^logLevel: .*$/m, 'logLevel: warn'))
-  let pointers = 0
-  const targets: Target[] = []
-  const walk = (dir: string) => {
-    chmodSync(dir, 0o755)
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) {
-        walk(path)
-        continue
-      }
-      if (!entry.isFile()) continue
-      chmodSync(path, 0o644)
-      const info = lstatSync(path)
-      if (info.size <= 64) {
-        const target = readFileSync(path, 'utf8').trim()
-        if (/^[^/\s]+\.(yaml|json)$/.test(target) && existsSync(join(dir, target)) && lstatSync(join(dir, target)).isFile()) {
-          unlinkSync(path)
-          symlinkSync(target, path)
-          pointers++
-          continue
-        }
-      }
-      utimesSync(path, oldTime, oldTime)
-      if (entry.name === 'current.yaml') {
-        const schema = YAML.parse(readFileSync(path, 'utf8')) as { $id?: unknown }
-        const version = typeof schema.$id === 'string' ? /(\d+\.\d+\.\d+)$/.exec(schema.$id)?.[1] : undefined
-        if (version === undefined) throw new Error(`${path}: no version at the end of $id ${JSON.stringify(schema.$id)}`)
-        targets.push({ title: relative(join(dest, 'jsonschema'), dir), path: relative(dest, join(dir, `${version}.yaml`)) })
-      }
-    }
-  }
-  walk(dest)
+  utimesSync(config, oldTime, oldTime)
   return { pointers, targets: targets.sort((a, b) => (a.title < b.title ? -1 : 1)) }
 }
 
-interface Timed {
-  ms: number
-  code: number | string
-  stderr: string
-}
-
-/** Wall time of a new process, pinned to core 0, from spawn to exit. */
-async function timeProcess(command: string, args: string[], cwd: string): Promise<Timed> {
-  const p = pinned(0, command, args)
-  return watched(async () => {
-    const started = performance.now()
-    const child = spawn(p.command, p.args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    const code = await exited(child)
-    return { ms: performance.now() - started, code, stderr }
-  })
-}
-
-/** Busy seconds of core 1 and wall seconds spent in timed work so far (see Row.otherPercent). */
-const watch = { busy: 0, wall: 0 }
-async function watched<T>(work: () => Promise<T>): Promise<T> {
-  const busy = machineBusySeconds(1)
-  const started = performance.now()
-  try {
-    return await work()
-  } finally {
-    watch.busy += machineBusySeconds(1) - busy
-    watch.wall += (performance.now() - started) / 1000
-  }
-}
+const watch = new Stopwatch()
+const timeProcess = (command: string, args: string[], cwd: string) => watch.timeProcess(command, args, cwd)
+const watched = <T>(work: () => Promise<T>) => watch.watched(work)
 
 /** Why a run does not count (failed, or left a versioned file unwritten), or undefined. */
-function problemOf(result: Timed, dir: string, targets: Target[]): string | undefined {
+function problemOf(result: Pick<Timed, 'ms' | 'code' | 'stderr'>, dir: string, targets: Target[]): string | undefined {
   if (result.code !== 0) return `exit ${result.code}: ${result.stderr.trim().split('\n').slice(-3).join(' / ')}`
   const stale = targets.filter((t) => {
     try {
@@ -388,7 +302,7 @@ function firstLine(text: string): string {
   return text.trim().split('\n', 1)[0]!.slice(0, 200)
 }
 
-function check(what: string, result: Timed, dir: string, targets: Target[]): void {
+function check(what: string, result: Pick<Timed, 'ms' | 'code' | 'stderr'>, dir: string, targets: Target[]): void {
   const problem = problemOf(result, dir, targets)
   if (problem !== undefined) throw new Error(`${what} failed, so there is nothing to time: ${problem}`)
 }

@@ -7,31 +7,25 @@
  * process pinned to core 0. jsonschema-tools and mocha are installed into bench/.baseline/
  * (gitignored), never into the project's package.json.
  */
-import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import yaml from 'js-yaml'
 import {
   backgroundLoadPercent,
-  benchDir,
-  exited,
   fixed,
   inTempDir,
-  machineBusySeconds,
   machineNotes,
   median,
   min,
   parseFlags,
-  pinned,
   positiveInt,
   repoRoot,
   saveResults,
   table,
-  track,
   unpinnedWarning,
   UsageError,
 } from './lib.ts'
+import { baselineDir, baselinePackage, copyFixture, ensureBaseline, fixture, Stopwatch, type Timed } from './baseline.ts'
 
 const toolsVersion = '1.3.0'
 const mochaVersion = '10.8.2'
@@ -56,10 +50,6 @@ run fails (a crash, an exit code other than 0/1 for Eventplane, or mocha running
   --rounds N      rounds per repository (default 3)
   --sizes N,…     versions of the generated repositories, multiples of 5 (default 250,500,1000)`
 
-const fixture = fileURLToPath(new URL('../../shared/fixtures/wmf-schemas-primary', import.meta.url))
-const baselineDir = join(benchDir, '.baseline')
-const toolsDir = join(baselineDir, 'node_modules/@wikimedia/jsonschema-tools')
-const mochaDir = join(baselineDir, 'node_modules/mocha')
 const versionsPerTitle = 5
 
 interface Options {
@@ -86,13 +76,6 @@ interface DataSet {
   size?: number
   /** The tests jsonschema-tools should declare, when known (generated repositories). */
   expectedTests?: number
-}
-
-interface Timed {
-  ms: number
-  code: number | string
-  stdout: string
-  stderr: string
 }
 
 interface MochaCount {
@@ -174,16 +157,16 @@ async function run(work: string, options: Options): Promise<number> {
       results.push(result)
       for (let round = 1; round <= options.rounds; round++) {
         process.stdout.write(`round ${round}/${options.rounds}: `)
-        watch.busy = watch.wall = 0
+        watch.reset()
         // A: Eventplane, lint and compat in one process (it writes nothing).
         const epCopy = fresh(set)
-        const check = await timeProcess(process.execPath, [bin, 'schema', 'check', '--all', '--repo', epCopy], epCopy, process.env)
+        const check = await watch.timeProcess(process.execPath, [bin, 'schema', 'check', '--all', '--repo', epCopy], epCopy, process.env)
         checkEventplane('schema check', check, lintSummary)
         checkEventplane('schema check', check, compatSummary)
         remove(epCopy)
         // B: jsonschema-tools' tests under mocha, in a copy of their own.
         const toolsCopy = fresh(set)
-        const mocha = await timeProcess(
+        const mocha = await watch.timeProcess(
           process.execPath,
           [tools.mocha, '--no-config', '--no-package', '--reporter', 'dot', '--timeout', '60000', testFile],
           toolsCopy,
@@ -201,7 +184,7 @@ async function run(work: string, options: Options): Promise<number> {
           lintSummary: summaryLine(check, lintSummary)!,
           compatSummary: summaryLine(check, compatSummary)!,
           tests,
-          otherPercent: (watch.busy / watch.wall) * 100,
+          otherPercent: watch.otherPercent,
         }
         result.rows.push(row)
         console.log(
@@ -229,86 +212,21 @@ async function run(work: string, options: Options): Promise<number> {
 
 /** Installs jsonschema-tools and mocha into bench/.baseline/ when they are not there yet. */
 function ensureTools(): { mocha: string; lib: string } | { reason: string } {
-  const paths = { mocha: join(mochaDir, 'bin/mocha.js'), lib: join(toolsDir, 'index.js') }
-  const version = (dir: string) => {
-    try {
-      return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: string }).version
-    } catch {
-      return undefined
-    }
+  return ensureBaseline({ '@wikimedia/jsonschema-tools': toolsVersion, mocha: mochaVersion }) ?? {
+    mocha: join(baselinePackage('mocha'), 'bin/mocha.js'),
+    lib: join(baselinePackage('@wikimedia/jsonschema-tools'), 'index.js'),
   }
-  const installed = () => version(toolsDir) === toolsVersion && version(mochaDir) === mochaVersion && existsSync(paths.mocha) && existsSync(paths.lib)
-  if (installed()) return paths
-  console.log(`installing @wikimedia/jsonschema-tools ${toolsVersion} and mocha ${mochaVersion} into ${relative(repoRoot, baselineDir)}/ (gitignored) …`)
-  mkdirSync(baselineDir, { recursive: true })
-  // bench/materialize.ts installs jsonschema-tools here too: keep what its package.json lists.
-  let dependencies: Record<string, string> = {}
-  try {
-    dependencies = (JSON.parse(readFileSync(join(baselineDir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {}
-  } catch {
-    // none yet
-  }
-  writeFileSync(
-    join(baselineDir, 'package.json'),
-    JSON.stringify(
-      {
-        name: 'eventplane-bench-baseline',
-        private: true,
-        description: 'Wikimedia jsonschema-tools (and mocha), the baselines of bench/materialize.ts and bench/schema-tools.ts. Written by the benchmarks; gitignored.',
-        dependencies: { ...dependencies, '@wikimedia/jsonschema-tools': toolsVersion, mocha: mochaVersion },
-      },
-      null,
-      2,
-    ) + '\n',
-  )
-  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd: baselineDir,
-    stdio: ['ignore', 'inherit', 'pipe'],
-    encoding: 'utf8',
-    timeout: 300_000,
-  })
-  if (npm.status !== 0 || !installed()) {
-    const why = npm.error?.message ?? (npm.stderr?.trim().split('\n').slice(-5).join(' / ') || `npm exited ${npm.status}`)
-    return { reason: `could not install @wikimedia/jsonschema-tools ${toolsVersion} and mocha ${mochaVersion}: ${why}` }
-  }
-  return paths
 }
 
-/**
- * Copies the fixture (read-only) to a writable template and turns its pointer files (small
- * files holding the name of a sibling, e.g. `latest` holding `1.0.0.yaml`: the fixture's
- * stand-ins for the symlinks of a git checkout) into symlinks, as bench/materialize.ts does.
- */
+/** The fixture, as a git checkout has it (copyFixture), with its versions and titles counted. */
 function prepareFixture(dest: string): DataSet {
-  cpSync(fixture, dest, { recursive: true })
-  chmodSync(join(dest, '.jsonschema-tools.yaml'), 0o644)
   let versions = 0
   const titles = new Set<string>()
-  const walk = (dir: string) => {
-    chmodSync(dir, 0o755)
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) {
-        walk(path)
-        continue
-      }
-      if (!entry.isFile()) continue
-      chmodSync(path, 0o644)
-      if (lstatSync(path).size <= 64) {
-        const pointee = readFileSync(path, 'utf8').trim()
-        if (/^[^/\s]+\.(yaml|json)$/.test(pointee) && existsSync(join(dir, pointee)) && lstatSync(join(dir, pointee)).isFile()) {
-          unlinkSync(path)
-          symlinkSync(pointee, path)
-          continue
-        }
-      }
-      if (/^\d+\.\d+\.\d+\.yaml$/.test(entry.name)) {
-        versions++
-        titles.add(relative(join(dest, 'jsonschema'), dir))
-      }
-    }
-  }
-  walk(dest)
+  copyFixture(dest, (_path, dir, name) => {
+    if (!/^\d+\.\d+\.\d+\.yaml$/.test(name)) return
+    versions++
+    titles.add(relative(join(dest, 'jsonschema'), dir))
+  })
   return { name: 'wmf-schemas-primary (fixture)', template: dest, versions, titles: titles.size }
 }
 
@@ -395,36 +313,7 @@ function generatedSchema(title: string, t: number, k: number): Record<string, un
   }
 }
 
-/** Wall time of a new process, pinned to core 0, from spawn to exit; stdout and stderr kept. */
-async function timeProcess(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Timed> {
-  const p = pinned(0, command, args)
-  return watched(async () => {
-    const started = performance.now()
-    const child = track(spawn(p.command, p.args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }))
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    const code = await exited(child)
-    const ms = performance.now() - started
-    // The pipes may still hold the last chunks when 'exit' fires.
-    await Promise.all([child.stdout!, child.stderr!].map((s) => (s.readableEnded || s.closed ? undefined : new Promise((resolve) => s.once('close', resolve)))))
-    return { ms, code, stdout, stderr }
-  })
-}
-
-/** Busy seconds of core 1 and wall seconds spent in timed work so far (see Row.otherPercent). */
-const watch = { busy: 0, wall: 0 }
-async function watched<T>(work: () => Promise<T>): Promise<T> {
-  const busy = machineBusySeconds(1)
-  const started = performance.now()
-  try {
-    return await work()
-  } finally {
-    watch.busy += machineBusySeconds(1) - busy
-    watch.wall += (performance.now() - started) / 1000
-  }
-}
+const watch = new Stopwatch()
 
 /**
  * The closing lines of `eventplane schema check` (its lint part, "83 schema versions of 53 titles checked: 7

@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url'
 import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import { stringify } from 'yaml'
+import type { Logger } from 'pino'
 import { runCli } from '../src/cli/main.ts'
+import type { RunningServer } from '../src/server/index.ts'
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url))
 
@@ -41,6 +43,18 @@ export function writeBundledConfig(dir: string, settings: Record<string, unknown
     }),
   )
   return file
+}
+
+/**
+ * A server in a new temporary folder, on writeBundledConfig's config with `settings` on top
+ * (port 0 unless they set one); silent unless given a logger.
+ */
+export async function serveBundled(settings: Record<string, unknown> = {}, logger?: Logger): Promise<RunningServer> {
+  const dir = tempDir()
+  const file = writeBundledConfig(dir, { ...settings, server: { port: 0, ...((settings['server'] as object | undefined) ?? {}) } })
+  // Loaded here: most test files start no server.
+  const [{ loadConfig }, { startServer }, { pino }] = await Promise.all([import('../src/config/index.ts'), import('../src/server/index.ts'), import('pino')])
+  return startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: logger ?? pino({ level: 'silent' }) })
 }
 
 /** A fresh temporary folder, removed when the process exits. */

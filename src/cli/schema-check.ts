@@ -121,11 +121,12 @@ function printCompat(context: CommandContext, report: CompatReport, out: ReturnT
   write(out.failed ? context.stderr : context.stdout, out.summary)
 }
 
-/** --rules, checked, else the repository's pin; and what decided it. */
-function compatRulesOf(context: CommandContext, repository: SchemaRepository): { rules: CompatRules; from: string } {
+/** --rules (checked), else the repository's pin, and what decided it; and --strict. */
+function compatSettings(context: CommandContext, repository: SchemaRepository): { rules: CompatRules; from: string; strict: boolean } {
   const given = context.values['rules']
   if (given !== undefined && given !== '1.2' && given !== '1.3') throw new EventplaneError('EVP_CLI_USAGE', `--rules ${JSON.stringify(given)}: give 1.2 or 1.3 (the jsonschema-tools release whose rule to follow)`)
-  return given !== undefined ? { rules: given, from: '--rules' } : repository.compat
+  const strict = context.values['strict'] === true
+  return given !== undefined ? { rules: given, from: '--rules', strict } : { ...repository.compat, strict }
 }
 
 const compatOptions: Record<string, OptionSpec> = {
@@ -159,8 +160,7 @@ ${exitCodes.replace('no errors (warnings allowed); 1 errors found', 'all compati
   maxPositionals: 10000,
   async run(context) {
     const repository = repositoryFrom(context)
-    const { rules, from } = compatRulesOf(context, repository)
-    const strict = context.values['strict'] === true
+    const { rules, from, strict } = compatSettings(context, repository)
     let report: CompatReport
     const pair = context.positionals.length === 2 && context.positionals.every(looksLikeSchemaRef)
     if (pair) {
@@ -196,8 +196,7 @@ Exit codes: 0 no lint errors and every pair compatible; 1 lint errors or an inco
   maxPositionals: 10000,
   async run(context) {
     const repository = repositoryFrom(context)
-    const { rules, from } = compatRulesOf(context, repository)
-    const strict = context.values['strict'] === true
+    const { rules, from, strict } = compatSettings(context, repository)
     const index = await indexRepository(repository, { sync: true })
     const titles = await selectTitles(index, context)
     const lint = await lintRepository(index, titles, { wholeRepository: context.values['all'] === true })

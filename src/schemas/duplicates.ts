@@ -1,5 +1,5 @@
 import { jsonEqual, type JsonObject } from '../core/objects.ts'
-import { indexRepository } from './check.ts'
+import { indexRepository } from './repository-index.ts'
 import { diffSchemas } from './diff.ts'
 import type { SchemaRepository } from './repository.ts'
 

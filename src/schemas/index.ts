@@ -63,14 +63,12 @@ export {
 } from './lint.ts'
 export { diffSchemas, formatDiff, type DiffEntry, type DiffKind } from './diff.ts'
 export { schemaToTypeScript, schemasToTypeScript, typeNameFromTitle, type TypegenOptions } from './typegen.ts'
+export { indexRepository, type RepositoryIndex, type TitleEntry } from './repository-index.ts'
 export {
-  indexRepository,
   lintRepository,
   currentState,
   type CurrentState,
   compatRepository,
-  type RepositoryIndex,
-  type TitleEntry,
   type BrokenSchema,
   type FileFinding,
   type LintReport,

@@ -7,7 +7,8 @@ import semver from 'semver'
 import { EventplaneError } from '../core/errors.ts'
 import { jsonEqual, type JsonObject } from '../core/objects.ts'
 import { parseSchemaText, readLimited, resolveInFolder, semverName } from './files.ts'
-import { materializeSchema, serializeSchema, type ContentType } from './materialize.ts'
+import { materializeSchema, serializeSchema } from './materialize.ts'
+import { indexRepository } from './repository-index.ts'
 import { createSchemaSource, type SchemaSource } from './source.ts'
 import type { CompatRules } from './compat.ts'
 import { pinnedRules, readToolsOptions, type PinnedRules, type ToolsOptions } from './tools-options.ts'
@@ -95,26 +96,7 @@ export async function readSchemaFile(repository: SchemaRepository, path: string)
 
 /** Title folders relative to the schema folder: every folder that holds a current file or a version. */
 export async function listTitles(repository: SchemaRepository): Promise<string[]> {
-  const titles: string[] = []
-  const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true })
-    const names = entries.map((e) => e.name)
-    if (names.includes(repository.options.currentName) || names.some((n) => isVersionFile(n, repository))) {
-      titles.push(relative(repository.schemaDir, dir).split(sep).join('/'))
-    }
-    for (const entry of entries) {
-      if (entry.isDirectory() && !entry.name.startsWith('.') && entry.name !== 'node_modules') await walk(join(dir, entry.name))
-    }
-  }
-  await walk(repository.schemaDir)
-  return titles.sort()
-}
-
-function isVersionFile(name: string, repository: SchemaRepository): boolean {
-  const dot = name.lastIndexOf('.')
-  if (dot === -1) return false
-  const ext = name.slice(dot + 1)
-  return (ext === 'yaml' || ext === 'json') && semverName.test(name.slice(0, dot)) && repository.options.contentTypes.includes(ext as ContentType)
+  return [...(await indexRepository(repository)).titles.keys()]
 }
 
 /** Materialized versions of a title, oldest first (first content type only). */

@@ -8,7 +8,8 @@ import { isLinkName, parseSchemaText, readLimited, resolveInFolder, safeSegments
 import { serializeSchema } from './materialize.ts'
 import { checkCompatibility } from './compat.ts'
 import { diffSchemas } from './diff.ts'
-import { listTitles, listVersions, readSchemaFile, type SchemaRepository } from './repository.ts'
+import { listVersions, readSchemaFile, type SchemaRepository } from './repository.ts'
+import { indexRepository } from './repository-index.ts'
 import semver from 'semver'
 
 export interface SchemaServiceOptions {
@@ -57,16 +58,15 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
   })
 
   // Every title of a repository with its published versions, for the console's schema browser
-  // (a walk of the folder per request: repositories hold hundreds of titles, not millions).
+  // (one walk of the folder per request: repositories hold hundreds of titles, not millions).
   app.get('/repositories/:repo/titles', async (request, reply) => {
     const repository = repositoryFor(request)
-    const titles = await listTitles(repository)
-    const out = await Promise.all(
-      titles.sort().map(async (title) => {
-        const versions = (await listVersions(repository, title)).map((v) => v.version)
-        return { title, versions, latest: versions.at(-1) ?? null, href: `/repositories/${repository.name}/jsonschema/${title}/` }
-      }),
-    )
+    const out = [...(await indexRepository(repository)).titles.values()].map(({ title, versions }) => ({
+      title,
+      versions: versions.map((v) => v.version),
+      latest: versions.at(-1)?.version ?? null,
+      href: `/repositories/${repository.name}/jsonschema/${title}/`,
+    }))
     return reply.header('cache-control', mutableControl).type('application/json; charset=utf-8').send(out)
   })
 

@@ -158,6 +158,11 @@ export function hasRole(config: Readonly<Config>, role: Role): boolean {
   return roles.includes('all') || roles.includes(role)
 }
 
+/** Whether this process serves streams: the streams role, with a log and a stream config to serve from. */
+function servesStreams(platform: Platform): platform is Platform & { log: EventLog; streamConfig: StreamConfigSource } {
+  return platform.streamConfig !== undefined && platform.log !== undefined && hasRole(platform.config, 'streams')
+}
+
 
 /** How long /readyz waits for the event log (a Kafka client retries for longer than a health check waits). */
 const readyTimeoutMs = 2000
@@ -384,7 +389,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       })
     }
   }
-  if (platform.streamConfig !== undefined && platform.log !== undefined && hasRole(config, 'streams')) {
+  if (servesStreams(platform)) {
     await app.register(streamRoutes, {
       log: platform.log,
       streamConfig: platform.streamConfig,
@@ -447,7 +452,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   addMethodNotAllowed()
   const specs = apiDocuments(platform)
   // EventGate's conventions: `/?spec` is the OpenAPI document, `/?doc` a page describing it.
-  const consoleUi = consoleRoutes(app, { streams: platform.log !== undefined && platform.streamConfig !== undefined && hasRole(platform.config, 'streams') })
+  const consoleUi = consoleRoutes(app, { streams: servesStreams(platform) })
   app.get('/', async (request, reply) => {
     const query = request.query as Record<string, unknown>
     if ('spec' in query) return reply.type('application/json; charset=utf-8').send((await specs()).json)
@@ -502,7 +507,7 @@ function apiDocuments(platform: Platform): () => Promise<{ json: string; html: s
 
 function index(platform: Platform) {
   const { config } = platform
-  const streams = platform.streamConfig !== undefined && platform.log !== undefined && hasRole(config, 'streams')
+  const streams = servesStreams(platform)
   return {
     name: packageJson.name,
     version: packageJson.version,

@@ -5,8 +5,7 @@ import { toEventplaneError, type ErrorCode } from '../core/errors.ts'
 import { loadStreamConfig, type StreamConfig } from '../streamconfig/index.ts'
 import { kafkaSecurity } from '../log/index.ts'
 import { hasRole } from './app.ts'
-import { findDuplicateIds } from '../schemas/index.ts'
-import { openSchemas, resolveBaseUris } from './schemas.ts'
+import { openSchemas, resolveBaseUris, servedDuplicates } from './schemas.ts'
 
 /** Something `serve` would refuse (`error`), or would run with but not as one expects (`warning`). */
 export interface Finding {
@@ -38,14 +37,12 @@ export async function preflight(config: Readonly<Config>): Promise<Finding[]> {
   try {
     const opened = openSchemas(config)
     schemas = opened.schemas
-    const order = resolveBaseUris(config, opened.repositories)
-    for (const duplicate of await findDuplicateIds(opened.repositories)) {
-      const served = opened.repositories.filter((r) => duplicate.repositories.includes(r.name)).sort((a, b) => order.indexOf(a.schemaDir) - order.indexOf(b.schemaDir))[0]?.name
+    for (const { id, repositories, what } of await servedDuplicates(opened.repositories, resolveBaseUris(config, opened.repositories))) {
       findings.push({
         level: 'warning',
         code: 'EVP_SCHEMA_ID_DUPLICATE',
         key: 'schemas.repositories',
-        message: `${duplicate.id} is defined differently by ${duplicate.repositories.join(' and ')} (${duplicate.kind === 'validation' ? 'they accept different events' : 'descriptions or examples only'}; first difference at ${duplicate.firstDifference}): ${served}'s is served; schemas.base_uris sets the order`,
+        message: `${id} is defined differently by ${repositories.join(' and ')} ${what}; schemas.base_uris sets the order`,
       })
     }
   } catch (error) {

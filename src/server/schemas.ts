@@ -54,6 +54,29 @@ export function resolveBaseUris(config: Readonly<Config>, repositories: readonly
   })
 }
 
+/** A `$id` several repositories define differently, with the repository whose definition is served. */
+export interface ServedDuplicate extends DuplicateId {
+  /** The first of them in base URI order (schemas.base_uris). */
+  served: string | undefined
+  /** What differs and which is served: `(they accept different events; first difference at /x): b's is served`. */
+  what: string
+}
+
+/** `$id`s that several repositories define differently (findDuplicateIds), each with the repository served. */
+export async function servedDuplicates(repositories: readonly SchemaRepository[], baseUris: readonly string[]): Promise<ServedDuplicate[]> {
+  if (repositories.length < 2) return []
+  const precedence = (name: string) => {
+    const repository = repositories.find((r) => r.name === name)
+    const at = repository === undefined ? -1 : baseUris.indexOf(repository.schemaDir)
+    return at === -1 ? Infinity : at
+  }
+  return (await findDuplicateIds(repositories)).map((duplicate) => {
+    const served = [...duplicate.repositories].sort((a, b) => precedence(a) - precedence(b))[0]
+    const kind = duplicate.kind === 'validation' ? 'they accept different events' : 'descriptions or examples only'
+    return { ...duplicate, served, what: `(${kind}; first difference at ${duplicate.firstDifference}): ${served}'s is served` }
+  })
+}
+
 /**
  * Looks for `$id`s that several repositories define differently, in the background: each is
  * logged once, saying which repository's definition is served (the first base URI that has it),
@@ -73,26 +96,19 @@ export async function warnDuplicateIds(
   })
   gauge.set({ kind: 'validation' }, 0)
   gauge.set({ kind: 'annotations' }, 0)
-  if (repositories.length < 2) return []
-  const precedence = (name: string) => {
-    const repository = repositories.find((r) => r.name === name)
-    const at = repository === undefined ? -1 : baseUris.indexOf(repository.schemaDir)
-    return at === -1 ? Infinity : at
-  }
-  let found: DuplicateId[]
+  let found: ServedDuplicate[]
   try {
-    found = await findDuplicateIds(repositories)
+    found = await servedDuplicates(repositories, baseUris)
   } catch (error) {
     logger.warn({ err: error }, 'could not look for $ids that several schema repositories define differently')
     return []
   }
   for (const kind of ['validation', 'annotations'] as const) gauge.set({ kind }, found.filter((d) => d.kind === kind).length)
   const shown = 20
-  for (const duplicate of found.slice(0, shown)) {
-    const served = [...duplicate.repositories].sort((a, b) => precedence(a) - precedence(b))[0]
+  for (const { id, kind, repositories: names, served, firstDifference, what } of found.slice(0, shown)) {
     logger.warn(
-      { id: duplicate.id, kind: duplicate.kind, repositories: duplicate.repositories, served, first_difference: duplicate.firstDifference },
-      `schema ${duplicate.id} is defined differently by repositories ${duplicate.repositories.join(' and ')} (${duplicate.kind === 'validation' ? 'they accept different events' : 'descriptions or examples only'}; first difference at ${duplicate.firstDifference}): ${served}'s is served (schemas.base_uris sets the order)`,
+      { id, kind, repositories: names, served, first_difference: firstDifference },
+      `schema ${id} is defined differently by repositories ${names.join(' and ')} ${what} (schemas.base_uris sets the order)`,
     )
   }
   if (found.length > shown) logger.warn({ more: found.length - shown }, `${found.length - shown} more $ids are defined differently by several repositories (eventplane_schema_duplicate_ids)`)

@@ -8,12 +8,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
-import { pino } from 'pino'
 import { parse, stringify } from 'yaml'
-import { loadConfig } from '../../src/config/index.ts'
-import { startServer, type RunningServer } from '../../src/server/index.ts'
+import type { RunningServer } from '../../src/server/index.ts'
 import { launchChromium, screenshot } from '../browser.ts'
-import { bundledSchemas, bundledStreams, tempDir, testEventLog, writeBundledConfig } from '../helpers.ts'
+import { bundledSchemas, bundledStreams, serveBundled, tempDir, testEventLog } from '../helpers.ts'
 
 const hostileDescription = '</script><script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 const hostileField = '<img src=x onerror="window.pwned = 3">'
@@ -64,21 +62,13 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
   const problems: string[] = []
   before(async () => {
     const dir = tempDir()
-    const file = join(dir, 'eventplane.yaml')
-    writeFileSync(
-      file,
-      stringify({
-        server: { port: 0 },
-        data_dir: join(dir, 'data'),
-        schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }, { name: 'hostile', path: hostileRepository(dir) }] },
-        stream_config: { source: hostileStreams(dir), watch: false },
-        // Served here to show the latest errors; off by default (a test below checks that page).
-        streams: { expose_error_stream: true },
-        event_log: await testEventLog(),
-      }),
-    )
-    const { config } = loadConfig({ path: file, env: {}, cwd: dir })
-    server = await startServer(config, { logger: pino({ level: 'silent' }) })
+    server = await serveBundled({
+      schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }, { name: 'hostile', path: hostileRepository(dir) }] },
+      stream_config: { source: hostileStreams(dir), watch: false },
+      // Served here to show the latest errors; off by default (a test below checks that page).
+      streams: { expose_error_stream: true },
+      event_log: await testEventLog(),
+    })
     browser = await launchChromium()
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     // A wait that cannot succeed fails the test instead of holding the run.
@@ -267,9 +257,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
   })
 
   test('by default the error stream is not served: the intake page says where the errors are, and shows no refused event', async () => {
-    const dir = tempDir()
-    const file = writeBundledConfig(dir, { server: { port: 0 }, event_log: await testEventLog() })
-    const plain = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'silent' }) })
+    const plain = await serveBundled({ event_log: await testEventLog() })
     // A page of its own: the shared one counts requests to other servers as foreign.
     const page = await browser.newPage()
     page.setDefaultTimeout(15_000)
@@ -323,20 +311,12 @@ describe('the console with 1,000 streams and 500 schema versions', { timeout: 12
   let server: RunningServer
   let browser: Browser
   before(async () => {
-    const dir = tempDir()
-    const large = largePlatform(dir, 1000, 50, 10)
-    const file = join(dir, 'eventplane.yaml')
-    writeFileSync(
-      file,
-      stringify({
-        server: { port: 0 },
-        data_dir: join(dir, 'data'),
-        schemas: { repositories: [{ name: 'large', path: large.repository }] },
-        stream_config: { source: large.streams, watch: false },
-        event_log: await testEventLog(),
-      }),
-    )
-    server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'silent' }) })
+    const large = largePlatform(tempDir(), 1000, 50, 10)
+    server = await serveBundled({
+      schemas: { repositories: [{ name: 'large', path: large.repository }] },
+      stream_config: { source: large.streams, watch: false },
+      event_log: await testEventLog(),
+    })
     browser = await launchChromium()
   })
   after(async () => {

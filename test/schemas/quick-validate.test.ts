@@ -8,19 +8,8 @@ import { describe, test } from 'node:test'
 import { compileForData } from '../../src/schemas/rules-ajv.ts'
 import { quickValidate } from '../../src/schemas/quick-validate.ts'
 import { indexRepository, openRepository } from '../../src/schemas/index.ts'
+import { seededRandom as random } from '../../bench/lib.ts'
 import { bundledSchemas, fixtureRepo, fixtureSkipped } from '../helpers.ts'
-
-/** A small seeded PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const oddValues: unknown[] = [null, true, 0, -1, 1.5, 2 ** 53, '', 'x', 'é😀', '2026-11-30T18:00:00Z', '2026-11-30T18:00:00.000Z', 'not a date', 'https://example.org/', 'a'.repeat(300), [], [1, 1], {}, { a: 1 }]
 

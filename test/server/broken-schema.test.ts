@@ -6,17 +6,12 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { pino } from 'pino'
-import { loadConfig } from '../../src/config/index.ts'
-import { startServer } from '../../src/server/index.ts'
-import { bundledSchemas, tempDir, writableCopy, writeBundledConfig } from '../helpers.ts'
+import { bundledSchemas, serveBundled, writableCopy } from '../helpers.ts'
 
 test('a broken schema file: the service and the intake report it and go on with the others', async () => {
   const repo = writableCopy(bundledSchemas)
   writeFileSync(join(repo, 'jsonschema/mediawiki/page/delete/1.0.0.yaml'), 'title: [unclosed\n')
-  const dir = tempDir()
-  const file = writeBundledConfig(dir, { server: { port: 0 }, schemas: { repositories: [{ name: 'b', path: repo }] } })
-  const server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'silent' }) })
+  const server = await serveBundled({ schemas: { repositories: [{ name: 'b', path: repo }] } })
   try {
     const get = (path: string) => fetch(`${server.url}${path}`, { headers: { accept: 'application/json' } })
     const broken = await get('/repositories/b/jsonschema/mediawiki/page/delete/1.0.0')

@@ -9,9 +9,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { pino } from 'pino'
 import { parse, stringify } from 'yaml'
-import { loadConfig } from '../../src/config/index.ts'
-import { startServer } from '../../src/server/index.ts'
-import { bundledSchemas, Capture, cli, fixtureRepo, fixtureSkipped, tempDir, writableCopy, writeBundledConfig } from '../helpers.ts'
+import { bundledSchemas, Capture, cli, fixtureRepo, fixtureSkipped, serveBundled, tempDir, writableCopy, writeBundledConfig } from '../helpers.ts'
 
 /** A copy of the bundled repository where test/event 1.0.0 takes at most 5 characters in `test`, and a fragment has another description. */
 function otherRepository(): string {
@@ -28,14 +26,10 @@ function otherRepository(): string {
   return repo
 }
 
-async function serve(baseUris: string[] | undefined) {
-  const dir = tempDir()
+/** A server on these repositories (by default, the bundled one and otherRepository()), its warnings kept. */
+async function serve(baseUris?: string[], repositories = [{ name: 'eventplane', path: bundledSchemas }, { name: 'other', path: otherRepository() }]) {
   const logs = new Capture()
-  const file = writeBundledConfig(dir, {
-    server: { port: 0 },
-    schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }, { name: 'other', path: otherRepository() }], ...(baseUris ? { base_uris: baseUris } : {}) },
-  })
-  const server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'warn' }, logs) })
+  const server = await serveBundled({ schemas: { repositories, ...(baseUris ? { base_uris: baseUris } : {}) } }, pino({ level: 'warn' }, logs))
   return { server, logs }
 }
 
@@ -43,7 +37,7 @@ const post = (url: string, test: string) =>
   fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test }) })
 
 test('an $id two repositories define differently is warned about and counted; the bundled repository never shadows a mounted one', async () => {
-  const { server, logs } = await serve(undefined)
+  const { server, logs } = await serve()
   try {
     const found = await server.platform.duplicateIds
     assert.deepEqual(
@@ -80,10 +74,7 @@ test('schemas.base_uris sets the precedence, bundled first if asked', async () =
 })
 
 test('one repository, or repositories that agree: nothing to warn about', async () => {
-  const dir = tempDir()
-  const logs = new Capture()
-  const file = writeBundledConfig(dir, { server: { port: 0 }, schemas: { repositories: [{ name: 'a', path: bundledSchemas }, { name: 'b', path: writableCopy(bundledSchemas) }] } })
-  const server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'warn' }, logs) })
+  const { server, logs } = await serve(undefined, [{ name: 'a', path: bundledSchemas }, { name: 'b', path: writableCopy(bundledSchemas) }])
   try {
     assert.deepEqual(await server.platform.duplicateIds, [])
     assert.doesNotMatch(logs.text, /defined differently/)
@@ -102,10 +93,7 @@ test('config check warns about them too, and passes', async () => {
 })
 
 test("mounted next to Wikimedia's primary repository, the bundled one is found to differ and Wikimedia's definitions are served", { skip: fixtureSkipped }, async () => {
-  const dir = tempDir()
-  const logs = new Capture()
-  const file = writeBundledConfig(dir, { server: { port: 0 }, schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }, { name: 'primary', path: fixtureRepo }] } })
-  const server = await startServer(loadConfig({ path: file, env: {}, cwd: dir }).config, { logger: pino({ level: 'warn' }, logs) })
+  const { server, logs } = await serve(undefined, [{ name: 'eventplane', path: bundledSchemas }, { name: 'primary', path: fixtureRepo }])
   try {
     const found = await server.platform.duplicateIds
     assert.ok(found.some((d) => d.id === '/test/event/1.0.0'), found.map((d) => d.id).join(', '))

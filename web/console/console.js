@@ -2,7 +2,7 @@
 // nothing from other hosts. Every view reads the server's JSON APIs. Text from schemas, stream
 // configs and events is only ever set as text (textContent), never parsed as HTML.
 
-import { getJson, h, prettyJson, refusal, serverError, shortTime, svg } from './dom.js'
+import { expandable, getJson, h, prettyJson, refusal, serverError, shortTime, svg } from './dom.js'
 import { tail } from './tail.js'
 
 const view = document.getElementById('view')
@@ -508,14 +508,7 @@ function errorRow(event) {
     h('td', {}, event.error_type ?? ''),
     h('td', { class: 'reason' }, event.message ?? ''),
   )
-  const toggle = () => {
-    const next = tr.nextElementSibling
-    if (next?.classList.contains('detail')) return next.remove()
-    tr.after(h('tr', { class: 'detail' }, h('td', { colspan: 4 }, h('pre', {}, typeof event.raw_event === 'string' ? prettyJson(event.raw_event) : ''))))
-  }
-  tr.addEventListener('click', toggle)
-  tr.addEventListener('keydown', (key) => key.key === 'Enter' && toggle())
-  return tr
+  return expandable(tr, () => h('pre', {}, typeof event.raw_event === 'string' ? prettyJson(event.raw_event) : ''))
 }
 
 window.addEventListener('hashchange', () => {

@@ -25,6 +25,21 @@ export function svg(tag, attributes = {}, text) {
   return element
 }
 
+/**
+ * Makes a table row open and close a row below it (class `detail`) on a click or Enter; the
+ * detail is made when first needed. Returns the row.
+ */
+export function expandable(tr, detail) {
+  const toggle = () => {
+    const next = tr.nextElementSibling
+    if (next?.classList.contains('detail')) return next.remove()
+    tr.after(h('tr', { class: 'detail' }, h('td', { colspan: tr.childElementCount }, detail())))
+  }
+  tr.addEventListener('click', toggle)
+  tr.addEventListener('keydown', (key) => key.key === 'Enter' && toggle())
+  return tr
+}
+
 /** GET a JSON API; a refusal becomes an error carrying the problem's detail. */
 export async function getJson(url) {
   const response = await fetch(url, { headers: { accept: 'application/json' } })

@@ -4,7 +4,7 @@
 // so only what the server serves is offered; events come from /v2/stream/{streams} through an
 // EventSource, which resumes by itself from the last event id after a drop.
 
-import { h, refusal, serverError, shortTime } from './dom.js'
+import { expandable, h, refusal, serverError, shortTime } from './dom.js'
 
 const MAX_ROWS = 300 // rows kept on the page
 const MAX_HELD = 5000 // events kept while paused
@@ -260,14 +260,7 @@ function eventRow(data) {
     h('td', { class: 'position' }, meta.topic === undefined ? '' : `${meta.partition}/${meta.offset}`),
     h('td', {}, summary(event)),
   )
-  const toggle = () => {
-    const next = tr.nextElementSibling
-    if (next?.classList.contains('detail')) return next.remove()
-    tr.after(h('tr', { class: 'detail' }, h('td', { colspan: 4 }, JSON.stringify(event, null, 2))))
-  }
-  tr.addEventListener('click', toggle)
-  tr.addEventListener('keydown', (key) => key.key === 'Enter' && toggle())
-  return tr
+  return expandable(tr, () => JSON.stringify(event, null, 2))
 }
 
 /** A line about an event: its domain, then its first few short fields. */
