@@ -13,7 +13,7 @@ import { describeAnswer, header, isObject, rawAnswer, rawExchange, type Answer }
 import { generateCorpus } from './corpus.ts'
 import { attackerAddress, getPath, metricValue, streams, type Attack, type AttackContext, type JsonObject, type Outcome } from './harness.ts'
 
-const testSchema = '/test/event/1.0.0'
+const testSchema = '/eventplane/test/event/1.0.0'
 const problemType = /^application\/problem\+json\b/i
 
 // ---- small helpers ------------------------------------------------------------------------------
@@ -317,7 +317,7 @@ export const attacks: Attack[] = [
     async run(ctx) {
       const forged = () => {
         const event: JsonObject = {
-          $schema: '/error/1.0.0',
+          $schema: '/eventplane/error/1.0.0',
           meta: { stream: ctx.limits.errorStream, id: randomUUID(), uri: 'unknown', domain: 'example.org' },
           dt: new Date().toISOString(),
           emitter_id: 'eventplane-intake',
@@ -366,7 +366,7 @@ export const attacks: Attack[] = [
   {
     name: 'many-empty-objects',
     group: 'denial of service',
-    summary: '[{},{},…] (1.4 million) to /v1/events?schema_uri=/test/event/1.0.0&stream=test.event, where each would become a valid event.',
+    summary: '[{},{},…] (1.4 million) to /v1/events?schema_uri=/eventplane/test/event/1.0.0&stream=test.event, where each would become a valid event.',
     expected: '413 EVP_TOO_MANY_EVENTS, nothing appended.',
     timeoutMs: { quick: 30_000, full: 60_000 },
     async run(ctx) {
@@ -505,7 +505,7 @@ export const attacks: Attack[] = [
   {
     name: 'schema-fragments',
     group: 'denial of service',
-    summary: 'Many requests whose $schema is /test/event/1.0.0 plus a distinct #fragment or ?query of up to ~1 MiB.',
+    summary: 'Many requests whose $schema is /eventplane/test/event/1.0.0 plus a distinct #fragment or ?query of up to ~1 MiB.',
     expected: 'Refused with EVP_SCHEMA_URI_NOT_ALLOWED or accepted as the same schema; /metrics answers 200 quickly and does not grow per request; RSS back.',
     timeoutMs: { quick: 30_000, full: 120_000 },
     async run(ctx) {
@@ -557,12 +557,12 @@ export const attacks: Attack[] = [
       const kinds = [
         (i: number) => `not-json-${i};`,
         (i: number) => `%7B%22schema%22%3A%22Test%22%2C%22event%22%3A%7B%7D%E0%A4%A${i};`,
-        (i: number) => capsule([i, { schema: 'Test' }]),
+        (i: number) => capsule([i, { schema: 'EventplaneTest' }]),
         (i: number) => capsule({ schema: `../../etc/passwd${i}`, event: {} }),
         (i: number) => capsule({ schema: `Unknown${i}x${randomUUID().slice(0, 8)}`, event: {} }),
-        (i: number) => capsule({ schema: 'Test', event: { value: `not a number ${i}` } }),
-        (i: number) => capsule({ schema: 'Test', event: { action: 'x'.repeat(2000 + (i % 50)) } }),
-        (i: number) => capsule({ schema: 'Test', event: { action: 'y'.repeat(15_000 + i) } }),
+        (i: number) => capsule({ schema: 'EventplaneTest', event: { value: `not a number ${i}` } }),
+        (i: number) => capsule({ schema: 'EventplaneTest', event: { action: 'x'.repeat(2000 + (i % 50)) } }),
+        (i: number) => capsule({ schema: 'EventplaneTest', event: { action: 'y'.repeat(15_000 + i) } }),
       ]
       const labels = new Map<string, number>()
       let wrong = 0
@@ -589,7 +589,7 @@ export const attacks: Attack[] = [
       ctx.expect(after.bytes - before.bytes <= 4096, `/metrics does not grow per request: +${after.bytes - before.bytes} bytes after ${n} beacons (allowed 4096)`)
       ctx.expect(!after.text.includes('Unknown1x'), '/metrics names none of the schema names sent')
       const id = randomUUID()
-      const good = await ctx.request({ path: `/beacon/event?${capsule({ schema: 'Test', event: { action: 'after the flood' }, uuid: id, wiki: 'attackwiki' })}` })
+      const good = await ctx.request({ path: `/beacon/event?${capsule({ schema: 'EventplaneTest', event: { action: 'after the flood' }, uuid: id, wiki: 'attackwiki' })}` })
       ctx.expect(good.status === 204, `the good beacon: 204, got ${said(good)}`)
       const accepted = async () => metricValue((await ctx.metrics()).text, 'eventplane_beacon_requests_total', { outcome: 'accepted' }) ?? 0
       const deadline = Date.now() + 5000
@@ -955,7 +955,7 @@ export const attacks: Attack[] = [
     name: 'random-corpus',
     group: 'randomized',
     summary:
-      'Seeded batches mixing valid test/event events with mutated ones (wrong types, missing fields, huge strings, nesting near the limit, lone surrogates, U+0000, __proto__/constructor keys, 1e308, -0, times out of range, unknown and regex streams, bad $schema values), in every accepted content type, sometimes hasty, sometimes a body broken as a whole.',
+      'Seeded batches mixing valid eventplane/test/event events with mutated ones (wrong types, missing fields, huge strings, nesting near the limit, lone surrogates, U+0000, __proto__/constructor keys, 1e308, -0, times out of range, unknown and regex streams, bad $schema values), in every accepted content type, sometimes hasty, sometimes a body broken as a whole.',
     expected: 'No 5xx but documented retryable ones; every answer well-formed; every valid event (by construction) stored once and as sent; no invalid one stored.',
     timeoutMs: { quick: 30_000, full: 180_000 },
     async run(ctx) {

@@ -1,5 +1,5 @@
 /**
- * The randomized corpus: seeded batches of test/event events, some valid by construction and
+ * The randomized corpus: seeded batches of eventplane/test/event events, some valid by construction and
  * some mutated (wrong types, missing fields, huge strings, nesting near the limit, odd
  * unicode, prototype keys, extreme numbers, times out of range, unknown and regex streams,
  * bad `$schema` values), in the accepted content types, sometimes hasty, and now and then a
@@ -95,7 +95,7 @@ export function generateCorpus(options: CorpusOptions): CorpusBatch[] {
     if (stream === 'test.keyed' || chance(0.3)) meta['domain'] = pick(['en.wikipedia.org', 'example.org', 'ü.example', 'a'.repeat(255), oddString(5).split('\u0000').join('') || 'x'])
     if (chance(0.2)) meta['uri'] = pick(['https://example.org/wiki/A?b=c#d', '/relative/path', 'urn:isbn:0451450523'])
     if (chance(0.3)) meta['dt'] = new Date(now - int(3_000_000)).toISOString()
-    const event: Json = { $schema: '/test/event/1.0.0', meta }
+    const event: Json = { $schema: '/eventplane/test/event/1.0.0', meta }
     const compare = ['meta.stream']
     if (meta['domain'] !== undefined) compare.push('meta.domain')
     if (meta['uri'] !== undefined) compare.push('meta.uri')
@@ -154,17 +154,17 @@ export function generateCorpus(options: CorpusOptions): CorpusBatch[] {
       'bad',
       (e) =>
         void (e['$schema'] = pick([
-          '/test/event/9.9.9',
-          'test/event/1.0.0',
+          '/eventplane/test/event/9.9.9',
+          'eventplane/test/event/1.0.0',
           'http://169.254.169.254/latest/meta-data/',
           'file:///etc/passwd',
           '/../../etc/passwd',
-          '/test/event/1.0.0/../../../../etc/passwd',
-          '/test/event/%2e%2e/%2e%2e/x',
+          '/eventplane/test/event/1.0.0/../../../../etc/passwd',
+          '/eventplane/test/event/%2e%2e/%2e%2e/x',
           '',
           42,
-          '/test/event/1.0.0\u0000',
-          '/error/1.0.0',
+          '/eventplane/test/event/1.0.0\u0000',
+          '/eventplane/error/1.0.0',
         ])),
     ],
     ['unknown top-level field', 'bad', (e) => void (e['extra'] = 1)],

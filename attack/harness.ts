@@ -78,13 +78,13 @@ function streamConfig() {
   return {
     defaults: { topic_prefixes: ['datacenter1.'] },
     streams: {
-      [streams.test]: { schema_title: 'test/event' },
-      [streams.keyed]: { schema_title: 'test/event', message_key_fields: { domain: 'meta.domain' } },
-      [streams.flood]: { schema_title: 'test/event' },
+      [streams.test]: { schema_title: 'eventplane/test/event' },
+      [streams.keyed]: { schema_title: 'eventplane/test/event', message_key_fields: { domain: 'meta.domain' } },
+      [streams.flood]: { schema_title: 'eventplane/test/event' },
       // Where the legacy beacon's Test capsules go (beacon-flood).
-      eventlogging_Test: { schema_title: 'analytics/legacy/test', topic_prefixes: null },
-      'eventplane.error.validation': { schema_title: 'error' },
-      '/^test\\.event\\..+$/': { schema_title: 'test/event' },
+      eventlogging_EventplaneTest: { schema_title: 'analytics/legacy/eventplanetest', topic_prefixes: null },
+      'eventplane.error.validation': { schema_title: 'eventplane/error' },
+      '/^test\\.event\\..+$/': { schema_title: 'eventplane/test/event' },
     },
   }
 }
@@ -473,7 +473,7 @@ export interface AttackContext {
   record(answer: Answer): void
   /** POST /v1/events; tracked events get their outcome. */
   post(events: readonly unknown[], options?: PostOptions): Promise<{ answer: Answer; outcomes: Outcome[]; malformed: string[] }>
-  /** A valid test/event event with a fresh meta.id, tracked as good. */
+  /** A valid eventplane/test/event event with a fresh meta.id, tracked as good. */
   event(stream?: string, fields?: JsonObject, options?: { allowed?: string[] }): JsonObject
   /** Tracks an event built by the attack (it must have a string meta.id). */
   track(event: JsonObject, options: { expect: Expectation; allowed?: string[]; compare?: string[] }): void
@@ -629,7 +629,7 @@ export class Suite {
   async #warmUp(): Promise<void> {
     const post = (events: unknown[]) =>
       request({ base: this.url, method: 'POST', path: '/v1/events', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events), localAddress: controlAddress, timeoutMs: 10_000 })
-    const event = (stream: string, test: unknown) => ({ $schema: '/test/event/1.0.0', meta: { stream, id: randomUUID(), domain: 'example.org' }, test })
+    const event = (stream: string, test: unknown) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream, id: randomUUID(), domain: 'example.org' }, test })
     await post([event(streams.test, 'warm-up'), event(streams.keyed, 'warm-up'), event(streams.flood, 'warm-up'), event(streams.test, 42)])
     const stream = openStream({ base: this.url, path: `/v2/stream/${streams.test}?filter=${encodeURIComponent('test == "warm-up"')}`, localAddress: controlAddress })
     await stream.answer
@@ -637,7 +637,7 @@ export class Suite {
     const since = openStream({ base: this.url, path: `/v2/stream/${streams.test}?since=${Date.now() - 60_000}`, localAddress: controlAddress })
     await since.answer
     since.close()
-    for (const path of ['/metrics', '/?spec', '/v1/stream-configs', `/v1/stream-configs/${streams.test}`, '/w/api.php?action=streamconfigs&format=json', '/repositories', '/repositories/eventplane/jsonschema/test/event/1.0.0', '/nope']) {
+    for (const path of ['/metrics', '/?spec', '/v1/stream-configs', `/v1/stream-configs/${streams.test}`, '/w/api.php?action=streamconfigs&format=json', '/repositories', '/repositories/eventplane/jsonschema/eventplane/test/event/1.0.0', '/nope']) {
       await this.control(path)
     }
     await sleep(500)
@@ -1077,7 +1077,7 @@ class Context implements AttackContext {
 
   event(stream: string = streams.test, fields: JsonObject = {}, options: { allowed?: string[] } = {}): JsonObject {
     const { meta, ...rest } = fields
-    const event: JsonObject = { $schema: '/test/event/1.0.0', meta: { stream, id: randomUUID(), ...(isObject(meta) ? meta : {}) }, test: `${this.attack.name} good`, ...rest }
+    const event: JsonObject = { $schema: '/eventplane/test/event/1.0.0', meta: { stream, id: randomUUID(), ...(isObject(meta) ? meta : {}) }, test: `${this.attack.name} good`, ...rest }
     this.track(event, { expect: 'good', allowed: options.allowed ?? [] })
     return event
   }

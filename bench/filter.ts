@@ -30,7 +30,7 @@ const limits: FilterLimits = { maxLength: 2000, maxNodes: 200, maxNesting: Numbe
 const meta = { domain: 'en.wikipedia.org', stream: 'bench', dt: '2026-11-27T12:00:00Z', id: 'x' }
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 const edit = {
-  $schema: '/mediawiki/recentchange/1.0.0',
+  $schema: '/eventplane/mediawiki/recentchange/1.0.0',
   meta,
   type: 'edit',
   title: 'Talk:Main Page',

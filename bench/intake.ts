@@ -49,7 +49,7 @@ export const usage = `npm run bench -- intake [--rounds N] [--duration S] [--war
 
 POST /v1/events of eventplane serve on one core (taskset -c 0; fresh config and empty SQLite
 event log in a temp dir for every run, event_log.sync: normal, log level warn), with bodies of
-1 and of 100 valid test/event events, against a bare node:http server that JSON.parses the same
+1 and of 100 valid eventplane/test/event events, against a bare node:http server that JSON.parses the same
 bodies and answers 201 (bench/bare-intake.mjs). Load from autocannon on the other core
 (taskset -c 1). Per batch size it alternates eventplane, bare, eventplane, bare, …
 
@@ -184,7 +184,7 @@ async function runIn(work: string, options: Options): Promise<number> {
   )
   console.log(
     'eventplane: dist/cli/bin.js serve with the bundled schemas and stream config, log level warn, a fresh data_dir (empty SQLite event log) ' +
-      'for every run; every event is validated against /test/event/1.0.0 (formats included) and appended before the 201',
+      'for every run; every event is validated against /eventplane/test/event/1.0.0 (formats included) and appended before the 201',
   )
   console.log(
     'durability: event_log.sync: normal (the default): an acknowledged event is committed to the SQLite WAL and survives a crash of the ' +
@@ -198,7 +198,7 @@ async function runIn(work: string, options: Options): Promise<number> {
   console.log(
     `bodies (prepared once): ${options.batches
       .map((b) => `${b} event${b === 1 ? '' : 's'} = ${thousands(bodies.bytes.get(b)!.length)} bytes`)
-      .join(', ')}; test/event events with a varying 20–40 character "test" text and 2–3 test_map entries`,
+      .join(', ')}; eventplane/test/event events with a varying 20–40 character "test" text and 2–3 test_map entries`,
   )
   console.log(`checked: ${await checkBoth(work, bodies)}`)
 
@@ -236,7 +236,7 @@ export async function alternate(kinds: readonly ServerKind[], options: Options, 
 
 const words = ['page', 'edit', 'saved', 'preview', 'click', 'search', 'result', 'opened', 'link', 'banner', 'session', 'reader', 'mobile', 'desktop', 'article', 'talk', 'history', 'diff', 'watchlist', 'menu']
 
-/** A realistic test/event event, different for every i. */
+/** A realistic eventplane/test/event event, different for every i. */
 export function testEvent(i: number, random: () => number, now: number): Record<string, unknown> {
   let text = `event ${i}:`
   while (text.length < 20 || (text.length < 40 && random() < 0.6)) {
@@ -250,7 +250,7 @@ export function testEvent(i: number, random: () => number, now: number): Record<
   }
   if (random() < 0.5) map['action'] = words[Math.floor(random() * words.length)]!
   return {
-    $schema: '/test/event/1.0.0',
+    $schema: '/eventplane/test/event/1.0.0',
     meta: { stream: 'test.event', domain: 'en.wikipedia.org' },
     dt: new Date(now - i * 37).toISOString(),
     test: text,

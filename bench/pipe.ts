@@ -35,7 +35,7 @@ import {
 
 export const usage = `npm run bench -- pipe [--rounds N] [--events N]
 
-Writes --events (default 1,000,000) test/event events to an NDJSON file, then for --rounds (5)
+Writes --events (default 1,000,000) eventplane/test/event events to an NDJSON file, then for --rounds (5)
 rounds, each with a fresh data_dir (an empty SQLite event log, event_log.sync normal), times
 three kinds of new process, each pinned to core 0, from spawn to exit:
   file → embedded: eventplane pipe FILE embedded://datacenter1.test.event --validate
@@ -95,7 +95,7 @@ async function run(dir: string, rounds: number, total: number): Promise<number> 
   const pipeOut = (configFile: string, out: string) =>
     timeProcess([bin, 'pipe', `embedded://${topic}`, `file://${out}?rotate_bytes=${Math.max(1024, 2 * written.bytes)}`, '--no-follow', '--config', configFile], timeoutMs)
   console.log(
-    `input: ${thousands(total)} test/event events (meta.id, meta.dt, dt, a 20–40 character "test" text, 2–3 test_map entries), ` +
+    `input: ${thousands(total)} eventplane/test/event events (meta.id, meta.dt, dt, a 20–40 character "test" text, 2–3 test_map entries), ` +
       `${thousands(written.bytes / total)} bytes each on average, ${fixed(written.bytes / 2 ** 20, 1)} MiB of NDJSON`,
   )
   console.log(`settings: ${rounds} rounds; the bundled schemas, a fresh data_dir (empty SQLite log, event_log.sync normal) per round; the pipe's default batch (1000 events); the output file's rotate_bytes twice the input's size, so that the copy stays one file`)
@@ -220,7 +220,7 @@ median ratio embedded → file / bare: ${fixed(medians.ratioOut, 3)}; target ≥
   return metIn && metOut ? 0 : 1
 }
 
-/** Writes `total` valid test/event events, one JSON text per line; their size and sha256. */
+/** Writes `total` valid eventplane/test/event events, one JSON text per line; their size and sha256. */
 function writeEvents(path: string, total: number): { bytes: number; sha256: string } {
   const random = seededRandom(total)
   const now = Date.now()

@@ -12,7 +12,7 @@ import { cpuSeconds, fixed, freePort, inTempDir, machineNotes, median, parseFlag
 export const usage = `npm run bench -- producer [--rounds N] [--events N] [--batch N] [--in-flight N]
 
 Starts eventplane serve (the embedded log, event_log.sync normal) on core 0 and, from this
-process, sends --events events (default 500,000) of test/event in batches of --batch (1,000)
+process, sends --events events (default 500,000) of eventplane/test/event in batches of --batch (1,000)
 with --in-flight (4) requests at once: once through a raw fetch loop, once through
 @eventplane/client's Producer, alternating for --rounds (5) pairs. Prints events/s of each and
 the ratio Producer/raw (target ≥ 0.9).`
@@ -32,7 +32,7 @@ export function prepare(args: string[]): () => Promise<number> {
       const server = track(spawnPinned(0, process.execPath, [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', configFile, '--port', String(port)], { env: serverEnv(), stdio: 'ignore' }))
       const url = `http://127.0.0.1:${port}`
       await waitUntilAnswering(server, `${url}/healthz`, 'eventplane serve')
-      const event = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `producer bench ${i}` })
+      const event = (i: number) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: `producer bench ${i}` })
 
       interface Run { rate: number; clientCpu: number; serverCpu: number }
       /** events/s and CPU seconds of this process and of the server during `work`. */

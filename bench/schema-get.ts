@@ -1,6 +1,6 @@
 /**
  * schema-get: requests per second of a GET of a cached, versioned schema
- * (`/repositories/eventplane/jsonschema/test/event/1.0.0.yaml` from the bundled config), served
+ * (`/repositories/eventplane/jsonschema/eventplane/test/event/1.0.0.yaml` from the bundled config), served
  * by the compiled `eventplane serve` on one core, against a bare node:http responder that
  * answers every request with the same bytes and headers (bench/bare-server.mjs). The two run
  * alternately (A, B, A, B) in the same invocation; the result is the ratio per pair and its
@@ -39,7 +39,7 @@ import {
 
 export const usage = `npm run bench -- schema-get [--rounds N] [--duration S] [--warmup S] [--connections N]
 
-GET ${'/repositories/eventplane/jsonschema/test/event/1.0.0.yaml'} (bundled config) on one core
+GET ${'/repositories/eventplane/jsonschema/eventplane/test/event/1.0.0.yaml'} (bundled config) on one core
 (taskset -c 0), load from autocannon on the other core (taskset -c 1), against a bare node:http
 server sending the same bytes and headers. Alternates eventplane, bare, eventplane, bare, …
 
@@ -48,8 +48,8 @@ server sending the same bytes and headers. Alternates eventplane, bare, eventpla
   --warmup S       warm-up seconds per run, not measured (default 5)
   --connections N  autocannon connections (default 10)`
 
-const schemaPath = '/repositories/eventplane/jsonschema/test/event/1.0.0.yaml'
-const schemaFile = join(repoRoot, 'defaults/schemas/jsonschema/test/event/1.0.0.yaml')
+const schemaPath = '/repositories/eventplane/jsonschema/eventplane/test/event/1.0.0.yaml'
+const schemaFile = join(repoRoot, 'defaults/schemas/jsonschema/eventplane/test/event/1.0.0.yaml')
 /** Response headers copied from the real response to the bare server. */
 const copiedHeaders = ['content-type', 'etag', 'cache-control', 'vary']
 

@@ -132,7 +132,7 @@ function post(count) {
   nextSeq += count
   while (nextSeq >= capacity) grow()
   const events = []
-  for (let seq = first; seq < nextSeq; seq++) events.push(`{"$schema":"/test/event/1.0.0","meta":{"stream":"${stream}"},"test":"${seq}"}`)
+  for (let seq = first; seq < nextSeq; seq++) events.push(`{"$schema":"/eventplane/test/event/1.0.0","meta":{"stream":"${stream}"},"test":"${seq}"}`)
   const body = `[${events.join(',')}]`
   const now = performance.now()
   for (let seq = first; seq < nextSeq; seq++) postAt[seq] = now

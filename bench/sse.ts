@@ -42,7 +42,7 @@ export const usage = `npm run bench -- sse [--clients 1000,5000,10000] [--baseli
 
 eventplane serve (dist/, core 0, fresh SQLite log per server, streams.max_connections_per_ip: 0)
 against a load generator on core 1 that holds the SSE connections on raw sockets and produces
-test/event events to test.event through POST /v1/events. Per client count, the producer rate
+eventplane/test/event events to test.event through POST /v1/events. Per client count, the producer rate
 climbs --rates (events/s, skipping rates under 5,000 deliveries/s) for --step seconds each,
 until p99 (from the POST to receipt) passes 250 ms or not every client got every event within
 --drain-ms after the step. The baseline (streams.reader_per_client: true, one log reader per

@@ -69,9 +69,9 @@ export function prepare(args: string[]): () => Promise<number> {
   return () => inTempDir('versus', (work) => run(work, options))
 }
 
-/** A test/event event like bench/intake's: a varying text and a few map entries. */
+/** A eventplane/test/event event like bench/intake's: a varying text and a few map entries. */
 function event(i: number) {
-  return { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `versus event number ${i} of the batch`, test_map: { a: `v${i}`, b: 'w' } }
+  return { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: `versus event number ${i} of the batch`, test_map: { a: `v${i}`, b: 'w' } }
 }
 
 async function run(work: string, options: Options): Promise<number> {

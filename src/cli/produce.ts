@@ -17,7 +17,7 @@ URL defaults to the server of the config (http://127.0.0.1:8192).
 Exit codes: 0 every event accepted, 1 some were not (or the intake could not be reached), 2 usage.
 
 Example:
-  echo '{"$schema":"/test/event/1.0.0","test":"hi"}' | eventplane produce test.event`,
+  echo '{"$schema":"/eventplane/test/event/1.0.0","test":"hi"}' | eventplane produce test.event`,
   options: {
     ...configOption,
     url: { type: 'string', short: 'u', value: 'URL', description: 'Intake base URL (default: the configured server).' },

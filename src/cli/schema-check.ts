@@ -144,7 +144,7 @@ description and examples may change, and since jsonschema-tools 1.3 maxLength to
 version may only add optional properties; a new major version may break anything. For each
 title, consecutive materialized versions of the same major are compared, and so is
 current.yaml when it holds a version not yet materialized. OLD NEW compares two schemas
-directly (files, or URIs such as /test/event/1.0.0).
+directly (files, or URIs such as /eventplane/test/event/1.0.0).
 Each problem says where (JSON pointer), the old and new value, and which rule it breaks.
 skipSchemaTestCases entries for schema-version-compatibility are honoured.
 
@@ -224,7 +224,7 @@ function looksLikeSchemaRef(arg: string): boolean {
   return /\.(ya?ml|json)$/.test(arg) || /\/(\d+\.\d+\.\d+|latest)$/.test(arg)
 }
 
-/** A schema named on the command line: a file path, or a URI such as /test/event/1.0.0 or test/event/latest. */
+/** A schema named on the command line: a file path, or a URI such as /eventplane/test/event/1.0.0 or eventplane/test/event/latest. */
 async function loadSchemaArg(repository: SchemaRepository, source: SchemaSource, arg: string, cwd: string) {
   const path = resolve(cwd, arg)
   if (existsSync(path) && statSync(path).isFile()) return { label: arg, schema: await readSchemaFile(repository, path) }
@@ -234,7 +234,7 @@ async function loadSchemaArg(repository: SchemaRepository, source: SchemaSource,
 
 export const schemaDiffCommand: Command = {
   path: ['schema', 'diff'],
-  summary: 'Show what changed between two schemas (files or URIs like /test/event/1.0.0).',
+  summary: 'Show what changed between two schemas (files or URIs like /eventplane/test/event/1.0.0).',
   usage: 'eventplane schema diff A B [--repo DIR] [--json]',
   help: `A and B are schema files, or URIs resolved in the repository (/title/version,
 title/latest). Prints each added, removed and changed value with its JSON pointer.
@@ -259,7 +259,7 @@ export const schemaTypesCommand: Command = {
   usage: 'eventplane schema types (--all | TITLE|URI…) [--repo DIR] [--out FILE]',
   help: `Writes one exported interface per schema (named from the title: mediawiki/revision/create
 → MediawikiRevisionCreate), with doc comments from descriptions. A TITLE means its latest
-version; a URI such as /test/event/1.0.0 names one version; --all takes the latest of every
+version; a URI such as /eventplane/test/event/1.0.0 names one version; --all takes the latest of every
 title. Output goes to stdout unless --out is given.`,
   options: {
     ...repoOption,

@@ -237,7 +237,7 @@ export const configSchema = {
             },
             schemas: {
               type: 'object',
-              default: { Test: '1.0.0' },
+              default: { EventplaneTest: '1.0.0' },
               propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,63}$' },
               additionalProperties: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+$' },
               description: 'Legacy schema name → version of its migrated schema /analytics/legacy/<lowercase name>/<version> (MediaWiki\'s EventLogging.Schemas); capsules of other schemas are counted and dropped.',
@@ -273,7 +273,7 @@ export const configSchema = {
           default: 'eventplane.error.validation',
           description: 'Stream that gets an error event for every event refused as invalid (null: off).',
         },
-        error_schema_uri: { type: 'string', minLength: 1, default: '/error/1.0.0' },
+        error_schema_uri: { type: 'string', minLength: 1, default: '/eventplane/error/1.0.0' },
         emitter_id: { type: 'string', minLength: 1, default: 'eventplane-intake' },
         error_events_per_s: {
           type: 'number',

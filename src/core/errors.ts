@@ -122,7 +122,7 @@ export interface EventplaneErrorOptions {
  * An error with a stable code from {@link errorCodes}.
  *
  * @example
- * throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', 'No schema /test/event/9.0.0 in repository primary')
+ * throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', 'No schema /eventplane/test/event/9.0.0 in repository primary')
  */
 export class EventplaneError extends Error {
   readonly code: ErrorCode

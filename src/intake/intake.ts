@@ -141,7 +141,7 @@ export function createIntake(options: IntakeOptions): Intake {
       ? undefined
       : createErrorEvents({
           stream: errorStream,
-          schemaUri: options.errorSchemaUri ?? '/error/1.0.0',
+          schemaUri: options.errorSchemaUri ?? '/eventplane/error/1.0.0',
           emitterId: options.emitterId ?? 'eventplane-intake',
           validators: options.validators,
           // Error events are Eventplane's own: the only events the error stream takes.
@@ -210,7 +210,7 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     const path = schemaUriPath(uri)
     if (path === undefined) {
-      return fail('invalid', event, 'EVP_SCHEMA_URI_NOT_ALLOWED', `${schemaPath} ${describeUri(uri)} must be a path such as /test/event/1.0.0, without query or fragment, at most ${maxSchemaUriLength} characters`)
+      return fail('invalid', event, 'EVP_SCHEMA_URI_NOT_ALLOWED', `${schemaPath} ${describeUri(uri)} must be a path such as /eventplane/test/event/1.0.0, without query or fragment, at most ${maxSchemaUriLength} characters`)
     }
     const compiled = options.validators.peek(path)
     if (compiled !== undefined) {

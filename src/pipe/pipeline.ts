@@ -364,7 +364,7 @@ async function schemaValidator(config: Readonly<Config>): Promise<(event: JsonOb
     let path = uri.endsWith('#') ? uri.slice(0, -1) : uri
     if (!path.startsWith('/')) {
       const base = httpBases.find((b) => path.startsWith(b + '/'))
-      if (base === undefined) return `$schema ${uri} is neither a path such as /test/event/1.0.0 nor under a configured base URI`
+      if (base === undefined) return `$schema ${uri} is neither a path such as /eventplane/test/event/1.0.0 nor under a configured base URI`
       path = path.slice(base.length)
     }
     try {

@@ -129,7 +129,7 @@ export function isIgnored(repository: SchemaRepository, schema: JsonObject): boo
   return repository.options.ignoreSchemas.some((pattern) => new RegExp(pattern).test(id))
 }
 
-/** The semver in a schema's version field (`$id: /test/event/1.2.0` → `1.2.0`), as jsonschema-tools reads it. */
+/** The semver in a schema's version field (`$id: /eventplane/test/event/1.2.0` → `1.2.0`), as jsonschema-tools reads it. */
 export function schemaVersion(schema: JsonObject, field = '$id', location = 'schema'): string {
   const value = field.split('.').reduce<unknown>((v, k) => (v as JsonObject | undefined)?.[k], schema)
   const version = typeof value === 'string' ? semver.coerce(value.split('/').pop() ?? '')?.version : undefined
@@ -357,7 +357,7 @@ export function dependencyOrder(files: SchemaFile[]): SchemaFile[] {
   return ordered
 }
 
-/** Titles a schema `$ref`s: `/fragment/common/1.0.0#` → `fragment/common`. */
+/** Titles a schema `$ref`s: `/fragment/eventplane/common/1.0.0#` → `fragment/eventplane/common`. */
 function referencedTitles(value: unknown, out = new Set<string>()): Set<string> {
   if (Array.isArray(value)) value.forEach((v) => referencedTitles(v, out))
   else if (typeof value === 'object' && value !== null) {

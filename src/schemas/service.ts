@@ -39,7 +39,7 @@ interface Rendered {
  *
  * @example
  * app.register(schemaRoutes, { repositories: [openRepository('schemas', { name: 'primary' })], cacheMaxAgeS: 31536000 })
- * // curl -H 'Accept: application/json' localhost:8192/repositories/primary/jsonschema/test/event/latest
+ * // curl -H 'Accept: application/json' localhost:8192/repositories/primary/jsonschema/eventplane/test/event/latest
  */
 export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceOptions): Promise<void> {
   const byName = new Map(options.repositories.map((r) => [r.name, r]))
@@ -77,7 +77,7 @@ export async function schemaRoutes(app: FastifyInstance, options: SchemaServiceO
     const query = request.query as Record<string, unknown>
     const [title, from, to] = (['title', 'from', 'to'] as const).map((key) => {
       const value = query[key]
-      if (typeof value !== 'string' || value === '') throw new EventplaneError('EVP_BAD_REQUEST', `give ?${key}=; e.g. ?title=test/event&from=1.0.0&to=1.1.0`)
+      if (typeof value !== 'string' || value === '') throw new EventplaneError('EVP_BAD_REQUEST', `give ?${key}=; e.g. ?title=eventplane/test/event&from=1.0.0&to=1.1.0`)
       return value
     }) as [string, string, string]
     safeSegments(title)

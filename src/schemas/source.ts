@@ -4,7 +4,7 @@ import { parseSchemaText, readLimited, resolveInFolder, tooLarge } from './files
 
 /** A schema document found by URI, and where it came from. */
 export interface LoadedSchema {
-  /** The URI asked for, without fragment, e.g. `/test/event/1.0.0`. */
+  /** The URI asked for, without fragment, e.g. `/eventplane/test/event/1.0.0`. */
   uri: string
   /** File path or URL it was read from. */
   location: string
@@ -66,7 +66,7 @@ export function createSchemaSource(options: SchemaSourceOptions): SchemaSource {
       }
     }
     if (failures.length > 0) throw failures[0]!
-    throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', `no schema at ${uri} under ${bases.map((b) => b.label).join(', ') || '(no base URIs)'}`, {
+    throw new EventplaneError('EVP_SCHEMA_NOT_FOUND', `no schema at ${uri} under ${bases.map((b) => b.label).join(', ') || '(no base URIs)'}${renamedHint(uri)}`, {
       details: { uri },
     })
 
@@ -204,4 +204,25 @@ async function readBody(response: Response, url: string, maxBytes: number, timeo
 function describeFetchError(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause
   return cause?.code ?? cause?.message ?? (error as Error).message
+}
+
+/**
+ * Titles the bundled repository had before it moved to a namespace of its own (docs/decisions.md,
+ * "Bundled schemas have titles of their own"): a producer still sending the old URI is told the new one.
+ */
+const renamedBundledTitles: Record<string, string> = {
+  'test/event': 'eventplane/test/event',
+  error: 'eventplane/error',
+  'mediawiki/page/delete': 'eventplane/mediawiki/page/delete',
+  'mediawiki/recentchange': 'eventplane/mediawiki/recentchange',
+  'mediawiki/revision/create': 'eventplane/mediawiki/revision/create',
+  'analytics/product_metrics/web/base': 'eventplane/product_metrics/web/base',
+  'analytics/legacy/test': 'analytics/legacy/eventplanetest',
+}
+
+/** `; the bundled test/event 1.0.0 is now /eventplane/test/event/1.0.0` for a URI of an old bundled title, else ''. */
+function renamedHint(uri: string): string {
+  const match = /^\/(.+)\/(1\.0\.0)$/.exec(uri)
+  if (match === null || !Object.hasOwn(renamedBundledTitles, match[1]!)) return ''
+  return `; the bundled ${match[1]} ${match[2]} is now /${renamedBundledTitles[match[1]!]}/${match[2]}`
 }

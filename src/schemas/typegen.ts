@@ -21,7 +21,7 @@ export interface TypegenOptions {
  * it through.
  *
  * @example
- * schemaToTypeScript({ title: 'test/event', type: 'object', properties: { test: { type: 'string' } } })
+ * schemaToTypeScript({ title: 'eventplane/test/event', type: 'object', properties: { test: { type: 'string' } } })
  * // export interface TestEvent {
  * //   test?: string
  * // }

@@ -6,7 +6,7 @@ import type { SchemaSource } from './source.ts'
 
 /** A schema ready to validate events: compiled once, kept in a bounded cache. */
 export interface CompiledSchema {
-  /** The URI it was asked for, e.g. `/test/event/1.0.0`. */
+  /** The URI it was asked for, e.g. `/eventplane/test/event/1.0.0`. */
   readonly uri: string
   readonly schema: JsonObject
   readonly title: string | undefined

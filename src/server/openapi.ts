@@ -11,7 +11,7 @@ export function openApiDocument(version: string, streamPaths: Record<string, unk
     content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
   }
   const exampleEvent = {
-    $schema: '/test/event/1.0.0',
+    $schema: '/eventplane/test/event/1.0.0',
     meta: { stream: 'test.event' },
     test: 'hello',
   }
@@ -77,7 +77,7 @@ export function openApiDocument(version: string, streamPaths: Record<string, unk
           summary: 'A schema version, `latest`, or a folder listing',
           parameters: [
             { name: 'repo', in: 'path', required: true, schema: { type: 'string' } },
-            { name: 'path', in: 'path', required: true, schema: { type: 'string' }, description: 'e.g. test/event/1.0.0, test/event/latest.yaml' },
+            { name: 'path', in: 'path', required: true, schema: { type: 'string' }, description: 'e.g. eventplane/test/event/1.0.0, eventplane/test/event/latest.yaml' },
           ],
           responses: { '200': { description: 'YAML or JSON (by extension or Accept).' }, '304': { description: 'Not modified (ETag).' }, '400': problem, '404': problem },
         },

@@ -81,7 +81,7 @@ export async function preflight(config: Readonly<Config>): Promise<Finding[]> {
         level: 'warning',
         code: 'EVP_STREAM_NOT_ALLOWED',
         key: 'intake.error_stream',
-        message: `${errorStream} is not in the stream config ${source}: refused events get no error events. Add the stream (as defaults/streams.yaml has it: schema_title: error), or set intake.error_stream: null`,
+        message: `${errorStream} is not in the stream config ${source}: refused events get no error events. Add the stream (as defaults/streams.yaml has it: schema_title: eventplane/error), or set intake.error_stream: null`,
       })
     }
     if (schemas !== undefined) {

@@ -139,7 +139,7 @@ interface Problem {
  * ```yaml
  * defaults: { topic_prefixes: [datacenter1.] }
  * streams:
- *   test.event: { schema_title: test/event }
+ *   test.event: { schema_title: eventplane/test/event }
  *   /^mediawiki\.job\..+/: { schema_title: mediawiki/job }
  * ```
  *

@@ -82,7 +82,7 @@ test('canary: --dry-run prints the canaries and sends nothing; streams that are 
   assert.deepEqual(rest, [])
   const event = JSON.parse(line!) as { meta: Record<string, unknown>; $schema: string }
   assert.deepEqual(event.meta, { stream: 'mediawiki.page-delete', domain: 'canary', ...(event.meta['uri'] ? { uri: event.meta['uri'] } : {}), ...(event.meta['request_id'] ? { request_id: event.meta['request_id'] } : {}) })
-  assert.match(event.$schema, /^\/mediawiki\/page\/delete\/\d+\.\d+\.\d+$/)
+  assert.match(event.$schema, /^\/eventplane\/mediawiki\/page\/delete\/\d+\.\d+\.\d+$/)
   assert.match(result.stderr, /nope: no canary: no such stream in the stream config/)
   assert.match(result.stderr, /test\\\.event\\\.\.\+\$\/: no canary: a \/regex\/ key configures it/)
   await new Promise((resolve) => setTimeout(resolve, 200))

@@ -31,13 +31,13 @@ describe('eventplane produce and eventplane log tail', () => {
     writeFileSync(
       input,
       [
-        JSON.stringify({ $schema: '/test/event/1.0.0', test: 'first' }),
-        JSON.stringify({ $schema: '/test/event/1.0.0', test: 5 }),
+        JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', test: 'first' }),
+        JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', test: 5 }),
         '',
         JSON.stringify({ test: 'third' }),
       ].join('\n'),
     )
-    const result = await cli(['produce', 'test.event', input, '--url', server.url, '--schema', '/test/event/1.0.0'])
+    const result = await cli(['produce', 'test.event', input, '--url', server.url, '--schema', '/eventplane/test/event/1.0.0'])
     assert.equal(result.code, 1)
     assert.match(result.stdout, /^#1 accepted$/m)
     assert.match(result.stdout, /^#2 invalid EVP_EVENT_INVALID '\.test' should be string$/m)
@@ -47,7 +47,7 @@ describe('eventplane produce and eventplane log tail', () => {
 
   test('produce reads a JSON array, in batches; a bad input file is a clear error', async () => {
     const input = join(dir, 'events.json')
-    writeFileSync(input, JSON.stringify(Array.from({ length: 5 }, (_, i) => ({ $schema: '/test/event/1.0.0', test: `array ${i}` }))))
+    writeFileSync(input, JSON.stringify(Array.from({ length: 5 }, (_, i) => ({ $schema: '/eventplane/test/event/1.0.0', test: `array ${i}` }))))
     const result = await cli(['produce', 'test.event', input, '--url', server.url, '--batch', '2', '--quiet'])
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /5 of 5 events accepted/)
@@ -85,7 +85,7 @@ describe('eventplane produce and eventplane log tail', () => {
     const response = await fetch(`${server.url}/v1/events`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'live' }),
+      body: JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'live' }),
     })
     assert.equal(response.status, 201)
     const result = await tail

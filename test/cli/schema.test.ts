@@ -51,35 +51,35 @@ describe('eventplane schema …', () => {
 
   test('compat explains an incompatible minor version, and accepts a new optional field', async () => {
     const repo = schemaGitRepo()
-    const current = join(repo, 'jsonschema/test/event/current.yaml')
+    const current = join(repo, 'jsonschema/eventplane/test/event/current.yaml')
     const original = readFileSync(current, 'utf8')
-    writeFileSync(current, original.replace('$id: /test/event/1.0.0', '$id: /test/event/1.1.0').replace('      test_number:\n        description: A number, to try numeric validation.\n        type: number\n', ''))
-    const broken = await cli(['schema', 'compat', 'test/event', '--repo', repo])
+    writeFileSync(current, original.replace('$id: /eventplane/test/event/1.0.0', '$id: /eventplane/test/event/1.1.0').replace('      test_number:\n        description: A number, to try numeric validation.\n        type: number\n', ''))
+    const broken = await cli(['schema', 'compat', 'eventplane/test/event', '--repo', repo])
     assert.equal(broken.code, 1)
     assert.match(broken.stdout, /test\/event 1\.0\.0 → 1\.1\.0: INCOMPATIBLE/)
     assert.match(broken.stdout, /\[property-removed\] at \/properties\/test_number/)
 
-    writeFileSync(current, original.replace('$id: /test/event/1.0.0', '$id: /test/event/1.1.0').replace('      test_map:', '      test_flag:\n        type: boolean\n      test_map:'))
-    const fine = await cli(['schema', 'compat', 'test/event', '--repo', repo])
+    writeFileSync(current, original.replace('$id: /eventplane/test/event/1.0.0', '$id: /eventplane/test/event/1.1.0').replace('      test_map:', '      test_flag:\n        type: boolean\n      test_map:'))
+    const fine = await cli(['schema', 'compat', 'eventplane/test/event', '--repo', repo])
     assert.equal(fine.code, 0, fine.stdout)
 
     // Editing current.yaml without raising the version is caught by lint.
     writeFileSync(current, original.replace('maxLength: 4096\n        default', 'maxLength: 100\n        default'))
-    const lint = await cli(['schema', 'lint', 'test/event', '--repo', repo])
+    const lint = await cli(['schema', 'lint', 'eventplane/test/event', '--repo', repo])
     assert.equal(lint.code, 1)
     assert.match(lint.stdout, /\[current-is-materialized\].*raise the version/)
   })
 
   test('materialize --modified picks up changed and new current.yaml files only', async () => {
     const repo = schemaGitRepo()
-    const current = join(repo, 'jsonschema/test/event/current.yaml')
-    writeFileSync(current, readFileSync(current, 'utf8').replace('$id: /test/event/1.0.0', '$id: /test/event/1.1.0').replace('      test_map:', '      test_flag:\n        type: boolean\n      test_map:'))
+    const current = join(repo, 'jsonschema/eventplane/test/event/current.yaml')
+    writeFileSync(current, readFileSync(current, 'utf8').replace('$id: /eventplane/test/event/1.0.0', '$id: /eventplane/test/event/1.1.0').replace('      test_map:', '      test_flag:\n        type: boolean\n      test_map:'))
     const result = await cli(['schema', 'materialize', '--modified', '--no-git-add', '--repo', repo])
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /test\/event 1\.1\.0/)
     assert.match(result.stdout, /1 of 1 schemas materialized/)
-    assert.equal(parse(readFileSync(join(repo, 'jsonschema/test/event/latest'), 'utf8')).$id, '/test/event/1.1.0')
-    assert.equal(git(repo, 'status', '--porcelain', '--', 'jsonschema/test/event/1.1.0.yaml').trim(), '?? jsonschema/test/event/1.1.0.yaml')
+    assert.equal(parse(readFileSync(join(repo, 'jsonschema/eventplane/test/event/latest'), 'utf8')).$id, '/eventplane/test/event/1.1.0')
+    assert.equal(git(repo, 'status', '--porcelain', '--', 'jsonschema/eventplane/test/event/1.1.0.yaml').trim(), '?? jsonschema/eventplane/test/event/1.1.0.yaml')
   })
 
   test('the installed pre-commit hook materializes staged schemas into the commit, and blocks incompatible ones', async () => {
@@ -88,19 +88,19 @@ describe('eventplane schema …', () => {
     assert.equal(installed.code, 0, installed.stderr)
     assert.equal((await cli(['schema', 'install-hook', '--repo', repo])).code, 1, 'refuses to replace without --force')
 
-    const current = join(repo, 'jsonschema/test/event/current.yaml')
+    const current = join(repo, 'jsonschema/eventplane/test/event/current.yaml')
     const original = readFileSync(current, 'utf8')
-    writeFileSync(current, original.replace('$id: /test/event/1.0.0', '$id: /test/event/1.1.0').replace('      test_map:', '      test_flag:\n        type: boolean\n      test_map:'))
-    git(repo, 'add', 'jsonschema/test/event/current.yaml')
-    git(repo, 'commit', '-qm', 'test/event 1.1.0')
+    writeFileSync(current, original.replace('$id: /eventplane/test/event/1.0.0', '$id: /eventplane/test/event/1.1.0').replace('      test_map:', '      test_flag:\n        type: boolean\n      test_map:'))
+    git(repo, 'add', 'jsonschema/eventplane/test/event/current.yaml')
+    git(repo, 'commit', '-qm', 'eventplane/test/event 1.1.0')
     const files = git(repo, 'show', '--name-only', '--format=', 'HEAD').trim().split('\n')
-    assert.ok(files.includes('jsonschema/test/event/1.1.0.yaml'), files.join(', '))
-    assert.ok(files.includes('jsonschema/test/event/latest'))
+    assert.ok(files.includes('jsonschema/eventplane/test/event/1.1.0.yaml'), files.join(', '))
+    assert.ok(files.includes('jsonschema/eventplane/test/event/latest'))
 
-    writeFileSync(current, readFileSync(current, 'utf8').replace('$id: /test/event/1.1.0', '$id: /test/event/1.2.0').replace('      test_flag:\n        type: boolean\n', ''))
-    git(repo, 'add', 'jsonschema/test/event/current.yaml')
+    writeFileSync(current, readFileSync(current, 'utf8').replace('$id: /eventplane/test/event/1.1.0', '$id: /eventplane/test/event/1.2.0').replace('      test_flag:\n        type: boolean\n', ''))
+    git(repo, 'add', 'jsonschema/eventplane/test/event/current.yaml')
     assert.throws(() => git(repo, 'commit', '-qm', 'breaks compatibility'), /INCOMPATIBLE|property-removed/)
-    assert.equal(git(repo, 'log', '--format=%s', '-1').trim(), 'test/event 1.1.0')
+    assert.equal(git(repo, 'log', '--format=%s', '-1').trim(), 'eventplane/test/event 1.1.0')
   })
 
   test('diff shows changes with JSON pointers; types compile-ready declarations', { skip: fixtureSkipped }, async () => {
@@ -120,11 +120,11 @@ describe('eventplane schema …', () => {
 
   test('materialize refuses a broken schema with its code and writes nothing for it', async () => {
     const repo = schemaGitRepo()
-    writeFileSync(join(repo, 'jsonschema/test/event/current.yaml'), 'title: test/event\n$id: /test/event/2.0.0\nallOf:\n  - $ref: /fragment/nope/1.0.0#\n')
-    const result = await cli(['schema', 'materialize', 'test/event', '--repo', repo])
+    writeFileSync(join(repo, 'jsonschema/eventplane/test/event/current.yaml'), 'title: eventplane/test/event\n$id: /eventplane/test/event/2.0.0\nallOf:\n  - $ref: /fragment/nope/1.0.0#\n')
+    const result = await cli(['schema', 'materialize', 'eventplane/test/event', '--repo', repo])
     assert.equal(result.code, 1)
     assert.match(result.stderr, /\[EVP_SCHEMA_REF_NOT_FOUND\]/)
-    assert.ok(!existsSync(join(repo, 'jsonschema/test/event/2.0.0.yaml')))
+    assert.ok(!existsSync(join(repo, 'jsonschema/eventplane/test/event/2.0.0.yaml')))
     const usage = await cli(['schema', 'materialize', '--repo', repo])
     assert.equal(usage.code, 2)
     assert.match(usage.stderr, /--all, --modified, or one or more paths/)

@@ -14,7 +14,7 @@ import { memoryStore, MetricsClient, type MetricsClientOptions } from '../../pac
 import { testPlatform, type TestPlatform } from '../intake/helpers.ts'
 
 const metricsStream = (extra: Record<string, unknown> = {}, client: Record<string, unknown> = {}) => ({
-  schema_title: 'analytics/product_metrics/web/base',
+  schema_title: 'eventplane/product_metrics/web/base',
   destination_event_service: 'eventgate-analytics-external',
   producers: { metrics_platform_client: { provide_values: ['page_title', 'performer_session_id', 'performer_pageview_id', 'mediawiki_database'], ...client } },
   ...extra,
@@ -28,7 +28,7 @@ const streams = {
     'pm.redirect-nowhere': metricsStream({}, { stream_name: 'pm.missing' }),
     'pm.curated': metricsStream({}, { provide_values: ['page_namespace_id'], curation: { page_namespace_id: { equals: 0 } } }),
     'pm.internal': { ...metricsStream(), destination_event_service: 'eventgate-main' },
-    'test.event': { schema_title: 'test/event', destination_event_service: 'eventgate-analytics-external' },
+    'test.event': { schema_title: 'eventplane/test/event', destination_event_service: 'eventgate-analytics-external' },
   },
 }
 
@@ -66,7 +66,7 @@ test('client: submit sends the event with dt, meta.stream and meta.domain, and a
   const { client: c, sent } = client()
   await c.ready
   const before = Date.now()
-  c.submit('test.event', { $schema: '/test/event/1.0.0', test: 'a', dt: '1999-01-01T00:00:00Z', meta: { id: 'kept' } })
+  c.submit('test.event', { $schema: '/eventplane/test/event/1.0.0', test: 'a', dt: '1999-01-01T00:00:00Z', meta: { id: 'kept' } })
   assert.equal(sent.length, 1)
   const event = sent[0]!
   assert.deepEqual(event['meta'], { id: 'kept', stream: 'test.event', domain: 'en.wikipedia.org' })
@@ -77,9 +77,9 @@ test('client: submit sends the event with dt, meta.stream and meta.domain, and a
 test('client: submitInteraction adds the contextual attributes asked for, the agent, and the sample', async () => {
   const { client: c, sent } = client()
   await c.ready
-  c.submitInteraction('pm.all', '/analytics/product_metrics/web/base/1.0.0', 'click', { action_source: 'toolbar', $schema: 'ignored' })
+  c.submitInteraction('pm.all', '/eventplane/product_metrics/web/base/1.0.0', 'click', { action_source: 'toolbar', $schema: 'ignored' })
   const event = sent[0]!
-  assert.equal(event['$schema'], '/analytics/product_metrics/web/base/1.0.0', '$schema always the argument')
+  assert.equal(event['$schema'], '/eventplane/product_metrics/web/base/1.0.0', '$schema always the argument')
   assert.equal(event['action'], 'click')
   assert.equal(event['action_source'], 'toolbar')
   assert.deepEqual(event['agent'], { client_platform: 'eventplane_node', client_platform_family: 'server' })
@@ -110,7 +110,7 @@ test('client: the call queue is bounded; the oldest call is dropped and counted'
 
 const drops: Array<[string, (c: MetricsClient) => void, string, RegExp]> = [
   ['no $schema', (c) => c.submit('test.event', { test: 'x' }), 'no_schema', /has no \$schema/],
-  ['no action', (c) => c.submitInteraction('pm.all', '/analytics/product_metrics/web/base/1.0.0', ''), 'no_action', /needs an action/],
+  ['no action', (c) => c.submitInteraction('pm.all', '/eventplane/product_metrics/web/base/1.0.0', ''), 'no_action', /needs an action/],
   ['a stream that is not configured', (c) => c.submitClick('pm.unknown'), 'unconfigured_stream', /pm.unknown is not configured/],
   ['a stream of another intake service (filtered out by the constraint)', (c) => c.submitClick('pm.internal'), 'unconfigured_stream', /not configured/],
   ['out of sample', (c) => c.submitClick('pm.none'), 'out_of_sample', /rate 0/],
@@ -156,7 +156,7 @@ test('client: isStreamInSample, getStreamConfig, getStreamNamesForEvent, and an 
   assert.equal(c.getStreamConfig('pm.all')!.sample!.rate, 1, 'a copy')
   assert.deepEqual(c.getStreamNamesForEvent('web.ui.click'), ['pm.all'])
   assert.deepEqual(c.getStreamNamesForEvent('app.click'), [])
-  const instrument = c.newInstrument('pm.all', '/analytics/product_metrics/web/base/1.0.0', 'toolbar')
+  const instrument = c.newInstrument('pm.all', '/eventplane/product_metrics/web/base/1.0.0', 'toolbar')
   instrument.submitInteraction('init')
   instrument.submitClick({ element_id: 'save' })
   assert.deepEqual(sent.map((e) => [e['action'], e['funnel_event_sequence_position'], e['instrument_name']]), [['init', 1, 'toolbar'], ['click', 2, 'toolbar']])
@@ -164,7 +164,7 @@ test('client: isStreamInSample, getStreamConfig, getStreamNamesForEvent, and an 
 
 test('client: streamConfigs false sends every stream unsampled', () => {
   const { client: c, sent } = client({ streamConfigs: false, streamConfigsOrigin: undefined })
-  c.submit('anything', { $schema: '/test/event/1.0.0' })
+  c.submit('anything', { $schema: '/eventplane/test/event/1.0.0' })
   assert.equal(sent.length, 1)
 })
 

@@ -42,7 +42,7 @@ async function intake(handler: Handler) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, batches, sizes }
 }
 
-const event = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `c${i}` })
+const event = (i: number) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: `c${i}` })
 const idOf = (e: Record<string, unknown>) => (e['meta'] as { id: string }).id
 
 test('producer: 429 with Retry-After, then 503, then 201: accepted after waiting as asked, with the same meta.ids', async () => {
@@ -234,7 +234,7 @@ test('clock skew: a client clock days ahead or years behind: events accepted by 
     for (const [name, skew] of [['3 days ahead', 3 * 86_400_000], ['2 years behind', -2 * 365 * 86_400_000]] as const) {
       const transport = new BrowserTransport({ url, store: memoryStore(), flushIntervalMs: 10, logger: { warn() {} } })
       const client = new MetricsClient({ sink: transport, streamConfigs: { 'test.event': {} }, store: memoryStore(), hostname: 'example.org', now: () => Date.now() + skew })
-      client.submit('test.event', { $schema: '/test/event/1.0.0', test: `skew ${name}` })
+      client.submit('test.event', { $schema: '/eventplane/test/event/1.0.0', test: `skew ${name}` })
       await eventually(async () => (await platform.events('datacenter1.test.event')).some((e) => e['test'] === `skew ${name}`), 5000)
       const stored = (await platform.events('datacenter1.test.event')).find((e) => e['test'] === `skew ${name}`)!
       assert.ok(Math.abs(Date.parse(stored['dt'] as string) - (Date.now() + skew)) < 60_000, `${name}: dt is the client's time: ${stored['dt']}`)

@@ -63,7 +63,7 @@ async function readBack(dir: string): Promise<Map<string, number>> {
   return ids
 }
 
-const event = (i: number, invalid = false) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: invalid ? i : `producer ${i}` })
+const event = (i: number, invalid = false) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: invalid ? i : `producer ${i}` })
 
 test('producer: per-event results of one send, meta.id given and kept, bad options refused', async () => {
   const { dir, config } = setup()

@@ -79,7 +79,7 @@ test('docs/sdk.md: the page and the browser snippets, in order: every event they
     await eventually(async () => has('datacenter1.test.event', (e) => e['test'] === 'hello'), 10_000)
     await eventually(async () => has('datacenter1.product_metrics.web_base', (e) => e['action'] === 'click' && e['element_id'] === 'save'), 10_000)
     await eventually(async () => has('datacenter1.product_metrics.web_base', (e) => e['instrument_name'] === 'edit-toolbar' && e['funnel_event_sequence_position'] === 2), 10_000)
-    await eventually(async () => has('eventlogging_Test', (e) => (e['event'] as { action?: string }).action === 'hello' && e['schema'] === 'Test'), 10_000)
+    await eventually(async () => has('eventlogging_EventplaneTest', (e) => (e['event'] as { action?: string }).action === 'hello' && e['schema'] === 'EventplaneTest'), 10_000)
     assert.equal((await platform.events('datacenter1.eventplane.error.validation')).length, 0, 'no event was refused')
     const dropped = await tab.evaluate(() => {
       const client = (globalThis as unknown as { client: { dropped: Record<string, number>; transport: { dropped: Record<string, number> } } }).client

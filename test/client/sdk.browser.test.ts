@@ -52,18 +52,18 @@ before(async () => {
       defaults: { topic_prefixes: ['datacenter1.'] },
       streams: {
         [stream]: {
-          schema_title: 'analytics/product_metrics/web/base',
+          schema_title: 'eventplane/product_metrics/web/base',
           destination_event_service: 'eventgate-analytics-external',
           sample: { unit: 'session', rate: 1 },
           producers: { metrics_platform_client: { provide_values: ['page_title', 'performer_session_id', 'performer_pageview_id'] } },
         },
         [fullStream]: {
-          schema_title: 'analytics/product_metrics/web/base',
+          schema_title: 'eventplane/product_metrics/web/base',
           destination_event_service: 'eventgate-analytics-external',
           sample: { unit: 'pageview', rate: 1 },
           producers: { metrics_platform_client: { provide_values: everyAttribute } },
         },
-        'eventplane.error.validation': { schema_title: 'error' },
+        'eventplane.error.validation': { schema_title: 'eventplane/error' },
       },
     }),
   )
@@ -163,7 +163,7 @@ test('browser: events submitted on a page that then navigates away reach the log
   assert.ok([...events.values()].every((e) => e.count === 1), 'each event once')
   const sample = [...events.values()][0]!.event
   // In the log means the intake validated it (hasty: invalid events would be in the error stream instead).
-  assert.equal(sample['$schema'], '/analytics/product_metrics/web/base/1.0.0')
+  assert.equal(sample['$schema'], '/eventplane/product_metrics/web/base/1.0.0')
   assert.deepEqual(sample['agent'], { client_platform: 'mediawiki_js', client_platform_family: 'desktop_browser' })
   assert.equal((sample['page'] as { title?: string }).title, 'SDK test page')
   assert.match((sample['performer'] as { session_id: string }).session_id, /^[0-9a-f]{20}$/)
@@ -189,8 +189,8 @@ test("browser: on a MediaWiki page, with every attribute asked for, events valid
       }
       const client = (globalThis as unknown as { client: Client }).client
       client.submitClick(stream, { element_id: 'save', element_friendly_name: 'Save', action_source: 'wiki' })
-      client.submitInteraction(stream, '/analytics/product_metrics/web/base/1.0.0', 'init', { action_source: 'wiki', action_context: JSON.stringify({ a: 1 }) })
-      const funnel = client.newInstrument(stream, '/analytics/product_metrics/web/base/1.0.0', 'edit_funnel')
+      client.submitInteraction(stream, '/eventplane/product_metrics/web/base/1.0.0', 'init', { action_source: 'wiki', action_context: JSON.stringify({ a: 1 }) })
+      const funnel = client.newInstrument(stream, '/eventplane/product_metrics/web/base/1.0.0', 'edit_funnel')
       funnel.submitInteraction('start', { action_source: 'wiki', funnel_name: 'edit' })
       funnel.submitInteraction('save', { action_source: 'wiki', funnel_name: 'edit' })
       return client.transport.flush()

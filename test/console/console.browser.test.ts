@@ -117,17 +117,17 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     assert.equal(await page.locator('nav a[aria-current=page]').innerText(), 'Schemas')
     assert.ok((await page.locator('section[data-repository=eventplane] li').count()) >= 10)
     await page.locator('#schema-search').fill('test/ev')
-    assert.deepEqual(await page.locator('li[data-title]:visible > a').allInnerTexts(), ['test/event'])
-    assert.deepEqual(await page.locator('li[data-title="test/event"] .chips a').allInnerTexts(), ['1.0.0'], 'each version, linked')
+    assert.deepEqual(await page.locator('li[data-title]:visible > a').allInnerTexts(), ['eventplane/test/event'])
+    assert.deepEqual(await page.locator('li[data-title="eventplane/test/event"] .chips a').allInnerTexts(), ['1.0.0'], 'each version, linked')
     await page.screenshot({ path: screenshot('console-schemas'), fullPage: true })
 
-    await page.locator('li[data-title="test/event"] > a').click()
+    await page.locator('li[data-title="eventplane/test/event"] > a').click()
     await page.locator('table.fields').waitFor()
-    assert.match(await page.locator('h1').innerText(), /^test\/event\s+1\.0\.0$/)
+    assert.match(await page.locator('h1').innerText(), /^eventplane\/test\/event\s+1\.0\.0$/)
     const stream = page.locator('tr[data-field="meta.stream"]')
     assert.match(await stream.innerText(), /meta\.stream\s+string\s+required/)
     assert.ok((await page.locator('pre').count()) >= 1, 'the example')
-    assert.match(await page.locator('pre').first().innerText(), /"\$schema": "\/test\/event\/1\.0\.0"/)
+    assert.match(await page.locator('pre').first().innerText(), /"\$schema": "\/eventplane\/test\/event\/1\.0\.0"/)
     // Download links serve the version itself.
     const yaml = await page.locator('a', { hasText: 'YAML' }).getAttribute('href')
     assert.equal((await fetch(`${server.url}${yaml}`)).status, 200)
@@ -135,7 +135,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
   })
 
   test('try it: the example posted to a stream that takes the schema gets 201; an invalid one, 400 with the reason', async () => {
-    await open('#/schemas/eventplane/test/event')
+    await open('#/schemas/eventplane/eventplane/test/event')
     await page.locator('#try-event').waitFor({ timeout: 10_000 })
     const event = JSON.parse(await page.locator('#try-event').inputValue()) as { meta: { stream: string; dt?: string } }
     assert.equal(event.meta.stream, 'test.event')
@@ -185,12 +185,12 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     await open('#/streams')
     const row = page.locator('tr[data-stream="test.event"]')
     await row.waitFor({ timeout: 10_000 })
-    assert.match(await row.innerText(), /^test\.event\s+test\/event 1\.0\.0\s+datacenter1\.test\.event/)
+    assert.match(await row.innerText(), /^test\.event\s+eventplane\/test\/event 1\.0\.0\s+datacenter1\.test\.event/)
     assert.equal(await row.locator('a').first().getAttribute('href'), '#/tail?streams=test.event')
-    assert.equal(await row.locator('a', { hasText: 'test/event' }).getAttribute('href'), '#/schemas/eventplane/test/event')
+    assert.equal(await row.locator('a', { hasText: 'eventplane/test/event' }).getAttribute('href'), '#/schemas/eventplane/eventplane/test/event')
     // The stream's config, as JSON, when asked for.
     await row.locator('summary', { hasText: 'config' }).click()
-    assert.match(await row.locator('details pre').innerText(), /"schema_title": "test\/event"/)
+    assert.match(await row.locator('details pre').innerText(), /"schema_title": "eventplane\/test\/event"/)
     // Markup in a /regex/ key and in descriptions shows as text.
     assert.ok((await page.locator(`tr[data-stream="${hostileKey.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"]`).innerText()).includes(hostileKey))
     assert.ok((await row.innerText()).includes(hostileStreamDescription))
@@ -202,7 +202,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
   })
 
   const post = (events: unknown[]) => fetch(`${server.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })
-  const valid = (i: number) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `console ${i}` })
+  const valid = (i: number) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: `console ${i}` })
 
   test('intake: accepted, invalid and error counts per stream with their bars, updated as events arrive; the latest errors with reason and event', async () => {
     // What earlier tests posted to test.event (try it) counts too.
@@ -212,7 +212,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     assert.equal((await post([valid(1), valid(2), valid(3)])).status, 201)
     // An invalid event whose values hold markup: its reason and raw event are shown as text.
     const hostileValue = '<img src=x onerror="window.pwned = 5"></script>'
-    assert.equal((await post([valid(4), { $schema: '/test/event/1.0.0', meta: { stream: 'test.event', domain: hostileValue }, test: 5 }])).status, 207)
+    assert.equal((await post([valid(4), { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event', domain: hostileValue }, test: 5 }])).status, 207)
     await open('#/intake')
     const row = page.locator('tr[data-stream="test.event"]').first()
     await row.waitFor({ timeout: 10_000 })
@@ -232,7 +232,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
 
     // The page follows new events and new errors on its own.
     const errorsBefore = await page.locator('#errors tr.error-event').count()
-    assert.equal((await post([valid(6), valid(7), { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 8 }])).status, 207)
+    assert.equal((await post([valid(6), valid(7), { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 8 }])).status, 207)
     await page.locator('#errors tr.error-event').nth(errorsBefore).waitFor({ timeout: 10_000 })
     const deadline = Date.now() + 15_000
     while (!new RegExp(`^test\\.event\\s+${accepted + 6}\\s+${invalid + 2}`).test(await row.innerText())) {
@@ -263,7 +263,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     page.setDefaultTimeout(15_000)
     page.on('pageerror', (error) => problems.push(`page: ${error.message}`))
     try {
-      const response = await fetch(`${plain.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 1, secret: 'not for the public' }) })
+      const response = await fetch(`${plain.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 1, secret: 'not for the public' }) })
       assert.equal(response.status, 400)
       await page.goto(`${plain.url}/#/intake`)
       const note = page.locator('#errors-hidden')

@@ -10,7 +10,7 @@ import { answerFor } from '../../src/intake/routes.ts'
 const failed = (index: number, code: 'EVP_LOG_NOT_WRITTEN' | 'EVP_LOG_OUTCOME_UNKNOWN'): ItemResult => ({
   status: 'error',
   index,
-  event: { $schema: '/test/event/1.0.0', meta: { stream: 'test.event', id: `id-${index}` } },
+  event: { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event', id: `id-${index}` } },
   context: { code, message: 'Kafka did not take it', canRetry: true },
 })
 const batch = (total: number, error: ItemResult[], accepted = total - error.length): BatchResult => ({ total, accepted, invalid: [], error })

@@ -4,7 +4,7 @@ import v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { testPlatform, type TestPlatform } from './helpers.ts'
 
-const valid = (test = 'ok') => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test })
+const valid = (test = 'ok') => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test })
 
 describe('bad input: the right status and code, the server stays up, valid events of the batch are accepted', () => {
   let t: TestPlatform
@@ -18,7 +18,7 @@ describe('bad input: the right status and code, the server stays up, valid event
   const stillUp = async () => assert.equal((await post(JSON.stringify([valid('after')]))).statusCode, 201)
 
   test('invalid JSON', async () => {
-    const response = await post('{"$schema": "/test/event/1.0.0", meta: }')
+    const response = await post('{"$schema": "/eventplane/test/event/1.0.0", meta: }')
     assert.equal(response.statusCode, 400)
     assert.equal(response.json().code, 'EVP_BODY_INVALID_JSON')
     await stillUp()
@@ -61,7 +61,7 @@ describe('bad input: the right status and code, the server stays up, valid event
   })
 
   test('__proto__ and constructor keys pollute nothing', async () => {
-    const payload = `[{"$schema":"/test/event/1.0.0","meta":{"stream":"test.event","__proto__":{"polluted":1}},"__proto__":{"polluted":2},"constructor":{"prototype":{"polluted":3}}},${JSON.stringify(valid('beside'))}]`
+    const payload = `[{"$schema":"/eventplane/test/event/1.0.0","meta":{"stream":"test.event","__proto__":{"polluted":1}},"__proto__":{"polluted":2},"constructor":{"prototype":{"polluted":3}}},${JSON.stringify(valid('beside'))}]`
     const response = await post(payload)
     assert.equal(response.statusCode, 207)
     assert.equal(response.json().invalid[0].context.code, 'EVP_EVENT_INVALID')
@@ -76,7 +76,7 @@ describe('bad input: the right status and code, the server stays up, valid event
     await stillUp()
   })
 
-  for (const uri of ['/../../../etc/passwd', '/test/event/%2e%2e/%2e%2e/1.0.0', 'file:///etc/passwd', 'http://169.254.169.254/latest/meta-data/', 'test/event/1.0.0']) {
+  for (const uri of ['/../../../etc/passwd', '/eventplane/test/event/%2e%2e/%2e%2e/1.0.0', 'file:///etc/passwd', 'http://169.254.169.254/latest/meta-data/', 'eventplane/test/event/1.0.0']) {
     test(`$schema ${uri} is refused without reading anything`, async () => {
       const response = await post(JSON.stringify([{ $schema: uri, meta: { stream: 'test.event' } }, valid('beside')]))
       assert.equal(response.statusCode, 207)
@@ -87,9 +87,17 @@ describe('bad input: the right status and code, the server stays up, valid event
   }
 
   test('a schema that does not exist is invalid with EVP_SCHEMA_NOT_FOUND', async () => {
-    const response = await post(JSON.stringify([{ $schema: '/test/event/9.9.9', meta: { stream: 'test.event' } }]))
+    const response = await post(JSON.stringify([{ $schema: '/eventplane/test/event/9.9.9', meta: { stream: 'test.event' } }]))
     assert.equal(response.statusCode, 400)
     assert.equal(response.json().invalid[0].context.code, 'EVP_SCHEMA_NOT_FOUND')
+  })
+
+  test('a URI of a title the bundled repository had before its own namespace names the new one', async () => {
+    const response = await post(JSON.stringify([{ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'x' }]))
+    assert.equal(response.statusCode, 400)
+    const { context } = response.json().invalid[0]
+    assert.equal(context.code, 'EVP_SCHEMA_NOT_FOUND')
+    assert.match(context.message, /no schema at \/test\/event\/1\.0\.0 .*; the bundled test\/event 1\.0\.0 is now \/eventplane\/test\/event\/1\.0\.0$/)
   })
 
   test('a schema that fails to compile is an error of ours, and valid events beside it are accepted', async () => {
@@ -100,7 +108,7 @@ describe('bad input: the right status and code, the server stays up, valid event
   })
 
   test('invalid UTF-8', async () => {
-    const bytes = Buffer.concat([Buffer.from('[{"$schema":"/test/event/1.0.0","meta":{"stream":"test.event"},"test":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}]')])
+    const bytes = Buffer.concat([Buffer.from('[{"$schema":"/eventplane/test/event/1.0.0","meta":{"stream":"test.event"},"test":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}]')])
     const response = await post(bytes)
     assert.equal(response.statusCode, 400)
     assert.equal(response.json().code, 'EVP_BODY_INVALID_UTF8')
@@ -110,9 +118,9 @@ describe('bad input: the right status and code, the server stays up, valid event
   test('a stream that is not configured, or takes another schema, is refused', async () => {
     const response = await post(
       JSON.stringify([
-        { $schema: '/test/event/1.0.0', meta: { stream: 'nope.stream' } },
-        { $schema: '/test/event/1.0.0', meta: { stream: 'mediawiki.revision-create' } },
-        { $schema: '/test/event/1.0.0' },
+        { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'nope.stream' } },
+        { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'mediawiki.revision-create' } },
+        { $schema: '/eventplane/test/event/1.0.0' },
         { meta: { stream: 'test.event' } },
       ]),
     )

@@ -2,7 +2,7 @@
  * The legacy EventLogging beacon, `GET /beacon/event?<capsule>;`: the conversion of capsules as
  * EventLogging's clients encode them (`'?' + encodeURIComponent(JSON.stringify(capsule)) + ';'`),
  * malformed and oversize ones, then the endpoint of a real server on the bundled config (what
- * `npm start` serves): 204 at once, the event in the eventlogging_Test topic, bad beacons
+ * `npm start` serves): 204 at once, the event in the eventlogging_EventplaneTest topic, bad beacons
  * counted and never a 500.
  */
 import assert from 'node:assert/strict'
@@ -14,11 +14,11 @@ import { capsuleEvent } from '../../src/intake/beacon.ts'
 import { bundledStreams, codeBlocks, repoRoot } from '../helpers.ts'
 import { eventually, testPlatform, type TestPlatform } from './helpers.ts'
 
-const settings = { schemas: { Test: '1.0.0', MediaWikiPingback: '1.0.0' }, maxUrlLength: 2000 }
+const settings = { schemas: { EventplaneTest: '1.0.0', MediaWikiPingback: '1.0.0' }, maxUrlLength: 2000 }
 const at = new Date('2026-11-30T12:00:00.000Z')
 /** The query string EventLogging's JS client makes of a capsule (ext.eventLogging: makeBeaconUrl). */
 const qson = (capsule: unknown) => `${encodeURIComponent(JSON.stringify(capsule))};`
-const mwCapsule = { event: { action: 'hello', value: 3 }, schema: 'Test', webHost: 'en.wikipedia.org', wiki: 'enwiki', revision: -1 }
+const mwCapsule = { event: { action: 'hello', value: 3 }, schema: 'EventplaneTest', webHost: 'en.wikipedia.org', wiki: 'enwiki', revision: -1 }
 
 test('beacon: a capsule as mw.eventLog made it becomes an event of the migrated schema, in the eventlogging_ stream', () => {
   const made = capsuleEvent(qson(mwCapsule), settings, at)
@@ -27,10 +27,10 @@ test('beacon: a capsule as mw.eventLog made it becomes an event of the migrated 
   const id = (event['meta'] as { id: string }).id
   assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
   assert.deepEqual(event, {
-    $schema: '/analytics/legacy/test/1.0.0',
-    meta: { stream: 'eventlogging_Test', id },
+    $schema: '/analytics/legacy/eventplanetest/1.0.0',
+    meta: { stream: 'eventlogging_EventplaneTest', id },
     event: { action: 'hello', value: 3 },
-    schema: 'Test',
+    schema: 'EventplaneTest',
     uuid: id,
     client_dt: '2026-11-30T12:00:00.000Z',
     webHost: 'en.wikipedia.org',
@@ -54,7 +54,7 @@ const conversions: Array<[string, string, (event: Record<string, unknown>) => vo
     for (const field of ['wiki', 'revision', 'webHost']) assert.equal(field in e, false, field)
   }],
   ['text beyond ASCII, and + kept as +', qson({ ...mwCapsule, event: { action: 'é ✓ 🎉 a+b' } }), (e) => assert.deepEqual(e['event'], { action: 'é ✓ 🎉 a+b' })],
-  ['a leading ? and trailing & or ; as proxies leave them', `?${encodeURIComponent(JSON.stringify(mwCapsule))}&;`, (e) => assert.equal(e['schema'], 'Test')],
+  ['a leading ? and trailing & or ; as proxies leave them', `?${encodeURIComponent(JSON.stringify(mwCapsule))}&;`, (e) => assert.equal(e['schema'], 'EventplaneTest')],
   ['MediaWikiPingback, the schema third-party wikis still send', qson({ event: { database: 'mysql', MediaWiki: '1.43.0' }, schema: 'MediaWikiPingback', wiki: 'abc', webHost: 'wiki.example.org', revision: 15781718 }), (e) => {
     assert.equal(e['$schema'], '/analytics/legacy/mediawikipingback/1.0.0')
     assert.equal((e['meta'] as { stream: string }).stream, 'eventlogging_MediaWikiPingback')
@@ -71,15 +71,15 @@ for (const [name, query, check] of conversions) {
 const refusals: Array<[string, string, 'malformed' | 'unknown_schema', RegExp]> = [
   ['no query at all', '', 'malformed', /no capsule/],
   ['only separators', '?;&', 'malformed', /no capsule/],
-  ['a broken %-escape', `${encodeURIComponent('{"schema":"Test","event":{}}')}%E0%A4%A;`, 'malformed', /not URL-encoded JSON/],
+  ['a broken %-escape', `${encodeURIComponent('{"schema":"EventplaneTest","event":{}}')}%E0%A4%A;`, 'malformed', /not URL-encoded JSON/],
   ['not JSON', 'hello%20world;', 'malformed', /not URL-encoded JSON/],
   ['JSON cut short (a URL truncated on the way)', qson(mwCapsule).slice(0, 40), 'malformed', /not URL-encoded JSON/],
   ['a JSON array', qson([mwCapsule]), 'malformed', /not a JSON object/],
   ['no schema', qson({ event: {} }), 'malformed', /schema is not a legacy schema name/],
   ['a schema name that is a path', qson({ event: {}, schema: '../../etc/passwd' }), 'malformed', /schema is not a legacy schema name/],
-  ['an event that is not an object', qson({ event: 'x', schema: 'Test' }), 'malformed', /event is not a JSON object/],
-  ['no event', qson({ schema: 'Test' }), 'malformed', /event is not a JSON object/],
-  ['a schema not configured', qson({ event: {}, schema: 'NavigationTiming' }), 'unknown_schema', /NavigationTiming is not one of intake.beacon.schemas \(Test, MediaWikiPingback\)/],
+  ['an event that is not an object', qson({ event: 'x', schema: 'EventplaneTest' }), 'malformed', /event is not a JSON object/],
+  ['no event', qson({ schema: 'EventplaneTest' }), 'malformed', /event is not a JSON object/],
+  ['a schema not configured', qson({ event: {}, schema: 'NavigationTiming' }), 'unknown_schema', /NavigationTiming is not one of intake.beacon.schemas \(EventplaneTest, MediaWikiPingback\)/],
   ['a name of Object.prototype', qson({ event: {}, schema: 'constructor' }), 'unknown_schema', /constructor/],
 ]
 for (const [name, query, outcome, reason] of refusals) {
@@ -94,7 +94,7 @@ for (const [name, query, outcome, reason] of refusals) {
 let platform: TestPlatform
 let url: string
 before(async () => {
-  // The bundled stream config (eventlogging_Test, the error stream), as npm start serves it.
+  // The bundled stream config (eventlogging_EventplaneTest, the error stream), as npm start serves it.
   platform = await testPlatform({ stream_config: { source: bundledStreams, watch: false } })
   url = await platform.app.listen({ host: '127.0.0.1', port: 0 })
 })
@@ -109,15 +109,15 @@ async function outcomes(): Promise<Record<string, number>> {
   return counts
 }
 
-const inTopic = async (action: string) => (await platform.events('eventlogging_Test')).filter((e) => (e['event'] as { action?: string }).action === action)
+const inTopic = async (action: string) => (await platform.events('eventlogging_EventplaneTest')).filter((e) => (e['event'] as { action?: string }).action === action)
 
-test('beacon endpoint: 204 at once, and the event is in the eventlogging_Test topic with the intake\'s dt, meta.dt and user agent', async () => {
+test('beacon endpoint: 204 at once, and the event is in the eventlogging_EventplaneTest topic with the intake\'s dt, meta.dt and user agent', async () => {
   const response = await fetch(`${url}/beacon/event?${qson({ ...mwCapsule, event: { action: 'served' } })}`, { headers: { 'user-agent': 'Mozilla/5.0 (beacon test)' } })
   assert.equal(response.status, 204)
   assert.equal(await response.text(), '')
   await eventually(async () => (await inTopic('served')).length === 1)
   const [event] = await inTopic('served')
-  assert.equal(event!['$schema'], '/analytics/legacy/test/1.0.0')
+  assert.equal(event!['$schema'], '/analytics/legacy/eventplanetest/1.0.0')
   assert.equal(event!['uuid'], (event!['meta'] as { id: string }).id)
   assert.ok(Math.abs(Date.parse(event!['dt'] as string) - Date.now()) < 60_000, 'dt set by the intake (legacy schemas take it from the receive time)')
   assert.ok(typeof (event!['meta'] as { dt?: string }).dt === 'string')
@@ -167,7 +167,7 @@ test('beacon endpoint: malformed capsules, unknown schemas and invalid events ar
     return (now['malformed'] ?? 0) - (before['malformed'] ?? 0) === 203 && (now['unknown_schema'] ?? 0) - (before['unknown_schema'] ?? 0) === 1 && (now['invalid'] ?? 0) - (before['invalid'] ?? 0) === 1
   })
   // The invalid one is in the error stream, as any invalid event.
-  await eventually(async () => (await platform.events('datacenter1.eventplane.error.validation')).some((e) => e['errored_stream_name'] === 'eventlogging_Test'))
+  await eventually(async () => (await platform.events('datacenter1.eventplane.error.validation')).some((e) => e['errored_stream_name'] === 'eventlogging_EventplaneTest'))
   assert.equal((await fetch(`${url}/healthz`)).status, 200)
 })
 

@@ -20,7 +20,7 @@ after(async () => {
   await off?.close()
 })
 
-const event = (test: string, id?: string, stream = 'test.event') => ({ $schema: '/test/event/1.0.0', meta: id === undefined ? { stream } : { stream, id }, test })
+const event = (test: string, id?: string, stream = 'test.event') => ({ $schema: '/eventplane/test/event/1.0.0', meta: id === undefined ? { stream } : { stream, id }, test })
 const post = (p: TestPlatform, events: unknown[]) => p.app.inject({ method: 'POST', url: '/v1/events', payload: events })
 const copies = async (p: TestPlatform, topic: string, test: string) => (await p.events(topic)).filter((e) => e['test'] === test).length
 
@@ -33,7 +33,7 @@ test('dedupe: an event sent again with its own meta.id is answered 201 and is in
   assert.equal(await copies(platform, 'datacenter1.test.event', 'again'), 1)
   assert.equal(await copies(platform, 'datacenter1.test.event', 'again-other'), 1)
   const metrics = (await platform.app.inject({ method: 'GET', url: '/metrics' })).body
-  assert.match(metrics, /eventplane_intake_events_total\{stream="test\.event",schema="\/test\/event\/1\.0\.0",outcome="duplicate"\} 2/)
+  assert.match(metrics, /eventplane_intake_events_total\{stream="test\.event",schema="\/eventplane\/test\/event\/1\.0\.0",outcome="duplicate"\} 2/)
 })
 
 test('dedupe: twice in one batch, once in the log', async () => {

@@ -31,7 +31,7 @@ test('kill -9 with requests in flight: every event that got a 201 is in the log 
   const producer = async (worker: number) => {
     for (let n = 0; !stop; n++) {
       const ids = [0, 1, 2].map((i) => `w${worker}-${n}-${i}`)
-      const body = JSON.stringify(ids.map((id) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event', id } })))
+      const body = JSON.stringify(ids.map((id) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event', id } })))
       sent += ids.length
       try {
         const response = await fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { eventually, testPlatform, type TestPlatform } from './helpers.ts'
 
-const event = (fields: Record<string, unknown> = {}) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, ...fields })
+const event = (fields: Record<string, unknown> = {}) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, ...fields })
 
 describe('POST /v1/events: the status matrix', () => {
   let t: TestPlatform

@@ -47,12 +47,12 @@ export function extraRepository(dir: string): string {
 export const testStreams = {
   defaults: { topic_prefixes: ['datacenter1.'] },
   streams: {
-    'test.event': { schema_title: 'test/event' },
-    'eventplane.error.validation': { schema_title: 'error' },
-    'mediawiki.revision-create': { schema_title: 'mediawiki/revision/create', message_key_fields: { wiki_id: 'database', page_id: 'page_id' } },
+    'test.event': { schema_title: 'eventplane/test/event' },
+    'eventplane.error.validation': { schema_title: 'eventplane/error' },
+    'mediawiki.revision-create': { schema_title: 'eventplane/mediawiki/revision/create', message_key_fields: { wiki_id: 'database', page_id: 'page_id' } },
     'broken.event': { schema_title: 'broken/event' },
     'open.event': { schema_title: 'open/event' },
-    'unprefixed.event': { schema_title: 'test/event', topic_prefixes: null },
+    'unprefixed.event': { schema_title: 'eventplane/test/event', topic_prefixes: null },
   },
 }
 

@@ -34,7 +34,7 @@ describe('POST /v1/events over HTTP (the fast path)', () => {
   })
   after(() => server.close())
 
-  const event = (fields: Record<string, unknown> = {}) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, ...fields })
+  const event = (fields: Record<string, unknown> = {}) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, ...fields })
   const post = (body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }, query = '') =>
     fetch(`${server.url}/v1/events${query}`, { method: 'POST', headers, body })
 
@@ -95,7 +95,7 @@ describe('POST /v1/events over HTTP (the fast path)', () => {
   })
 
   test('?hasty answers 202 first; ?schema_uri and ?stream fill events in; the client IP comes through the trusted proxy', async () => {
-    const hasty = await post(JSON.stringify([{ test: 'hasty' }]), { 'content-type': 'text/plain', 'x-forwarded-for': '198.51.100.20' }, '?hasty=1&schema_uri=/test/event/1.0.0&stream=test.event')
+    const hasty = await post(JSON.stringify([{ test: 'hasty' }]), { 'content-type': 'text/plain', 'x-forwarded-for': '198.51.100.20' }, '?hasty=1&schema_uri=/eventplane/test/event/1.0.0&stream=test.event')
     assert.equal(hasty.status, 202)
     assert.equal(hasty.statusText, '1 events hastily received.')
     await eventually(async () => {

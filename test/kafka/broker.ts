@@ -51,7 +51,7 @@ export async function onKafka(name: string, suites: Array<() => Promise<unknown>
  */
 export function kafkaServerConfig(dir: string, kafka: Record<string, unknown>, logLevel = 'warn'): string {
   const streams = join(dir, 'streams.yaml')
-  writeFileSync(streams, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'test/event' } } }))
+  writeFileSync(streams, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'eventplane/test/event' } } }))
   const config = join(dir, 'eventplane.yaml')
   writeFileSync(
     config,

@@ -165,7 +165,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
   const topic = `${namespace}datacenter1.test.event`
 
   const streamsFile = join(dir, `${scenario}-stream-config.yaml`)
-  writeFileSync(streamsFile, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'test/event' } } }))
+  writeFileSync(streamsFile, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'eventplane/test/event' } } }))
   const config = (name: string) => {
     const file = join(dir, `${scenario}-${name}.yaml`)
     writeFileSync(
@@ -210,7 +210,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
     const streamsUrl = servers[2]!.url
     // The first event makes the topic (3 partitions, 3 replicas).
     for (let attempt = 0; ; attempt++) {
-      const response = await fetch(`${intakes[0]}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'warm-up' }) })
+      const response = await fetch(`${intakes[0]}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'warm-up' }) })
       if (response.status === 201) break
       if (attempt === 20) throw new Error(`the first event was answered ${response.status}: ${await response.text()}`)
       await sleep(500)
@@ -299,7 +299,7 @@ export async function runFailover(options: FailoverOptions): Promise<FailoverRes
           launch(
             Array.from({ length: batch }, () => {
               const test = `fo-${serial++}`
-              return { test, event: { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test } }
+              return { test, event: { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test } }
             }),
           )
           next += interval

@@ -55,7 +55,7 @@ describe('hostile input on Kafka', { skip: kafkaSkipped }, () => {
     const log = await openKafkaLog({ brokers, topicNamespace: namespace, defaultPartitions: 2, unsupportedCodecs: ['snappy'] })
     const dir = tempDir()
     const source = join(dir, 'streams.yaml')
-    writeFileSync(source, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'test/event' } } }))
+    writeFileSync(source, stringify({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'test.event': { schema_title: 'eventplane/test/event' } } }))
     const logger = pino({ level: 'silent' })
     const streamConfig = await openStreamConfig({ source, watch: false, logger, registry: new Registry() })
     const app = Fastify({ loggerInstance: logger as FastifyBaseLogger })

@@ -23,7 +23,7 @@ describe('scale-out: 2 intake and 2 streams processes on one Kafka cluster', { s
     const dir = tempDir()
     const streamConfig = join(dir, 'streams.yaml')
     // Multi-datacenter as at Wikimedia: each intake writes its own prefix, streams read both.
-    writeFileSync(streamConfig, stringify({ defaults: { topic_prefixes: ['eqiad.', 'codfw.'] }, streams: { 'test.event': { schema_title: 'test/event' } } }))
+    writeFileSync(streamConfig, stringify({ defaults: { topic_prefixes: ['eqiad.', 'codfw.'] }, streams: { 'test.event': { schema_title: 'eventplane/test/event' } } }))
     const brokers = [await kafkaBootstrap()]
     const namespace = `scale-${process.pid}-${Date.now()}.`
     const config = (name: string, prefix: string) => {

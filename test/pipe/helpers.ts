@@ -13,12 +13,12 @@ export function pipeSandbox() {
   return { dir, config, run: (...args: string[]) => cli(['pipe', ...args, '--config', config], { cwd: dir }) }
 }
 
-/** `count` events of the bundled test/event schema, numbered from `from` (the `test` field), as NDJSON lines. */
+/** `count` events of the bundled eventplane/test/event schema, numbered from `from` (the `test` field), as NDJSON lines. */
 export function testEvents(count: number, from = 0): string[] {
   const lines: string[] = []
   const now = Date.now()
   for (let i = from; i < from + count; i++) {
-    lines.push(JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event', id: randomUUID(), dt: new Date(now - 1000 + (i % 1000)).toISOString() }, test: `event ${i}` }))
+    lines.push(JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event', id: randomUUID(), dt: new Date(now - 1000 + (i % 1000)).toISOString() }, test: `event ${i}` }))
   }
   return lines
 }

@@ -86,7 +86,7 @@ test('into an intake over HTTP (per-event results counted), and out of a streams
   t.after(() => platform.close())
   const base = await platform.app.listen({ host: '127.0.0.1', port: 0 })
   const lines = testEvents(1200)
-  lines.splice(7, 0, JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 42 }))
+  lines.splice(7, 0, JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 42 }))
   const input = writeLines(join(dir, 'http.ndjson'), lines)
   const sent = await run(input, `${base}/v1/events?batch=100`, '--state', join(dir, 'http.state'))
   assert.equal(sent.code, 0, sent.stderr)
@@ -199,7 +199,7 @@ test('--filter, --set and --drop: only matching events, changed as asked', async
 
 test('--validate skips and counts events that do not validate, and says why', async () => {
   const lines = testEvents(3)
-  lines.push(JSON.stringify({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: ['not a string'] }))
+  lines.push(JSON.stringify({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: ['not a string'] }))
   lines.push(JSON.stringify({ $schema: '/no/such/schema/1.0.0', meta: { stream: 'x' } }))
   lines.push(JSON.stringify({ meta: { stream: 'x' } }))
   const out = join(dir, 'validate.out.ndjson')

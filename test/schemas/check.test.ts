@@ -18,14 +18,14 @@ function countFiles(dir: string): number {
   return n
 }
 
-/** A copy of the bundled repository whose test/event gets a 1.1.0 raising test's maxLength 4096 → 8192. */
+/** A copy of the bundled repository whose eventplane/test/event gets a 1.1.0 raising test's maxLength 4096 → 8192. */
 function raisedMaxLength(): string {
   const repo = writableCopy(bundledSchemas)
-  const folder = join(repo, 'jsonschema/test/event')
+  const folder = join(repo, 'jsonschema/eventplane/test/event')
   const schema = parse(readFileSync(join(folder, '1.0.0.yaml'), 'utf8')) as { $id: string; properties: { test: { maxLength: number } }; examples: Array<{ $schema: string }> }
-  schema.$id = '/test/event/1.1.0'
+  schema.$id = '/eventplane/test/event/1.1.0'
   schema.properties.test.maxLength = 8192
-  for (const example of schema.examples) example.$schema = '/test/event/1.1.0'
+  for (const example of schema.examples) example.$schema = '/eventplane/test/event/1.1.0'
   writeFileSync(join(folder, '1.1.0.yaml'), stringify(schema))
   return repo
 }
@@ -33,9 +33,9 @@ function raisedMaxLength(): string {
 describe('schema lint and compat at repository scale', () => {
   test('a $ref that does not resolve breaks only its schema: lint reports it, checks the rest and exits 3; --json too; compat likewise', async () => {
     const repo = writableCopy(bundledSchemas)
-    const current = join(repo, 'jsonschema/test/event/current.yaml')
-    writeFileSync(current, readFileSync(current, 'utf8').replace('$ref: /fragment/http/client_ip/1.0.0#', '$ref: /fragment/nowhere/1.0.0#'))
-    const unparsable = join(repo, 'jsonschema/mediawiki/page/delete/1.0.0.yaml')
+    const current = join(repo, 'jsonschema/eventplane/test/event/current.yaml')
+    writeFileSync(current, readFileSync(current, 'utf8').replace('$ref: /fragment/eventplane/http/client_ip/1.0.0#', '$ref: /fragment/nowhere/1.0.0#'))
+    const unparsable = join(repo, 'jsonschema/eventplane/mediawiki/page/delete/1.0.0.yaml')
     writeFileSync(unparsable, 'title: [unclosed\n')
 
     const index = await indexRepository(openRepository(repo))
@@ -43,10 +43,10 @@ describe('schema lint and compat at repository scale', () => {
     assert.deepEqual(
       report.broken.map((b) => [b.file.slice(repo.length), b.code]),
       [
-        ['/jsonschema/mediawiki/page/delete/1.0.0.yaml', 'EVP_SCHEMA_PARSE'],
+        ['/jsonschema/eventplane/mediawiki/page/delete/1.0.0.yaml', 'EVP_SCHEMA_PARSE'],
         // Its published version cannot be read, so neither can it be compared with it.
-        ['/jsonschema/mediawiki/page/delete/current.yaml', 'EVP_SCHEMA_PARSE'],
-        ['/jsonschema/test/event/current.yaml', 'EVP_SCHEMA_REF_NOT_FOUND'],
+        ['/jsonschema/eventplane/mediawiki/page/delete/current.yaml', 'EVP_SCHEMA_PARSE'],
+        ['/jsonschema/eventplane/test/event/current.yaml', 'EVP_SCHEMA_REF_NOT_FOUND'],
       ],
     )
     assert.ok(report.checked >= 10, `the other versions are checked: ${report.checked}`)
@@ -61,7 +61,7 @@ describe('schema lint and compat at repository scale', () => {
     assert.equal(parsed.broken.length, 3)
     assert.ok(parsed.checked >= 10)
 
-    // compat: the broken title is listed, the others compared (test/event's current.yaml holds
+    // compat: the broken title is listed, the others compared (eventplane/test/event's current.yaml holds
     // 1.0.0, which is materialized: compat does not materialize it again).
     const compat = await cli(['schema', 'compat', '--all', '--repo', repo])
     assert.equal(compat.code, 3, compat.stderr)
@@ -73,7 +73,7 @@ describe('schema lint and compat at repository scale', () => {
     const repo = writableCopy(bundledSchemas)
     let deep = '{type: string}'
     for (let i = 0; i < 20_000; i++) deep = `{type: object, properties: {a: ${deep}}}`
-    writeFileSync(join(repo, 'jsonschema/test/event/1.0.0.yaml'), `title: test/event\n$id: /test/event/1.0.0\nproperties: {a: ${deep}}\n`)
+    writeFileSync(join(repo, 'jsonschema/eventplane/test/event/1.0.0.yaml'), `title: eventplane/test/event\n$id: /eventplane/test/event/1.0.0\nproperties: {a: ${deep}}\n`)
     const lint = await cli(['schema', 'lint', '--all', '--repo', repo])
     assert.equal(lint.code, 3, lint.stderr)
     assert.match(lint.stderr, /test\/event\/1\.0\.0\.yaml: could not be checked: /)
@@ -97,29 +97,29 @@ describe('schema lint and compat at repository scale', () => {
   test("the compatibility rule follows the repository's jsonschema-tools pin: 1.3 lets maxLength grow, 1.2 does not; --strict and --rules", async () => {
     const repo = raisedMaxLength()
     // No pin: 1.3, the newest rule.
-    const unpinned = await cli(['schema', 'compat', 'test/event', '--repo', repo])
+    const unpinned = await cli(['schema', 'compat', 'eventplane/test/event', '--repo', repo])
     assert.equal(unpinned.code, 0, unpinned.stdout + unpinned.stderr)
     assert.match(unpinned.stdout, /1 version pairs compared by the jsonschema-tools 1\.3 rule \(default\): 0 incompatible/)
     // A package.json that allows 1.2: its rule.
     writeFileSync(join(repo, 'package.json'), JSON.stringify({ devDependencies: { '@wikimedia/jsonschema-tools': '^1.2.0' } }))
-    const pinned12 = await cli(['schema', 'compat', 'test/event', '--repo', repo])
+    const pinned12 = await cli(['schema', 'compat', 'eventplane/test/event', '--repo', repo])
     assert.equal(pinned12.code, 1)
     assert.match(pinned12.stdout, /\[value-changed\] at \/properties\/test\/maxLength/)
     assert.match(pinned12.stderr, /by the jsonschema-tools 1\.2 rule \(package\.json \(\^1\.2\.0\)\): 1 incompatible/)
     // The lockfile's exact version wins over the range.
     writeFileSync(join(repo, 'package-lock.json'), JSON.stringify({ packages: { 'node_modules/@wikimedia/jsonschema-tools': { version: '1.3.0' } } }))
     assert.deepEqual(pinnedRules(repo), { rules: '1.3', from: 'package-lock.json (1.3.0)' })
-    assert.equal((await cli(['schema', 'compat', 'test/event', '--repo', repo])).code, 0)
-    assert.equal((await cli(['schema', 'compat', 'test/event', '--rules', '1.2', '--repo', repo])).code, 1, '--rules overrides the pin')
-    assert.equal((await cli(['schema', 'compat', 'test/event', '--rules', '1.4', '--repo', repo])).code, 2)
+    assert.equal((await cli(['schema', 'compat', 'eventplane/test/event', '--repo', repo])).code, 0)
+    assert.equal((await cli(['schema', 'compat', 'eventplane/test/event', '--rules', '1.2', '--repo', repo])).code, 1, '--rules overrides the pin')
+    assert.equal((await cli(['schema', 'compat', 'eventplane/test/event', '--rules', '1.4', '--repo', repo])).code, 2)
     // Raising is fine even when strict; lowering is not.
-    assert.equal((await cli(['schema', 'compat', 'test/event', '--strict', '--repo', repo])).code, 0)
-    const file = join(repo, 'jsonschema/test/event/1.1.0.yaml')
+    assert.equal((await cli(['schema', 'compat', 'eventplane/test/event', '--strict', '--repo', repo])).code, 0)
+    const file = join(repo, 'jsonschema/eventplane/test/event/1.1.0.yaml')
     const lowered = parse(readFileSync(file, 'utf8')) as { properties: { test: { maxLength: number } } }
     lowered.properties.test.maxLength = 100
     writeFileSync(file, stringify(lowered))
-    assert.equal((await cli(['schema', 'compat', 'test/event', '--repo', repo])).code, 0, '1.3 allows a smaller maxLength')
-    const strict = await cli(['schema', 'compat', 'test/event', '--strict', '--json', '--repo', repo])
+    assert.equal((await cli(['schema', 'compat', 'eventplane/test/event', '--repo', repo])).code, 0, '1.3 allows a smaller maxLength')
+    const strict = await cli(['schema', 'compat', 'eventplane/test/event', '--strict', '--json', '--repo', repo])
     assert.equal(strict.code, 1)
     const result = JSON.parse(strict.stdout) as { rules: string; results: Array<{ problems: Array<{ rule: string; path: string }> }> }
     assert.equal(result.rules, '1.3')
@@ -144,13 +144,13 @@ describe('schema lint and compat at repository scale', () => {
     const repo = writableCopy(bundledSchemas)
     const config = join(repo, '.jsonschema-tools.yaml')
     const options = (parse(readFileSync(config, 'utf8')) ?? {}) as { skipSchemaTestCases?: Record<string, string[]> }
-    options.skipSchemaTestCases = { ...options.skipSchemaTestCases, '/test/event/.*': ['schema-snake-case-properties'], '/no/such/schema/.*': ['schema-is-secure'] }
+    options.skipSchemaTestCases = { ...options.skipSchemaTestCases, '/eventplane/test/event/.*': ['schema-snake-case-properties'], '/no/such/schema/.*': ['schema-is-secure'] }
     writeFileSync(config, stringify(options))
     const lint = await cli(['schema', 'lint', '--all', '--repo', repo])
     assert.equal(lint.code, 0, lint.stderr)
     assert.match(lint.stdout, /\.jsonschema-tools\.yaml: warning \[skip-entry-unused\] at \/skipSchemaTestCases\/~1no~1such~1schema~1\.\*: .*"\/no\/such\/schema\/\.\*" matches no schema \$id/)
     assert.doesNotMatch(lint.stdout, /skip-entry-unused\] at \/skipSchemaTestCases\/~1test~1event/)
     // Only with --all: a few titles cannot tell.
-    assert.doesNotMatch((await cli(['schema', 'lint', 'test/event', '--repo', repo])).stdout, /skip-entry-unused/)
+    assert.doesNotMatch((await cli(['schema', 'lint', 'eventplane/test/event', '--repo', repo])).stdout, /skip-entry-unused/)
   })
 })

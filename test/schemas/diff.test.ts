@@ -3,8 +3,8 @@ import { describe, it } from 'node:test'
 import { diffSchemas, formatDiff } from '../../src/schemas/diff.ts'
 
 const v1 = {
-  title: 'fragment/http',
-  $id: '/fragment/http/1.1.0',
+  title: 'fragment/eventplane/http',
+  $id: '/fragment/eventplane/http/1.1.0',
   type: 'object',
   required: ['http'],
   properties: {
@@ -20,8 +20,8 @@ const v1 = {
 }
 
 const v2 = {
-  $id: '/fragment/http/1.2.0',
-  title: 'fragment/http',
+  $id: '/fragment/eventplane/http/1.2.0',
+  title: 'fragment/eventplane/http',
   type: 'object',
   required: ['http'],
   properties: {
@@ -44,7 +44,7 @@ describe('diffSchemas', () => {
 
   it('reports added, removed and changed entries with JSON Pointers, sorted by path', () => {
     assert.deepEqual(diffSchemas(v1, v2), [
-      { kind: 'changed', path: '/$id', oldValue: '/fragment/http/1.1.0', newValue: '/fragment/http/1.2.0' },
+      { kind: 'changed', path: '/$id', oldValue: '/fragment/eventplane/http/1.1.0', newValue: '/fragment/eventplane/http/1.2.0' },
       { kind: 'removed', path: '/properties/http/properties/client_ip', oldValue: { type: 'string' } },
       { kind: 'added', path: '/properties/http/properties/has_cookies', newValue: { type: 'boolean' } },
       { kind: 'changed', path: '/properties/http/properties/method/maxLength', oldValue: 16, newValue: 32 },
@@ -90,7 +90,7 @@ describe('formatDiff', () => {
     assert.equal(
       formatDiff(diffSchemas(v1, v2)),
       [
-        '~ /$id: "/fragment/http/1.1.0" → "/fragment/http/1.2.0"',
+        '~ /$id: "/fragment/eventplane/http/1.1.0" → "/fragment/eventplane/http/1.2.0"',
         '- /properties/http/properties/client_ip: {"type":"string"}',
         '+ /properties/http/properties/has_cookies: {"type":"boolean"}',
         '~ /properties/http/properties/method/maxLength: 16 → 32',

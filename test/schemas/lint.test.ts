@@ -382,26 +382,26 @@ describe('lintSchema', () => {
       assert.deepEqual(found(schema, 'required-common-fields'), ['error /required', 'error /properties/meta/required'])
     })
     it('does not apply to fragments', () => {
-      const fragment = { title: 'fragment/http', $id: '/fragment/http/1.2.0', type: 'object', properties: {} }
-      assert.deepEqual(found(fragment, 'required-common-fields', { path: 'fragment/http' }), [])
+      const fragment = { title: 'fragment/eventplane/http', $id: '/fragment/eventplane/http/1.2.0', type: 'object', properties: {} }
+      assert.deepEqual(found(fragment, 'required-common-fields', { path: 'fragment/eventplane/http' }), [])
     })
   })
 })
 
 describe('shouldSkip', () => {
   const skip = {
-    'fragment/http/1.2.0': ['schema-version-compatibility'],
+    'fragment/eventplane/http/1.2.0': ['schema-version-compatibility'],
     '^/mediawiki/job/.*$': ['schema-deterministic-types'],
     '/webrequest/1.0.0': ['schema-enforced-numeric-bounds', 'schema-deterministic-types'],
   }
   it('tests each key as an unanchored regular expression against $id', () => {
-    assert.equal(shouldSkip('/fragment/http/1.2.0', 'schema-version-compatibility', skip), true)
-    assert.equal(shouldSkip('/other/fragment/http/1.2.0', 'schema-version-compatibility', skip), true)
-    assert.equal(shouldSkip('/fragment/http/1x2y0', 'schema-version-compatibility', skip), true, '. matches any character')
-    assert.equal(shouldSkip('/fragment/http/1.1.0', 'schema-version-compatibility', skip), false)
+    assert.equal(shouldSkip('/fragment/eventplane/http/1.2.0', 'schema-version-compatibility', skip), true)
+    assert.equal(shouldSkip('/other/fragment/eventplane/http/1.2.0', 'schema-version-compatibility', skip), true)
+    assert.equal(shouldSkip('/fragment/eventplane/http/1x2y0', 'schema-version-compatibility', skip), true, '. matches any character')
+    assert.equal(shouldSkip('/fragment/eventplane/http/1.1.0', 'schema-version-compatibility', skip), false)
   })
   it('skips only the rules listed', () => {
-    assert.equal(shouldSkip('/fragment/http/1.2.0', 'schema-deterministic-types', skip), false)
+    assert.equal(shouldSkip('/fragment/eventplane/http/1.2.0', 'schema-deterministic-types', skip), false)
     assert.equal(shouldSkip('/webrequest/1.0.0', 'schema-deterministic-types', skip), true)
     assert.equal(shouldSkip('/mediawiki/job/1.0.0', 'schema-deterministic-types', skip), true)
     assert.equal(shouldSkip('/x/mediawiki/job/1.0.0', 'schema-deterministic-types', skip), false, 'anchored keys stay anchored')

@@ -157,8 +157,8 @@ describe('schema service', { skip: fixtureSkipped }, () => {
   })
 
   test('the bundled repository serves its schemas', async () => {
-    const response = await get('/repositories/eventplane/jsonschema/test/event/latest', { accept: 'application/json' })
+    const response = await get('/repositories/eventplane/jsonschema/eventplane/test/event/latest', { accept: 'application/json' })
     assert.equal(response.statusCode, 200)
-    assert.equal(response.json().title, 'test/event')
+    assert.equal(response.json().title, 'eventplane/test/event')
   })
 })

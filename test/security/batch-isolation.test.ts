@@ -79,8 +79,8 @@ describe('one bad event never hurts another', () => {
       (n) => testEvent(n, { meta: { stream: `test.event.${'x'.repeat(240 + Math.floor(rand() * 100))}` } }),
       (n) => testEvent(n, { meta: { stream: 'not.configured' } }),
       (n) => ({ ...testEvent(n), test: 42 }),
-      (n) => ({ ...testEvent(n), $schema: `/test/event/1.0.0#${n}` }),
-      (n) => ({ ...testEvent(n), $schema: '/test/event/1.0.0?x=1' }),
+      (n) => ({ ...testEvent(n), $schema: `/eventplane/test/event/1.0.0#${n}` }),
+      (n) => ({ ...testEvent(n), $schema: '/eventplane/test/event/1.0.0?x=1' }),
       (n) => testEvent(n, { meta: { stream: 'eventplane.error.validation' } }),
       () => 'not an object',
       () => [1, 2, 3],
@@ -159,7 +159,7 @@ describe('error events always fit their schema, or are counted', () => {
       t.app,
       [
         { ...testEvent('bad uri', { meta: { uri: 'not a uri %%% \\ ^', domain: '' } }), test: 1 },
-        { ...testEvent('long schema'), $schema: `/test/event/${'9'.repeat(2000)}` },
+        { ...testEvent('long schema'), $schema: `/eventplane/test/event/${'9'.repeat(2000)}` },
         testEvent('long stream', { meta: { stream: `s${'t'.repeat(300)}` } }),
         { ...testEvent('no domain', { meta: { domain: '' } }), test: [] },
       ],
@@ -170,7 +170,7 @@ describe('error events always fit their schema, or are counted', () => {
     const errors = await t.events(errorTopic)
     assert.equal(errors.length, 4, JSON.stringify(errors))
     const source = createSchemaSource({ baseUris: [bundledSchemas + '/jsonschema'] })
-    const errorSchema = await createValidatorCache({ source }).get('/error/1.0.0')
+    const errorSchema = await createValidatorCache({ source }).get('/eventplane/error/1.0.0')
     for (const event of errors) {
       // As stored (the log adds nothing): valid against the error schema.
       assert.ok(errorSchema.validate(structuredClone(event)), JSON.stringify(errorSchema.validate.errors))
@@ -194,7 +194,7 @@ describe('error events always fit their schema, or are counted', () => {
 
   test('the error stream takes events from the intake only (anyone could post forged error events)', async () => {
     const forged = {
-      $schema: '/error/1.0.0',
+      $schema: '/eventplane/error/1.0.0',
       meta: { stream: 'eventplane.error.validation' },
       emitter_id: 'eventplane-intake',
       message: 'forged',

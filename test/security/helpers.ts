@@ -19,7 +19,7 @@ export function serverDir(): string {
 
 export const testStreams = {
   defaults: { topic_prefixes: ['datacenter1.'] },
-  streams: { 'test.event': { schema_title: 'test/event' } },
+  streams: { 'test.event': { schema_title: 'eventplane/test/event' } },
 }
 
 export interface TestServer {
@@ -85,7 +85,7 @@ export async function securityServer(overrides: Record<string, unknown> = {}, st
 }
 
 export function testEvent(test: string): Record<string, unknown> {
-  return { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test }
+  return { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test }
 }
 
 export interface RawAnswer {

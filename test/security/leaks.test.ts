@@ -13,7 +13,7 @@ import { headersOf, securityServer, testEvent, testStreams, until, type TestServ
 
 const withErrorStream = {
   defaults: testStreams.defaults,
-  streams: { ...testStreams.streams, 'eventplane.error.validation': { schema_title: 'error' } },
+  streams: { ...testStreams.streams, 'eventplane.error.validation': { schema_title: 'eventplane/error' } },
 }
 
 async function withServer(overrides: Record<string, unknown>, streams: object, body: (server: TestServer) => Promise<void>): Promise<void> {
@@ -81,7 +81,7 @@ describe('folders', () => {
       const refused: Array<Record<string, unknown>> = [
         { ...testEvent('traversal'), $schema: '/../../etc/passwd' },
         { ...testEvent('unknown schema'), $schema: '/nope/1.0.0' },
-        { ...testEvent('unknown version'), $schema: '/test/event/9.9.9' },
+        { ...testEvent('unknown version'), $schema: '/eventplane/test/event/9.9.9' },
         { ...testEvent('unknown stream'), meta: { stream: 'nope.stream' } },
       ]
       for (const event of refused) {
@@ -122,7 +122,7 @@ describe('endpoints that should be off', () => {
       await server.close()
     }
 
-    const testEvents = [{ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'ready' }]
+    const testEvents = [{ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'ready' }]
     await withServer({ intake: { test_events: testEvents } }, testStreams, async (configured) => {
       const response = await fetch(`${configured.url}/v1/_test/events`)
       assert.equal(response.status, 201, await response.clone().text())

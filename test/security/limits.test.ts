@@ -28,7 +28,7 @@ describe('bounded work per request', () => {
 
   test('1.4 million {} with ?schema_uri&stream are 413 too (they were all accepted)', async () => {
     const body = `[${'{},'.repeat(1_390_000)}{}]`
-    const response = await post(t.app, body, { url: '/v1/events?schema_uri=/test/event/1.0.0&stream=test.event' })
+    const response = await post(t.app, body, { url: '/v1/events?schema_uri=/eventplane/test/event/1.0.0&stream=test.event' })
     assert.equal(response.statusCode, 413)
     assert.equal(response.json().code, 'EVP_TOO_MANY_EVENTS')
     assert.deepEqual(await tests(t), [])
@@ -80,7 +80,7 @@ describe('$schema fragments and queries', () => {
   after(() => t.close())
 
   test('an empty fragment is the schema itself; any other fragment or a query is refused before any cache or label (each compiled the schema again)', async () => {
-    const fine = await post(t.app, [{ ...testEvent('empty fragment'), $schema: '/test/event/1.0.0#' }])
+    const fine = await post(t.app, [{ ...testEvent('empty fragment'), $schema: '/eventplane/test/event/1.0.0#' }])
     assert.equal(fine.statusCode, 201, fine.body)
     // Refusals make error events, whose schema is compiled once.
     await post(t.app, [{ ...testEvent('refused'), test: 1 }])
@@ -89,8 +89,8 @@ describe('$schema fragments and queries', () => {
     for (let i = 0; i < 200; i++) {
       const fragment = `x${i}`.repeat(i === 0 ? 500_000 : 1)
       const response = await post(t.app, [
-        { ...testEvent(`fragment ${i}`), $schema: `/test/event/1.0.0#${fragment}` },
-        { ...testEvent(`query ${i}`), $schema: `/test/event/1.0.0?v=${i}` },
+        { ...testEvent(`fragment ${i}`), $schema: `/eventplane/test/event/1.0.0#${fragment}` },
+        { ...testEvent(`query ${i}`), $schema: `/eventplane/test/event/1.0.0?v=${i}` },
       ])
       assert.equal(response.statusCode, 400)
       assert.deepEqual(codes(response.json()), ['EVP_SCHEMA_URI_NOT_ALLOWED', 'EVP_SCHEMA_URI_NOT_ALLOWED'])

@@ -9,7 +9,7 @@ import { sseServer } from '../streams/helpers.ts'
 /** The intake suites' streams plus a /regex/ key, as the bundled stream config has. */
 export const securityStreams = {
   defaults: testStreams.defaults,
-  streams: { ...testStreams.streams, '/^test\\.event\\..+$/': { schema_title: 'test/event' } },
+  streams: { ...testStreams.streams, '/^test\\.event\\..+$/': { schema_title: 'eventplane/test/event' } },
 }
 
 /** An in-process platform on the security suites' streams, with config overrides. */
@@ -30,7 +30,7 @@ export function post(app: FastifyInstance, events: unknown, options: { url?: str
 
 export function testEvent(test: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const meta = (extra['meta'] as Record<string, unknown> | undefined) ?? {}
-  return { $schema: '/test/event/1.0.0', ...extra, meta: { stream: 'test.event', ...meta }, test }
+  return { $schema: '/eventplane/test/event/1.0.0', ...extra, meta: { stream: 'test.event', ...meta }, test }
 }
 
 export function codes(body: { invalid?: Array<{ context: { code: string } }>; error?: Array<{ context: { code: string } }> }, group: 'invalid' | 'error' = 'invalid'): string[] {

@@ -13,7 +13,7 @@ const streams = {
   ...securityStreams,
   streams: {
     ...securityStreams.streams,
-    'public.event': { schema_title: 'test/event', consumers: { eventplane_streams: { redact_fields: [] } } },
+    'public.event': { schema_title: 'eventplane/test/event', consumers: { eventplane_streams: { redact_fields: [] } } },
   },
 }
 

@@ -29,7 +29,7 @@ describe('the platform app on the bundled defaults', () => {
   })
 
   test('Prometheus metrics carry eventplane_ names, with request latency by route', async () => {
-    await app.inject('/repositories/eventplane/jsonschema/test/event/1.0.0.yaml')
+    await app.inject('/repositories/eventplane/jsonschema/eventplane/test/event/1.0.0.yaml')
     const metrics = (await app.inject('/metrics')).body
     assert.match(metrics, /eventplane_http_request_duration_seconds_count\{method="GET",route="\/repositories\/:repo\/jsonschema\/\*",status="200"\} \d+/)
     assert.match(metrics, /eventplane_stream_config_/)
@@ -53,7 +53,7 @@ test('schemas.base_uris resolves repo:<name> and refuses an unknown repository',
     { ...config, schemas: { ...config.schemas, base_uris: ['repo:eventplane'] }, stream_config: { ...config.stream_config, source: undefined } } as typeof config,
     { logger: pino({ level: 'silent' }) },
   )
-  assert.equal((await platform.schemas.get('/test/event/1.0.0')).schema['title'], 'test/event')
+  assert.equal((await platform.schemas.get('/eventplane/test/event/1.0.0')).schema['title'], 'eventplane/test/event')
   await platform.close()
   await assert.rejects(
     openPlatform({ ...config, schemas: { ...config.schemas, base_uris: ['repo:nope'] } } as typeof config, { logger: pino({ level: 'silent' }) }),

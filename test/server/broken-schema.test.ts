@@ -10,20 +10,20 @@ import { bundledSchemas, serveBundled, writableCopy } from '../helpers.ts'
 
 test('a broken schema file: the service and the intake report it and go on with the others', async () => {
   const repo = writableCopy(bundledSchemas)
-  writeFileSync(join(repo, 'jsonschema/mediawiki/page/delete/1.0.0.yaml'), 'title: [unclosed\n')
+  writeFileSync(join(repo, 'jsonschema/eventplane/mediawiki/page/delete/1.0.0.yaml'), 'title: [unclosed\n')
   const server = await serveBundled({ schemas: { repositories: [{ name: 'b', path: repo }] } })
   try {
     const get = (path: string) => fetch(`${server.url}${path}`, { headers: { accept: 'application/json' } })
-    const broken = await get('/repositories/b/jsonschema/mediawiki/page/delete/1.0.0')
+    const broken = await get('/repositories/b/jsonschema/eventplane/mediawiki/page/delete/1.0.0')
     assert.equal(broken.status, 500)
     assert.equal(((await broken.json()) as { code: string }).code, 'EVP_SCHEMA_PARSE')
-    assert.equal((await get('/repositories/b/jsonschema/test/event/1.0.0')).status, 200)
+    assert.equal((await get('/repositories/b/jsonschema/eventplane/test/event/1.0.0')).status, 200)
     const titles = (await (await get('/repositories/b/titles')).json()) as Array<{ title: string }>
-    assert.ok(titles.some((t) => t.title === 'mediawiki/page/delete') && titles.some((t) => t.title === 'test/event'))
+    assert.ok(titles.some((t) => t.title === 'eventplane/mediawiki/page/delete') && titles.some((t) => t.title === 'eventplane/test/event'))
     const post = await fetch(`${server.url}/v1/events`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify([{ $schema: '/mediawiki/page/delete/1.0.0', meta: { stream: 'mediawiki.page-delete' } }, { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'fine' }]),
+      body: JSON.stringify([{ $schema: '/eventplane/mediawiki/page/delete/1.0.0', meta: { stream: 'mediawiki.page-delete' } }, { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'fine' }]),
     })
     assert.equal(post.status, 207)
     const answer = (await post.json()) as { error: Array<{ index: number; context: { code: string } }>; invalid: unknown[] }

@@ -42,7 +42,7 @@ test('config check exits 1 naming each thing serve would refuse, with its key an
 
 test('a stream config without the error stream: config check warns and passes; the intake counts and says it once', async () => {
   const dir = tempDir()
-  writeFileSync(join(dir, 'streams.yaml'), stringify({ streams: { 'test.event': { schema_title: 'test/event' } } }))
+  writeFileSync(join(dir, 'streams.yaml'), stringify({ streams: { 'test.event': { schema_title: 'eventplane/test/event' } } }))
   const file = writeConfig(dir, { schemas: { repositories: [{ name: 'eventplane', path: bundledSchemas }] }, stream_config: { source: './streams.yaml', watch: false }, data_dir: './data' })
   const checked = await cli(['config', 'check', '--config', file])
   assert.equal(checked.code, 0, checked.stderr)
@@ -64,7 +64,7 @@ test('a stream config without the error stream: config check warns and passes; t
   const app = await buildApp(platform)
   try {
     for (let i = 0; i < 3; i++) {
-      const answer = await app.inject({ method: 'POST', url: '/v1/events', payload: [{ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: i }] })
+      const answer = await app.inject({ method: 'POST', url: '/v1/events', payload: [{ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: i }] })
       assert.equal(answer.statusCode, 400)
     }
     await platform.intake!.close()

@@ -135,7 +135,7 @@ test("the README's configuration example works verbatim: config check passes, se
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
   const url = /listening on (http:\/\/\S+)/.exec(output)![1]!
-  const answer = await fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 5 }]) })
+  const answer = await fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 5 }]) })
   assert.equal(answer.status, 400)
   const metrics = async (): Promise<string[]> => (await (await fetch(`${url}/metrics`)).text()).match(/eventplane_intake_error_events_total\{outcome="(\w+)"\} (\d+)/g) ?? []
   const deadlineWritten = Date.now() + 10_000

@@ -16,7 +16,7 @@ async function serveRoles(roles: string) {
   return { server, dir, status }
 }
 
-const event = { $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'roles' }
+const event = { $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'roles' }
 const post = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event) }
 
 test('--role intake serves POST /v1/events, and neither streams nor schemas', async () => {

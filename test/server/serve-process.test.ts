@@ -21,7 +21,7 @@ test('serve answers on its port, and SIGTERM drains and exits 0', async () => {
 test('SIGTERM with requests in flight: each gets its answer, and the events are in the log', async () => {
   const dataDir = tempDir()
   const { child, url } = await serve([], { EVENTPLANE_DATA_DIR: dataDir })
-  const body = JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: `drain ${i}` })))
+  const body = JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: `drain ${i}` })))
   const requests = Array.from({ length: 40 }, () =>
     fetch(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
       (r) => r.status,
@@ -59,7 +59,7 @@ test('SIGHUP reloads the stream config; a bad edit keeps the last good config', 
   try {
     const names = async () => Object.keys((await (await fetch(`${url}/v1/stream-configs`)).json()) as object)
     assert.ok(!(await names()).includes('added.stream'))
-    writeFileSync(streams, readFileSync(streams, 'utf8').replace('streams:\n', 'streams:\n  added.stream:\n    schema_title: test/event\n'))
+    writeFileSync(streams, readFileSync(streams, 'utf8').replace('streams:\n', 'streams:\n  added.stream:\n    schema_title: eventplane/test/event\n'))
     child.kill('SIGHUP')
     for (let i = 0; i < 100 && !(await names()).includes('added.stream'); i++) await new Promise((r) => setTimeout(r, 50))
     assert.ok((await names()).includes('added.stream'), output())

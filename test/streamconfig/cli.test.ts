@@ -25,7 +25,7 @@ describe('eventplane streams', () => {
     assert.match(lines[0]!, /^STREAM\s+SCHEMA_TITLE\s+TOPICS$/)
     assert.equal(lines.length, 7)
     assert.match(lines[1]!, /^nonya\s+mediawiki\/nonya\s+nonya_topic$/)
-    assert.match(lines[3]!, /^test\.event\s+test\/event\s+dc1\.test\.event,dc2\.test\.event$/)
+    assert.match(lines[3]!, /^test\.event\s+eventplane\/test\/event\s+dc1\.test\.event,dc2\.test\.event$/)
     assert.ok(lines.some((line) => /^\/\^mediawiki\\\.job\\\.\.\+\/\s+mediawiki\/job\s+\/\^\(eqiad\\\.\|codfw\\\.\)mediawiki/.test(line)), stdout.text())
   })
 

@@ -16,7 +16,7 @@ describe('constraints', () => {
     assert.deepEqual(names({ destination_event_service: 'eventgate-main' }), ['test.event', '/^mediawiki\\.job\\..+/'])
     assert.deepEqual(names({ sample: { rate: '0.5' } }), ['nonya'])
     assert.deepEqual(names({ sample: { rate: 0.5 } }), ['nonya'])
-    assert.deepEqual(names({ sample: { rate: '1.0' } }), ['eventlogging_Test'])
+    assert.deepEqual(names({ sample: { rate: '1.0' } }), ['eventlogging_EventplaneTest'])
   })
 
   it('apply to requested names too, keyed by the requested name', () => {
@@ -47,7 +47,7 @@ describe('constraints', () => {
   })
 
   it('match nested settings partially', () => {
-    assert.deepEqual(names({ producers: { eventgate: { enrich: 'true' } }, schema_title: 'test/event' }), ['test.event'])
+    assert.deepEqual(names({ producers: { eventgate: { enrich: 'true' } }, schema_title: 'eventplane/test/event' }), ['test.event'])
     assert.deepEqual(names({ producers: { eventgate: {} } }).length, 6)
     assert.deepEqual(names({ producers: { nothing: {} } }), [])
   })

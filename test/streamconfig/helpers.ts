@@ -65,12 +65,12 @@ streams:
     sample: {rate: 0.5}
     destination_event_service: eventgate-analytics
     topics: [nonya_topic]
-  eventlogging_Test:
-    schema_title: analytics/legacy/test
+  eventlogging_EventplaneTest:
+    schema_title: analytics/legacy/eventplanetest
     sample: {rate: 1, unit: session}
     topic_prefixes: null
   test.event:
-    schema_title: test/event
+    schema_title: eventplane/test/event
     topic_prefixes: [dc1., dc2.]
     destination_event_service: eventgate-main
     producers:

@@ -38,7 +38,7 @@ describe('StreamConfig lookup', () => {
     const all = config.get()
     assert.deepEqual(Object.keys(all), [
       'nonya',
-      'eventlogging_Test',
+      'eventlogging_EventplaneTest',
       'test.event',
       'mediawiki.job.special',
       '/^mediawiki\\.job\\..+/',
@@ -72,7 +72,7 @@ describe('topics', () => {
   })
 
   it('null topic_prefixes make the stream name the topic', () => {
-    assert.deepEqual(config.lookup('eventlogging_Test')?.topics, ['eventlogging_Test'])
+    assert.deepEqual(config.lookup('eventlogging_EventplaneTest')?.topics, ['eventlogging_EventplaneTest'])
   })
 
   it('no topic_prefixes at all make the stream name the topic', () => {
@@ -121,7 +121,7 @@ streams:
   it('a stream’s own setting wins, including false and null over a default', () => {
     assert.equal(config.lookup('mediawiki.job.x')?.canary_events_enabled, false)
     assert.equal(config.lookup('mediawiki.x')?.canary_events_enabled, true)
-    assert.equal(config.lookup('eventlogging_Test')?.topic_prefixes, null)
+    assert.equal(config.lookup('eventlogging_EventplaneTest')?.topic_prefixes, null)
   })
 
   it('lists a stream’s own settings before the ones from defaults', () => {
@@ -133,10 +133,10 @@ describe('the bundled defaults/streams.yaml', () => {
   it('loads and resolves the documented streams', async () => {
     const bundled = await loadStreamConfig(fileURLToPath(new URL('../../defaults/streams.yaml', import.meta.url)))
     assert.deepEqual(bundled.lookup('test.event')?.topics, ['datacenter1.test.event'])
-    assert.equal(bundled.lookup('eventplane.error.validation')?.schema_title, 'error')
+    assert.equal(bundled.lookup('eventplane.error.validation')?.schema_title, 'eventplane/error')
     assert.deepEqual(bundled.lookup('mediawiki.revision-create')?.message_key_fields, { wiki_id: 'database', page_id: 'page_id' })
-    assert.equal(bundled.lookup('mediawiki.page-delete')?.schema_title, 'mediawiki/page/delete')
-    assert.equal(bundled.lookup('mediawiki.recentchange')?.schema_title, 'mediawiki/recentchange')
+    assert.equal(bundled.lookup('mediawiki.page-delete')?.schema_title, 'eventplane/mediawiki/page/delete')
+    assert.equal(bundled.lookup('mediawiki.recentchange')?.schema_title, 'eventplane/mediawiki/recentchange')
     const web = bundled.lookup('product_metrics.web_base')
     assert.deepEqual(web?.sample, { rate: 1, unit: 'session' })
     assert.deepEqual(web?.producers, { metrics_platform_client: { provide_values: ['page_namespace_id', 'performer_is_logged_in'] } })
@@ -144,7 +144,7 @@ describe('the bundled defaults/streams.yaml', () => {
     assert.equal(bundled.lookup('eventplane.error.validation')?.canary_events_enabled, false, 'none to the error stream')
     assert.equal(web?.destination_event_service, 'eventgate-analytics-external', 'the SDK asks for streams with this constraint')
     const adhoc = bundled.lookup('test.event.foo')
-    assert.equal(adhoc?.schema_title, 'test/event')
+    assert.equal(adhoc?.schema_title, 'eventplane/test/event')
     assert.deepEqual(adhoc?.topics, ['datacenter1.test.event.foo'])
     assert.deepEqual(bundled.get()['/^test\\.event\\..+$/']?.topics, ['/^(datacenter1\\.)test\\.event\\..+$/'])
   })

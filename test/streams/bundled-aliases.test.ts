@@ -18,7 +18,7 @@ test('/v2/stream/recentchange is mediawiki.recentchange, as on stream.wikimedia.
   const { config } = loadConfig({ path: writeBundledConfig(dir, { server: { port: 0 } }), env: {}, cwd: dir })
   const server = await startServer(config, { logger: pino({ level: 'silent' }) })
   t.after(() => server.close())
-  const schema = parse(readFileSync(join(bundledSchemas, 'jsonschema/mediawiki/recentchange/latest.yaml'), 'utf8')) as { examples: Array<Record<string, unknown>> }
+  const schema = parse(readFileSync(join(bundledSchemas, 'jsonschema/eventplane/mediawiki/recentchange/latest.yaml'), 'utf8')) as { examples: Array<Record<string, unknown>> }
   const event = { ...schema.examples[0]!, meta: { ...(schema.examples[0]!['meta'] as object), stream: 'mediawiki.recentchange', domain: 'en.wikipedia.org' }, title: 'Alias test' }
   const posted = await fetch(`${server.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([event]) })
   assert.equal(posted.status, 201, await posted.text())

@@ -10,10 +10,10 @@ import { bundledSchemas, tempDir, testEventLog } from '../helpers.ts'
 export const streamsConfig = {
   defaults: { topic_prefixes: ['datacenter1.'] },
   streams: {
-    'test.event': { schema_title: 'test/event', stream_aliases: ['test-alias'] },
-    'other.event': { schema_title: 'test/event' },
-    'mediawiki.recentchange': { schema_title: 'mediawiki/recentchange' },
-    'eventplane.error.validation': { schema_title: 'error' },
+    'test.event': { schema_title: 'eventplane/test/event', stream_aliases: ['test-alias'] },
+    'other.event': { schema_title: 'eventplane/test/event' },
+    'mediawiki.recentchange': { schema_title: 'eventplane/mediawiki/recentchange' },
+    'eventplane.error.validation': { schema_title: 'eventplane/error' },
   },
 }
 
@@ -52,7 +52,7 @@ export async function sseServer(overrides: Record<string, unknown> = {}, streamC
 }
 
 export function testEvent(test: string, stream = 'test.event', extra: Record<string, unknown> = {}) {
-  return { $schema: '/test/event/1.0.0', meta: { stream, ...((extra['meta'] as object) ?? {}) }, test, ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'meta')) }
+  return { $schema: '/eventplane/test/event/1.0.0', meta: { stream, ...((extra['meta'] as object) ?? {}) }, test, ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'meta')) }
 }
 
 export async function produce(url: string, events: unknown[]): Promise<void> {

@@ -16,8 +16,8 @@ test('/?spec has one path per served stream with its latest schema; it follows t
   write({
     defaults: { topic_prefixes: ['datacenter1.'] },
     streams: {
-      'test.event': { schema_title: 'test/event', description: 'Test events.', stream_aliases: ['test-alias'] },
-      '/^regex\\..+$/': { schema_title: 'test/event' },
+      'test.event': { schema_title: 'eventplane/test/event', description: 'Test events.', stream_aliases: ['test-alias'] },
+      '/^regex\\..+$/': { schema_title: 'eventplane/test/event' },
       'lost.schema': { schema_title: 'no/such/schema' },
     },
   })
@@ -41,7 +41,7 @@ test('/?spec has one path per served stream with its latest schema; it follows t
     const op = spec.paths['/v2/stream/test.event'].get
     assert.equal(op.description, 'Test events.')
     const content = op.responses['200'].content['text/event-stream']
-    assert.equal(content.schema.title, 'test/event')
+    assert.equal(content.schema.title, 'eventplane/test/event')
     for (const removed of ['$schema', '$id', 'examples']) assert.equal(content.schema[removed], undefined, removed)
     assert.ok(content.schema.properties.meta, 'the schema is the materialized one')
     // The example is the schema's own, and the schema accepts it.
@@ -55,18 +55,18 @@ test('/?spec has one path per served stream with its latest schema; it follows t
     // The page shows the fields of the events.
     const doc = (await app.inject('/?doc')).body
     assert.match(doc, /<code>\/v2\/stream\/test\.event<\/code>/)
-    assert.match(doc, /Event fields \(test\/event\)/)
+    assert.match(doc, /Event fields \(eventplane\/test\/event\)/)
     assert.match(doc, /<td><code>meta<\/code> \*<\/td>/)
 
     // A new generation of the stream config gives a new document.
-    write({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'mediawiki.recentchange': { schema_title: 'mediawiki/recentchange' } } })
+    write({ defaults: { topic_prefixes: ['datacenter1.'] }, streams: { 'mediawiki.recentchange': { schema_title: 'eventplane/mediawiki/recentchange' } } })
     assert.equal((await platform.streamConfig!.reload()).ok, true)
     const next = (await app.inject('/?spec')).json()
     assert.deepEqual(
       Object.keys(next.paths).filter((p: string) => p.startsWith('/v2/stream/')),
       ['/v2/stream/{streams}', '/v2/stream/mediawiki.recentchange'],
     )
-    assert.equal(next.paths['/v2/stream/mediawiki.recentchange'].get.responses['200'].content['text/event-stream'].schema.title, 'mediawiki/recentchange')
+    assert.equal(next.paths['/v2/stream/mediawiki.recentchange'].get.responses['200'].content['text/event-stream'].schema.title, 'eventplane/mediawiki/recentchange')
   } finally {
     await app.close()
     await platform.close()

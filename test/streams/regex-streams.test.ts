@@ -22,9 +22,9 @@ async function server(settings: Record<string, unknown> = {}) {
     stringify({
       defaults: { topic_prefixes: ['datacenter1.'] },
       streams: {
-        'test.event': { schema_title: 'test/event' },
-        'eventplane.error.validation': { schema_title: 'error' },
-        '/^app\\..+$/': { schema_title: 'test/event', consumers: { eventplane_streams: { redact_fields: ['test_map'] } } },
+        'test.event': { schema_title: 'eventplane/test/event' },
+        'eventplane.error.validation': { schema_title: 'eventplane/error' },
+        '/^app\\..+$/': { schema_title: 'eventplane/test/event', consumers: { eventplane_streams: { redact_fields: ['test_map'] } } },
       },
     }),
   )
@@ -57,7 +57,7 @@ test('a stream made through a /regex/ key: written, then served over SSE with it
   const posted = await fetch(`${running.url}/v1/events`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify([{ $schema: '/test/event/1.0.0', meta: { stream: 'app.clicks' }, test: 'made by a regex', test_map: { k: 'not for readers' } }]),
+    body: JSON.stringify([{ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'app.clicks' }, test: 'made by a regex', test_map: { k: 'not for readers' } }]),
   })
   assert.equal(posted.status, 201, await posted.text())
 
@@ -75,7 +75,7 @@ test('a stream made through a /regex/ key: written, then served over SSE with it
 test('streams.allowed applies to streams made through regex keys, by name or by key', async (t) => {
   const running = await server({ streams: { allowed: ['test.event'] } })
   t.after(() => running.close())
-  const posted = await fetch(`${running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ $schema: '/test/event/1.0.0', meta: { stream: 'app.clicks' }, test: 'x' }]) })
+  const posted = await fetch(`${running.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'app.clicks' }, test: 'x' }]) })
   assert.equal(posted.status, 201)
   const refused = await fetch(`${running.url}/v2/stream/app.clicks`)
   assert.equal(refused.status, 400)

@@ -98,7 +98,7 @@ describe('GET /v2/stream/{streams} with a real EventSource client', () => {
     while (!text.includes('"ndjson"')) text += new TextDecoder().decode((await reader.read()).value)
     controller.abort()
     const lines = text.split('\n').filter((l) => l !== '')
-    assert.ok(lines.every((l) => JSON.parse(l)['$schema'] === '/test/event/1.0.0'))
+    assert.ok(lines.every((l) => JSON.parse(l)['$schema'] === '/eventplane/test/event/1.0.0'))
     assert.doesNotMatch(text, /^id:/m)
   })
 

@@ -29,7 +29,7 @@ export interface Logger {
 export type DropReason = 'no_schema' | 'no_action' | 'invalid_event' | 'unconfigured_stream' | 'out_of_sample' | 'invalid_sample' | 'curated_out' | 'call_queue_full'
 
 /** The product metrics web base schema events of submitClick use. */
-export const webBaseSchema = '/analytics/product_metrics/web/base/1.0.0'
+export const webBaseSchema = '/eventplane/product_metrics/web/base/1.0.0'
 
 export interface MetricsClientOptions {
   /** Where events go. */

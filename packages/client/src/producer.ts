@@ -6,7 +6,7 @@
  * bounded: when it is full, `send` waits (backpressure) instead of growing memory.
  *
  *   const producer = new Producer({ url: 'http://localhost:8192' })
- *   const { accepted, invalid, failed } = await producer.send([{ $schema: '/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'hello' }])
+ *   const { accepted, invalid, failed } = await producer.send([{ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: 'hello' }])
  *   await producer.close()
  */
 import { backoff, byteLength, ensureId, monotonic, postBatch, type Event, type Refusal } from './intake.ts'
