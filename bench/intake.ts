@@ -2,14 +2,16 @@
  * intake: events per second that `POST /v1/events` of the compiled `eventplane serve` takes in
  * on one core (taskset -c 0): every event validated against its JSON Schema (formats included)
  * and appended durably to the SQLite event log before the 201, in batches of 1 and of 100
- * events per request. The baseline is a bare node:http server that reads the same bodies,
- * JSON.parses them and answers 201 (bench/bare-intake.mjs): the physical limit of this machine
- * for HTTP + JSON on one core. The two run alternately (A, B, A, B) per batch size in the same
- * invocation; the result is the ratio per pair and its median, set against the targets of the
- * intake issue. See ../shared/reference/bench-method.md.
+ * events per request. Two baselines: a bare node:http server that reads the same bodies,
+ * JSON.parses them and answers 201 (bench/bare-intake.mjs), the physical limit of this machine
+ * for HTTP + JSON on one core; and the same server that also appends each body to a file,
+ * group-committed with the durability of our default before its 201 (bench/bare-durable.mjs),
+ * the limit of a durable intake. The three run in turn (A, B, C, A, B, C) per batch size in the
+ * same invocation; the result is the ratio per round and its median, set against the targets
+ * of the intake issues. See ../shared/reference/bench-method.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import Database from 'better-sqlite3'
 import {
@@ -49,11 +51,13 @@ export const usage = `npm run bench -- intake [--rounds N] [--duration S] [--war
 
 POST /v1/events of eventplane serve on one core (taskset -c 0; fresh config and empty SQLite
 event log in a temp dir for every run, event_log.sync: normal, log level warn), with bodies of
-1 and of 100 valid eventplane/test/event events, against a bare node:http server that JSON.parses the same
-bodies and answers 201 (bench/bare-intake.mjs). Load from autocannon on the other core
-(taskset -c 1). Per batch size it alternates eventplane, bare, eventplane, bare, …
+1 and of 100 valid eventplane/test/event events, against two baselines: a bare node:http server that
+JSON.parses the same bodies and answers 201 (bench/bare-intake.mjs), and the same server
+appending each body to a file, group-committed, before its 201 (bench/bare-durable.mjs). Load
+from autocannon on the other core (taskset -c 1). Per batch size it takes turns: eventplane,
+bare, bare-durable, eventplane, …
 
-  --rounds N       pairs (eventplane + bare) per batch size (default 2)
+  --rounds N       rounds (eventplane + bare + bare-durable) per batch size (default 2)
   --duration S     measured seconds per run (default 15)
   --warmup S       warm-up seconds per run, not measured (default 5)
   --connections N  autocannon connections (default 10)
@@ -62,11 +66,15 @@ bodies and answers 201 (bench/bare-intake.mjs). Load from autocannon on the othe
 const intakePath = '/v1/events'
 const topic = 'datacenter1.test.event'
 const errorTopic = 'datacenter1.eventplane.error.validation'
-/** The targets of the intake issue: median ratio eventplane/bare per batch size. */
-const targets: Record<number, { ratio: number; what: string }> = {
-  1: { ratio: 0.45, what: 'req/s' },
-  100: { ratio: 0.5, what: 'events/s' },
-}
+/** The baselines eventplane is measured against. */
+const baselines = ['bare', 'bare-durable'] as const
+type Baseline = (typeof baselines)[number]
+/** The targets of the intake issues: median ratio of eventplane's rate to a baseline's, per batch size. */
+const targets: Array<{ batch: number; baseline: Baseline; ratio: number; what: string }> = [
+  { batch: 1, baseline: 'bare', ratio: 0.45, what: 'req/s' },
+  { batch: 100, baseline: 'bare', ratio: 0.3, what: 'events/s' },
+  { batch: 100, baseline: 'bare-durable', ratio: 0.5, what: 'events/s' },
+]
 
 export interface Options {
   rounds: number
@@ -94,8 +102,13 @@ export interface LoadSummary {
   duration: number
 }
 
-export type ServerKind = 'eventplane' | 'bare' | 'kafka'
-export const label: Record<ServerKind, string> = { eventplane: 'eventplane serve', bare: 'bare node:http', kafka: 'eventplane serve on Kafka' }
+export type ServerKind = 'eventplane' | 'bare' | 'bare-durable' | 'kafka'
+export const label: Record<ServerKind, string> = {
+  eventplane: 'eventplane serve',
+  bare: 'bare node:http',
+  'bare-durable': 'bare durable (+ file append)',
+  kafka: 'eventplane serve on Kafka',
+}
 
 /** The broker `kafka` servers use (bench/kafka.ts sets it); each run gets a topic namespace of its own. */
 let kafkaBootstrap: string | undefined
@@ -123,7 +136,7 @@ export interface Measurement {
   otherCpuPercent: number
   peakRssMiB: number
   windowS: number
-  /** Eventplane only: what the event log held after the server stopped, against what was acknowledged. */
+  /** Eventplane and bare-durable: what the event log (or file) held after the server stopped, against what was acknowledged. */
   log?: LogAccount
 }
 
@@ -202,7 +215,11 @@ async function runIn(work: string, options: Options): Promise<number> {
   )
   console.log(`checked: ${await checkBoth(work, bodies)}`)
 
-  const measurements = await alternate(['eventplane', 'bare'], options, bodies, work)
+  console.log(
+    'bare-durable: bench/bare-durable.mjs, the bare server plus an append of each raw body (length-framed) to one file before its 201, ' +
+      'group-committed as the event log is (one writev(2) for the bodies of one event-loop turn and the next), with the same durability as sync: normal',
+  )
+  const measurements = await alternate(['eventplane', ...baselines], options, bodies, work)
   return report(measurements, options)
 }
 
@@ -295,6 +312,10 @@ async function startServer(kind: ServerKind, dir: string): Promise<Started> {
       kind === 'kafka' ? { event_log: { backend: 'kafka', kafka: { brokers: [kafkaBootstrap], topic_namespace: namespaceOf(dir) } } } : {},
     )
     args = [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', files.configFile, '--port', String(port)]
+  } else if (kind === 'bare-durable') {
+    mkdirSync(dir, { recursive: true })
+    files = { configFile: '', logFile: join(dir, 'bodies.bin') }
+    args = [join(benchDir, 'bare-durable.mjs'), String(port), files.logFile]
   } else {
     args = [join(benchDir, 'bare-intake.mjs'), String(port)]
   }
@@ -318,6 +339,21 @@ async function post(url: string, body: Buffer | string): Promise<{ status: numbe
 async function expect201(kind: ServerKind, url: string, body: Buffer, batch: number): Promise<void> {
   const { status, text } = await post(url, body)
   if (status !== 201) throw new Error(`${label[kind]} answered ${status}, not 201, to the body of ${batch} event(s): ${text.slice(0, 500)}`)
+}
+
+/** Events in bare-durable's file: its length-framed bodies, each an array of events (or one event). */
+function countFramedEvents(file: string): number {
+  const bytes = readFileSync(file)
+  let events = 0
+  for (let at = 0; at < bytes.length; ) {
+    if (at + 4 > bytes.length) throw new Error(`${file}: a length cut off at byte ${at}`)
+    const length = bytes.readUInt32LE(at)
+    if (at + 4 + length > bytes.length) throw new Error(`${file}: a body cut off at byte ${at}`)
+    const body = JSON.parse(bytes.toString('utf8', at + 4, at + 4 + length)) as unknown
+    events += Array.isArray(body) ? body.length : 1
+    at += 4 + length
+  }
+  return events
 }
 
 /** Events per topic in an event log file, read after its server stopped (read-only). */
@@ -360,8 +396,9 @@ async function countKafkaEvents(namespace: string): Promise<Map<string, number>>
 /**
  * Before anything is measured: Eventplane answers 201 to both bodies, the events are really in
  * the log (read back with `eventplane log tail`, then counted), one event with a bad date-time is
- * refused (so formats are validated), and the bare server answers 201 to the bodies and 400 to
- * text that is not JSON. Runs on instances of their own, which are then thrown away.
+ * refused (so formats are validated); both baselines answer 201 to the bodies and 400 to text
+ * that is not JSON, and bare-durable's file then holds exactly the events of the bodies. Runs on
+ * instances of their own, which are then thrown away.
  */
 async function checkBoth(work: string, bodies: Bodies): Promise<string> {
   const batches = [...bodies.bytes.keys()]
@@ -404,18 +441,23 @@ async function checkBoth(work: string, bodies: Bodies): Promise<string> {
   }
   rmSync(join(work, 'check'), { recursive: true, force: true })
 
-  const bare = await startServer('bare', join(work, 'check-bare'))
-  try {
-    for (const batch of batches) await expect201('bare', bare.url, bodies.bytes.get(batch)!, batch)
-    const { status } = await post(bare.url, 'not json')
-    if (status !== 400) throw new Error(`the bare server answered ${status}, not 400, to a body that is not JSON`)
-  } finally {
-    await stop(bare.child)
+  for (const kind of baselines) {
+    const bare = await startServer(kind, join(work, `check-${kind}`))
+    try {
+      for (const batch of batches) await expect201(kind, bare.url, bodies.bytes.get(batch)!, batch)
+      const { status } = await post(bare.url, 'not json')
+      if (status !== 400) throw new Error(`${label[kind]} answered ${status}, not 400, to a body that is not JSON`)
+    } finally {
+      await stop(bare.child)
+    }
+    if (bare.logFile !== undefined && countFramedEvents(bare.logFile) !== expectedEvents) {
+      throw new Error(`after ${batches.join(' + ')} events were posted, ${label[kind]}'s file holds ${countFramedEvents(bare.logFile)} events`)
+    }
   }
   return (
     `eventplane answers 201 to the bodies of ${batches.join(' and ')} events, and 400 to an event with dt "yesterday at noon" (formats are validated); ` +
     `afterwards its log holds exactly the ${expectedEvents} events in ${topic} (the first read back with "eventplane log tail", meta.id and meta.dt filled in) ` +
-    `and 1 error event in ${errorTopic}; the bare server answers 201 to the same bodies and 400 to "not json"`
+    `and 1 error event in ${errorTopic}; both baselines answer 201 to the same bodies and 400 to "not json", and bare-durable's file then holds exactly the ${expectedEvents} events`
   )
 }
 
@@ -498,8 +540,9 @@ export async function measure(kind: ServerKind, batch: number, round: number, op
     rmSync(dir, { recursive: true, force: true })
     return measurement
   }
-  // Eventplane stopped (it drains and closes its log on SIGTERM): count what the log holds.
-  const counts = kind === 'kafka' ? await countKafkaEvents(namespaceOf(dir)) : countEvents(server.logFile!)
+  // The server stopped (eventplane drains and closes its log on SIGTERM): count what the log holds.
+  const counts =
+    kind === 'kafka' ? await countKafkaEvents(namespaceOf(dir)) : kind === 'bare-durable' ? new Map([[topic, countFramedEvents(server.logFile!)]]) : countEvents(server.logFile!)
   const created = (s: LoadSummary | undefined) => s?.statusCodes['201'] ?? 0
   const log: LogAccount = {
     logged: counts.get(topic) ?? 0,
@@ -554,40 +597,53 @@ export function measurementTable(measurements: Measurement[]): string {
 function report(measurements: Measurement[], options: Options): number {
   console.log('\n' + measurementTable(measurements))
 
-  type Pair = { batch: number; round: number; eventplane: Measurement; bare: Measurement; ratio: number }
-  const pairs: Pair[] = []
+  /** One round of one batch size: eventplane and each baseline, and eventplane's rate as a share of theirs. */
+  type Round = { batch: number; round: number; eventplane: Measurement; base: Record<Baseline, Measurement>; ratio: Record<Baseline, number> }
+  const rounds: Round[] = []
   for (const batch of options.batches) {
     for (let round = 1; round <= options.rounds; round++) {
-      const a = measurements.find((m) => m.batch === batch && m.round === round && m.server === 'eventplane')
-      const b = measurements.find((m) => m.batch === batch && m.round === round && m.server === 'bare')
-      if (a && b) pairs.push({ batch, round, eventplane: a, bare: b, ratio: a.load.requestsPerSecond / b.load.requestsPerSecond })
+      const find = (server: ServerKind) => measurements.find((m) => m.batch === batch && m.round === round && m.server === server)
+      const eventplane = find('eventplane')
+      const base = Object.fromEntries(baselines.map((b) => [b, find(b)])) as Record<Baseline, Measurement | undefined>
+      if (eventplane === undefined || baselines.some((b) => base[b] === undefined)) continue
+      const ratio = Object.fromEntries(baselines.map((b) => [b, eventplane.load.requestsPerSecond / base[b]!.load.requestsPerSecond])) as Record<Baseline, number>
+      rounds.push({ batch, round, eventplane, base: base as Record<Baseline, Measurement>, ratio })
     }
   }
-  const medians = new Map<number, number>()
+  const medians = new Map<string, number>()
+  const key = (batch: number, baseline: Baseline) => `${batch} ${baseline}`
   const pairRows: string[][] = []
   for (const batch of options.batches) {
-    const of = pairs.filter((p) => p.batch === batch)
-    medians.set(batch, median(of.map((p) => p.ratio)))
+    const of = rounds.filter((p) => p.batch === batch)
+    for (const b of baselines) medians.set(key(batch, b), median(of.map((p) => p.ratio[b])))
     for (const p of of) {
-      pairRows.push([String(batch), String(p.round), thousands(p.eventplane.load.requestsPerSecond), thousands(p.bare.load.requestsPerSecond), thousands(p.eventplane.eventsPerSecond), thousands(p.bare.eventsPerSecond), fixed(p.ratio, 3)])
+      pairRows.push([
+        String(batch),
+        String(p.round),
+        thousands(p.eventplane.eventsPerSecond),
+        ...baselines.map((b) => thousands(p.base[b].eventsPerSecond)),
+        ...baselines.map((b) => fixed(p.ratio[b], 3)),
+      ])
     }
     pairRows.push([
       String(batch),
       'median',
-      thousands(median(of.map((p) => p.eventplane.load.requestsPerSecond))),
-      thousands(median(of.map((p) => p.bare.load.requestsPerSecond))),
       thousands(median(of.map((p) => p.eventplane.eventsPerSecond))),
-      thousands(median(of.map((p) => p.bare.eventsPerSecond))),
-      fixed(medians.get(batch)!, 3),
+      ...baselines.map((b) => thousands(median(of.map((p) => p.base[b].eventsPerSecond)))),
+      ...baselines.map((b) => fixed(medians.get(key(batch, b))!, 3)),
     ])
   }
   console.log(
     '\n' +
-      table(['batch', 'pair', 'eventplane req/s', 'bare req/s', 'eventplane events/s', 'bare events/s', 'ratio eventplane/bare'], pairRows, [true, false, true, true, true, true, true]),
+      table(
+        ['batch', 'round', 'eventplane events/s', 'bare events/s', 'bare-durable events/s', 'ratio eventplane/bare', 'ratio eventplane/bare-durable'],
+        pairRows,
+        [true, false, true, true, true, true, true],
+      ),
   )
 
   const logRows = options.batches.map((batch) => {
-    const runs = measurements.filter((m) => m.batch === batch && m.log !== undefined)
+    const runs = measurements.filter((m) => m.batch === batch && m.server === 'eventplane' && m.log !== undefined)
     const logged = runs.reduce((a, m) => a + m.log!.logged, 0)
     const acknowledged = runs.reduce((a, m) => a + m.log!.acknowledged, 0)
     const errorEvents = runs.reduce((a, m) => a + m.log!.errorEvents, 0)
@@ -605,15 +661,19 @@ function report(measurements: Measurement[], options: Options): number {
 
   const lines: string[] = []
   for (const batch of options.batches) {
-    const ratio = medians.get(batch)!
-    const target = targets[batch]
-    const what = target?.what ?? 'req/s'
-    let line = `batch ${batch}: median ratio eventplane/bare ${fixed(ratio, 3)} (eventplane takes ${fixed(ratio * 100, 1)} % of the bare server's ${what}${hasTaskset() ? ' on one core' : ''})`
-    if (target !== undefined) line += `; target ≥ ${target.ratio}: ${ratio >= target.ratio ? 'MET' : 'NOT MET'}`
-    lines.push(line)
+    for (const b of baselines) {
+      const ratio = medians.get(key(batch, b))!
+      const target = targets.find((t) => t.batch === batch && t.baseline === b)
+      const what = target?.what ?? 'req/s'
+      let line = `batch ${batch}: median ratio eventplane/${b} ${fixed(ratio, 3)} (eventplane takes ${fixed(ratio * 100, 1)} % of ${label[b]}'s ${what}${hasTaskset() ? ' on one core' : ''})`
+      if (target !== undefined) line += `; target ≥ ${target.ratio}: ${ratio >= target.ratio ? 'MET' : 'NOT MET'}`
+      lines.push(line)
+    }
   }
   console.log('\n' + lines.join('\n') + unpinnedWarning())
-  console.log("(the intake issue's targets: ≥ 0.5x the bare server's events/s at batch 100 and ≥ 0.45x its req/s at batch 1; Wikimedia's EventGate reaches about 0.1x on both)")
+  console.log(
+    "(the intake issues' targets: at batch 100, ≥ 0.5x bare-durable's events/s and ≥ 0.3x bare's; at batch 1, ≥ 0.45x bare's req/s; Wikimedia's EventGate reaches about 0.1x of bare on both)",
+  )
 
   const bad = measurements.filter((m) => failures(m.load) > 0)
   if (bad.length > 0) console.log(`WARNING: ${bad.length} run(s) had errors, timeouts or responses other than 201: those numbers are not valid, and neither is a target verdict built on them`)
@@ -638,7 +698,7 @@ function report(measurements: Measurement[], options: Options): number {
     )
   }
   const medianRatios = Object.fromEntries(medians)
-  const path = saveResults('intake', { options, measurements, pairs: pairs.map((p) => ({ batch: p.batch, round: p.round, ratio: p.ratio })), medianRatios, targets })
+  const path = saveResults('intake', { options, measurements, rounds: rounds.map((p) => ({ batch: p.batch, round: p.round, ratio: p.ratio })), medianRatios, targets })
   console.log(`raw results: ${path.slice(repoRoot.length)}`)
   return bad.length > 0 || short.length > 0 ? 1 : 0
 }
