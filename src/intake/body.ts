@@ -49,7 +49,7 @@ export function eventMediaType(contentType: string | undefined): EventContentTyp
  * more than `maxEvents` items. Depth and count are read off the bytes before they are parsed,
  * so a body of two million tiny items costs one scan, not two million objects.
  */
-export function parseEventsBody(body: Buffer, contentType: string, limits: BodyLimits): unknown[] {
+export function parseEventsBody(body: Buffer, contentType: string, limits: BodyLimits): ParsedBody {
   if (body.length === 0) throw empty()
   const type = eventMediaType(contentType)
   // A large body is read for depth and count before it is parsed, so that two million tiny
@@ -77,16 +77,23 @@ export function parseEventsBody(body: Buffer, contentType: string, limits: BodyL
     if (depthOver(value, limits.maxDepth)) throw tooDeep(limits)
     if (Array.isArray(value) && value.length > limits.maxEvents) throw tooMany(limits)
   }
-  if (type === 'application/cloudevents+json') return [fromCloudEvent(value)]
+  if (type === 'application/cloudevents+json') return { events: [fromCloudEvent(value)] }
   if (type === 'application/cloudevents-batch+json') {
     if (!Array.isArray(value)) throw new EventplaneError('EVP_BODY_INVALID_JSON', 'a CloudEvents batch must be a JSON array')
     if (value.length === 0) throw empty()
-    return value.map(fromCloudEvent)
+    return { events: value.map(fromCloudEvent) }
   }
   const events = Array.isArray(value) ? value : [value]
   // EventGate answers 400 to `[]` and `{}` alike: nothing to accept.
   if (events.length === 0 || (events.length === 1 && isPlainObject(events[0]) && Object.keys(events[0]).length === 0)) throw empty()
-  return events
+  return { events, text }
+}
+
+/** The events of a request body. */
+export interface ParsedBody {
+  events: unknown[]
+  /** The body as text, when the events are its JSON as sent (CloudEvents are mapped onto our shape). */
+  text?: string
 }
 
 /** Bodies larger than this (and than two bytes per allowed event) are scanned before parsing. */

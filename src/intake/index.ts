@@ -7,4 +7,4 @@ export { createIntake, type Intake, type IntakeOptions, type BatchResult, type I
 export { intakeRoutes, answerFor, requestContext, type Answer, type IntakeRoutesOptions } from './routes.ts'
 export { beaconRoutes, capsuleEvent, type BeaconOutcome, type BeaconSettings } from './beacon.ts'
 export { createIntakeListener, proxyTrust, type IntakeListenerOptions } from './listener.ts'
-export { parseEventsBody, fromCloudEvent, eventContentTypes, eventMediaType, type EventContentType, type BodyLimits } from './body.ts'
+export { parseEventsBody, fromCloudEvent, eventContentTypes, eventMediaType, type EventContentType, type BodyLimits, type ParsedBody } from './body.ts'

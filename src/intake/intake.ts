@@ -14,6 +14,7 @@ import { isValidStreamName, type ResolvedStreamSettings, type StreamConfigSource
 import { AcceptedIds } from './dedupe.ts'
 import { createErrorEvents, cutCodePoints } from './error-events.ts'
 import { RecentActivity, type RecentCounts, type RecentOutcome } from './recent.ts'
+import { Added, locateEvents, splicedEvent } from './splice.ts'
 
 export interface IntakeOptions {
   validators: ValidatorCache
@@ -60,6 +61,11 @@ export interface RequestContext {
   /** From `?schema_uri=` / `?stream=`: filled into events that lack them. */
   defaultSchemaUri?: string | undefined
   defaultStream?: string | undefined
+  /**
+   * The JSON text the events were parsed from, unchanged (not CloudEvents, which are mapped):
+   * accepted events are then stored as their own text with the enriched fields spliced in.
+   */
+  text?: string | undefined
 }
 
 export type ItemStatus = 'invalid' | 'error'
@@ -106,8 +112,8 @@ const maxSchemaUriLength = 1024
 const maxErrorsPerEvent = 20
 /** Events longer than this (in UTF-16 units) are checked against the log's record size limit. */
 const largeEventChars = 1 << 20
-/** Which header values enrichment copied into an event (bits). */
-const Enriched = { requestId: 1, clientIp: 2, userAgent: 4 } as const
+/** Enriched values copied from request headers, which the schema may refuse (bits of `Added`). */
+const fromHeaders = Added.requestId | Added.clientIp | Added.userAgent
 
 /**
  * The intake pipeline (EventGate's, with Wikimedia's stream checks), per event:
@@ -184,6 +190,12 @@ export function createIntake(options: IntakeOptions): Intake {
     streams: Map<string, StreamInfo | ItemResult>
     /** The batch is Eventplane's own (error events). */
     internal: boolean
+    /** Events in the batch. */
+    count: number
+    /** Where each event is in context.text (locateEvents), found on first use; null when it cannot be. */
+    located?: Int32Array | null
+    /** JSON of the values enrichment copies into each event of the request (splicedEvent). */
+    quoted?: Map<string, string>
   }
   interface StreamInfo {
     settings: ResolvedStreamSettings | undefined
@@ -195,18 +207,21 @@ export function createIntake(options: IntakeOptions): Intake {
   }
 
   /** Synchronous when the schema is compiled already (nearly always); a promise otherwise. */
-  function prepare(event: unknown, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult | Promise<Prepared | ItemResult> {
+  function prepare(event: unknown, index: number, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult | Promise<Prepared | ItemResult> {
     if (!isPlainObject(event)) return fail('invalid', event, 'EVP_EVENT_NOT_OBJECT', 'an event must be a JSON object')
     let uri = getSchemaUri(event)
+    // Set when the event is changed other than by enrichment: its text is then serialized anew.
+    let changed = false
     if (uri === undefined && context.defaultSchemaUri !== undefined) {
       setPath(event, schemaPath, context.defaultSchemaUri)
       uri = context.defaultSchemaUri
+      changed = true
     }
     if (typeof uri !== 'string' || uri === '') return fail('invalid', event, 'EVP_EVENT_SCHEMA_MISSING', `the event has no ${schemaPath}`)
     const known = memo.schemas.get(uri)
     if (known !== undefined) {
       labels.schema = known.path
-      return finish(event, known.compiled, known.path, context, labels, memo)
+      return finish(event, index, changed, known.compiled, known.path, context, labels, memo)
     }
     const path = schemaUriPath(uri)
     if (path === undefined) {
@@ -216,13 +231,13 @@ export function createIntake(options: IntakeOptions): Intake {
     if (compiled !== undefined) {
       memo.schemas.set(uri, { path, compiled })
       labels.schema = path
-      return finish(event, compiled, path, context, labels, memo)
+      return finish(event, index, changed, compiled, path, context, labels, memo)
     }
     return options.validators.get(path).then(
       (found) => {
         memo.schemas.set(uri, { path, compiled: found })
         labels.schema = path
-        return finish(event, found, path, context, labels, memo)
+        return finish(event, index, changed, found, path, context, labels, memo)
       },
       (error: unknown) => {
         const e = error instanceof EventplaneError ? error : new EventplaneError('EVP_INTERNAL', String(error))
@@ -264,11 +279,12 @@ export function createIntake(options: IntakeOptions): Intake {
     return { settings: found?.settings, label: found?.key, topic, newRegexStream }
   }
 
-  function finish(event: JsonObject, compiled: CompiledSchema, path: string, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult {
+  function finish(event: JsonObject, index: number, changed: boolean, compiled: CompiledSchema, path: string, context: RequestContext, labels: Labels, memo: Memo): Prepared | ItemResult {
     let stream = getStream(event)
     if (stream === undefined && context.defaultStream !== undefined) {
       setPath(event, streamPath, context.defaultStream)
       stream = context.defaultStream
+      changed = true
     }
     if (typeof stream !== 'string' || stream === '') return fail('invalid', event, 'EVP_EVENT_STREAM_MISSING', `the event has no ${streamPath}`)
 
@@ -292,7 +308,8 @@ export function createIntake(options: IntakeOptions): Intake {
     if (!compiled.check(event) && !compiled.validate(event)) {
       // A value copied from a header that the schema refuses (a pattern, a format) is left out
       // rather than refuse the producer's event for it.
-      if (enriched === 0 || !dropEnriched(event, enriched, compiled.validate.errors ?? []) || !compiled.validate(event)) {
+      changed = true
+      if ((enriched & fromHeaders) === 0 || !dropEnriched(event, enriched, compiled.validate.errors ?? []) || !compiled.validate(event)) {
         const all = compiled.validate.errors ?? []
         const errors = eventGateErrors(all.length > maxErrorsPerEvent ? all.slice(0, maxErrorsPerEvent) : all, event)
         const text = eventGateErrorsText(errors) + (all.length > errors.length ? `, and ${all.length - errors.length} more` : '')
@@ -325,7 +342,13 @@ export function createIntake(options: IntakeOptions): Intake {
         timestamp = dt
       }
     }
-    const record: AppendRecord = { topic: info.topic, key, value: JSON.stringify(event), timestamp }
+    // The producer's text with the enriched fields spliced in, where it means what was validated.
+    let value: string | undefined
+    if (context.text !== undefined && !changed && !compiled.fields.fillsItems) {
+      if (memo.located === undefined) memo.located = locateEvents(context.text, memo.count) ?? null
+      if (memo.located !== null) value = splicedEvent(context.text, memo.located, index, event, enriched, (memo.quoted ??= new Map()))
+    }
+    const record: AppendRecord = { topic: info.topic, key, value: value ?? JSON.stringify(event), timestamp }
     // A keyless event sent again (same meta.id) lands in the partition of its first attempt,
     // where readers drop the second copy (streams/dedupe.ts).
     if (key === null && isPlainObject(meta) && typeof meta['id'] === 'string') record.affinity = meta['id']
@@ -391,7 +414,7 @@ export function createIntake(options: IntakeOptions): Intake {
     return undefined
   }
 
-  /** Fills in fields the schema has and the event lacks; returns which (a bit set of `Enriched`). */
+  /** Fills in fields the schema has and the event lacks; returns which (a bit set of `Added`). */
   function enrich(event: JsonObject, compiled: CompiledSchema, context: RequestContext): number {
     const f = compiled.fields
     let added = 0
@@ -400,30 +423,46 @@ export function createIntake(options: IntakeOptions): Intake {
       if (!isPlainObject(meta)) {
         if (meta !== undefined) return added // not an object: validation will say so
         meta = event['meta'] = {}
+        added |= Added.meta
       }
       const m = meta as JsonObject
-      if (f.metaId && m['id'] === undefined) m['id'] = randomUUID()
-      if (f.metaDt && m['dt'] === undefined) m['dt'] = receivedIso(context)
+      if (f.metaId && m['id'] === undefined) {
+        m['id'] = randomUUID()
+        added |= Added.metaId
+      }
+      if (f.metaDt && m['dt'] === undefined) {
+        m['dt'] = receivedIso(context)
+        added |= Added.metaDt
+      }
       if (f.metaRequestId && m['request_id'] === undefined && context.requestId !== undefined) {
         m['request_id'] = cut(context.requestId, f.maxLength.requestId)
-        added |= Enriched.requestId
+        added |= Added.requestId
       }
     }
-    if (f.dt && event['dt'] === undefined) event['dt'] = receivedIso(context)
+    if (f.dt && event['dt'] === undefined) {
+      event['dt'] = receivedIso(context)
+      added |= Added.dt
+    }
     if ((f.userAgent && context.userAgent !== undefined) || (f.clientIp && context.clientIp !== undefined)) {
       let http = event['http']
-      if (http === undefined) http = event['http'] = {}
+      if (http === undefined) {
+        http = event['http'] = {}
+        added |= Added.http
+      }
       if (!isPlainObject(http)) return added
       if (f.clientIp && http['client_ip'] === undefined && context.clientIp !== undefined) {
         http['client_ip'] = cut(context.clientIp, f.maxLength.clientIp)
-        added |= Enriched.clientIp
+        added |= Added.clientIp
       }
       if (f.userAgent && context.userAgent !== undefined) {
         let headers = http['request_headers']
-        if (headers === undefined) headers = http['request_headers'] = {}
+        if (headers === undefined) {
+          headers = http['request_headers'] = {}
+          added |= Added.headers
+        }
         if (isPlainObject(headers) && headers['user-agent'] === undefined) {
           headers['user-agent'] = cut(context.userAgent, f.maxLength.userAgent)
-          added |= Enriched.userAgent
+          added |= Added.userAgent
         }
       }
     }
@@ -435,13 +474,13 @@ export function createIntake(options: IntakeOptions): Intake {
     let dropped = false
     const http = isPlainObject(event['http']) ? event['http'] : undefined
     for (const { instancePath } of errors) {
-      if (enriched & Enriched.requestId && instancePath === '/meta/request_id') {
+      if (enriched & Added.requestId && instancePath === '/meta/request_id') {
         delete (event['meta'] as JsonObject)['request_id']
         dropped = true
-      } else if (enriched & Enriched.clientIp && instancePath === '/http/client_ip' && http !== undefined) {
+      } else if (enriched & Added.clientIp && instancePath === '/http/client_ip' && http !== undefined) {
         delete http['client_ip']
         dropped = true
-      } else if (enriched & Enriched.userAgent && instancePath === '/http/request_headers/user-agent' && isPlainObject(http?.['request_headers'])) {
+      } else if (enriched & Added.userAgent && instancePath === '/http/request_headers/user-agent' && isPlainObject(http?.['request_headers'])) {
         delete http['request_headers']['user-agent']
         dropped = true
       }
@@ -453,7 +492,7 @@ export function createIntake(options: IntakeOptions): Intake {
     const invalid: ItemResult[] = []
     const error: ItemResult[] = []
     const prepared: Prepared[] = []
-    const memo: Memo = { schemas: new Map(), streams: new Map(), internal }
+    const memo: Memo = { schemas: new Map(), streams: new Map(), internal, count: events.length }
     // Counted once per batch and label set; consecutive events nearly always share labels.
     const counts: Array<{ stream: string; schema: string; outcome: string; n: number }> = []
     let last: (typeof counts)[number] | undefined
@@ -478,7 +517,7 @@ export function createIntake(options: IntakeOptions): Intake {
       }
       labels.stream = 'unknown'
       labels.schema = 'unknown'
-      let result = prepare(events[index], context, labels, memo)
+      let result = prepare(events[index], index, context, labels, memo)
       if (result instanceof Promise) result = await result
       result.index = index
       if ('record' in result) {

@@ -167,8 +167,9 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
     request.on('end', () => {
       if (answered || refused) return
       let events: unknown[]
+      let text: string | undefined
       try {
-        events = parseEventsBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), contentType ?? '', options.limits)
+        ;({ events, text } = parseEventsBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), contentType ?? '', options.limits))
       } catch (error) {
         return problem(error)
       } finally {
@@ -192,6 +193,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
         clientIp: clientIpHeader ?? proxyAddr(request, trust),
         defaultSchemaUri: param(options.schemaUriQueryParam),
         defaultStream: param(options.streamQueryParam),
+        text,
       }
       // EventGate checks JS truthiness of the string: any non-empty value, even "false", is hasty.
       if (param('hasty') !== undefined) {

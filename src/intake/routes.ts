@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventplaneError } from '../core/errors.ts'
 import { requestIdOf } from '../core/http.ts'
-import { eventContentTypes, parseEventsBody, type BodyLimits } from './body.ts'
+import { eventContentTypes, parseEventsBody, type BodyLimits, type ParsedBody } from './body.ts'
 import type { BatchResult, Intake, ItemResult, RequestContext } from './intake.ts'
 
 export interface IntakeRoutesOptions {
@@ -47,11 +47,12 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
   app.get('/v1/intake/recent', async (_request, reply) => reply.header('cache-control', 'no-store').send(intake.recent()))
 
   app.post('/v1/events', async (request, reply) => {
-    const events = request.body as unknown[] | undefined
-    if (events === undefined || events === null) {
+    const parsed = request.body as ParsedBody | undefined
+    if (parsed === undefined || parsed === null) {
       throw new EventplaneError('EVP_BODY_EMPTY', 'the request body was empty; send one JSON event or an array of events')
     }
-    const context = contextOf(request)
+    const { events } = parsed
+    const context = { ...contextOf(request), text: parsed.text }
     // EventGate checks JS truthiness of the string: any non-empty value, even "false", is hasty.
     if (single((request.query as Query)['hasty'])) {
       processHastily(intake, events, context, request.log)

@@ -35,6 +35,12 @@ export interface SchemaFields {
   clientIp: boolean
   /** Longest value each header-filled field takes (Infinity when the schema sets no maxLength). */
   maxLength: { requestId: number; userAgent: number; clientIp: number }
+  /**
+   * Whether validating may add array items (a `default` in a tuple's `items`): an event whose
+   * stored text is its own bytes must then be serialized instead. (A default filled into an
+   * object adds a key, which the intake notices by counting keys.)
+   */
+  fillsItems: boolean
 }
 
 export interface ValidatorCache {
@@ -214,5 +220,11 @@ export function schemaFields(schema: JsonObject): SchemaFields {
     dt: title.startsWith('analytics/legacy/') && property(schema, 'dt') !== undefined,
     userAgent: headers !== undefined && (headers['type'] === 'object' || property(headers, 'user-agent') !== undefined),
     clientIp: property(schema, 'http', 'client_ip') !== undefined,
+    // Also true where the words merely appear (a property named "items", examples): only ever a missed shortcut.
+    fillsItems: hasItemDefaults(JSON.stringify(schema)),
   }
+}
+
+function hasItemDefaults(json: string): boolean {
+  return json.includes('"default"') && (json.includes('"items":[') || json.includes('"prefixItems"'))
 }
