@@ -191,7 +191,7 @@ function run(options: Options): Promise<number> {
 async function runIn(work: string, options: Options): Promise<number> {
   console.log(machineNotes())
   console.log(
-    `settings: ${options.rounds} pairs per batch size, batches of ${options.batches.join(' and ')} events, ` +
+    `settings: ${options.rounds} rounds per batch size, batches of ${options.batches.join(' and ')} events, ` +
       `${options.warmup} s warm-up + ${options.duration} s measured per run, ${options.connections} connections, keep-alive, ` +
       `POST ${intakePath} (content-type: application/json)`,
   )
