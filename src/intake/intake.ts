@@ -344,7 +344,8 @@ export function createIntake(options: IntakeOptions): Intake {
     }
     // The producer's text with the enriched fields spliced in, where it means what was validated.
     let value: string | undefined
-    if (context.text !== undefined && !changed && !compiled.fields.fillsItems) {
+    // (Error events are made by the intake: never spliced into the text of the request that caused them.)
+    if (context.text !== undefined && !memo.internal && !changed && !compiled.fields.fillsItems) {
       if (memo.located === undefined) memo.located = locateEvents(context.text, memo.count) ?? null
       if (memo.located !== null) value = splicedEvent(context.text, memo.located, index, event, enriched, (memo.quoted ??= new Map()))
     }
