@@ -7,7 +7,8 @@
  * its text is and where enrichment inserts: before the closing brace of the event, of its
  * `meta`, of its `http` and of `http.request_headers`. `splicedEvent` then joins slices of the
  * event's text (V8 slices and joins strings without copying them) with the added members inserted there, in the order JSON.stringify would list them
- * (added properties come last), so a compact body gives exactly JSON.stringify's text.
+ * (added properties come last), so a compact body gives exactly JSON.stringify's text, except
+ * that keys which look like array indices keep their place (JSON.stringify lists them first).
  *
  * The text stored must mean what was validated. So an event is spliced only when:
  * - its text has as many keys as the validated object, less those enrichment added: a duplicate
