@@ -181,11 +181,11 @@ interface Tail {
   appendedHigh: number
 }
 
-interface QueuedRecord {
+/** A record waiting for the group commit: what is encoded, and where it goes (one object per record). */
+interface QueuedRecord extends PendingRecord {
   partId: number
   topic: string
   partition: number
-  record: PendingRecord
 }
 
 interface QueuedAppend {
@@ -434,7 +434,9 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     topic: string
     partition: number
     records: PendingRecord[]
-    owners: Array<{ positions: Position[]; index: number }>
+    /** For records[i]: the positions array of its append, and its index there. */
+    owners: Position[][]
+    indexes: number[]
   }
 
   /** Inserts the batches and fills in the positions; returns how many batch rows it wrote. */
@@ -454,7 +456,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       // clock catches up (size retention does not), and no record goes sooner than maxAgeMs
       // after it was appended. Retention warns while the clock is behind.
       tail.appendedHigh = Math.max(tail.appendedHigh, appendedAt)
-      const { records, owners } = group
+      const { records, owners, indexes } = group
       let start = 0
       while (start < records.length) {
         let end = start
@@ -475,8 +477,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
         const { next, tsHigh, bytesEnd, appendedHigh } = tail
         sql.insert.run(group.partId, next, count, minTs, maxTs, tsHigh, payload.length, bytesEnd, payload, appendedHigh)
         for (let i = start; i < end; i++) {
-          const owner = owners[i]!
-          owner.positions[owner.index] = { topic: group.topic, partition: group.partition, offset: tail.next + i - start }
+          owners[i]![indexes[i]!] = { topic: group.topic, partition: group.partition, offset: tail.next + i - start }
         }
         tail.next += count
         batches++
@@ -504,11 +505,12 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       append.items.forEach((item, index) => {
         let group = byPartition.get(item.partId)
         if (group === undefined) {
-          group = { partId: item.partId, topic: item.topic, partition: item.partition, records: [], owners: [] }
+          group = { partId: item.partId, topic: item.topic, partition: item.partition, records: [], owners: [], indexes: [] }
           byPartition.set(item.partId, group)
         }
-        group.records.push(item.record)
-        group.owners.push({ positions: own, index })
+        group.records.push(item)
+        group.owners.push(own)
+        group.indexes.push(index)
       })
       recordCount += append.items.length
     }
@@ -582,14 +584,17 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
           return chosen
         })
         const value = record.value
-        const pending: PendingRecord = {
+        const item: QueuedRecord = {
           timestamp: record.timestamp ?? now,
           key,
           value,
           valueBytes: typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length,
+          partId: topic.ids[partition]!,
+          topic: topic.name,
+          partition,
         }
-        bytes += encodedSize(pending)
-        items[i] = { partId: topic.ids[partition]!, topic: topic.name, partition, record: pending }
+        bytes += encodedSize(item)
+        items[i] = item
       }
       const promise = new Promise<Position[]>((resolve, reject) => {
         queue.push({ items, resolve, reject })
