@@ -40,7 +40,7 @@ import {
 
 export const usage = `npm run bench -- sse [--clients 1000,5000,10000] [--baseline-clients LIST] [--rates LIST] [--step S] [--drain-ms MS] [--no-baseline] [--report FILE]
 
-eventplane serve (dist/, core 0, fresh SQLite log per server, streams.max_connections_per_ip: 0)
+eventplane serve (dist/, core 0, fresh SQLite log per server, streams.max_connections_per_ip and server.max_connections_per_ip: 0)
 against a load generator on core 1 that holds the SSE connections on raw sockets and produces
 eventplane/test/event events to test.event through POST /v1/events. Per client count, the producer rate
 climbs --rates (events/s, skipping rates under 5,000 deliveries/s) for --step seconds each,
@@ -178,7 +178,8 @@ export async function runSeries(mode: Mode, clients: number, rates: number[], op
   const port = await freePort()
   const { configFile } = writeBundledConfig(dir, {
     streams: { max_connections_per_ip: 0, reader_per_client: mode === 'per-client' },
-    server: { port },
+    // Every client connects from 127.0.0.1: no per-address caps (server.max_connections_per_ip is 256 by default).
+    server: { port, max_connections_per_ip: 0 },
     ...(mode === 'kafka' ? { event_log: { backend: 'kafka', kafka: { brokers: [kafkaBootstrap], topic_namespace: `${basename(dir)}.` } } } : {}),
   })
   const server = track(

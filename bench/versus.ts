@@ -14,10 +14,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { startKafka, type KafkaBroker } from '../scripts/kafka/broker.ts'
 import {
   benchDir,
   fixed,
   freePort,
+  hasTaskset,
   inTempDir,
   machineNotes,
   median,
@@ -35,7 +37,7 @@ import {
 } from './lib.ts'
 import { loadFlags, loadOptions } from './intake.ts'
 
-export const usage = `npm run bench -- versus [--base REV] [--rounds N] [--duration S] [--warmup S] [--connections N] [--batches 1,100]
+export const usage = `npm run bench -- versus [--base REV] [--kafka] [--rounds N] [--duration S] [--warmup S] [--connections N] [--batches 1,100]
 
 POST /v1/events of this tree's eventplane serve against that of another commit, both pinned to
 core 0 at the same time, each loaded by its own autocannon (both on core 1). The ratio of the
@@ -45,6 +47,8 @@ this tree is faster.
 
   --base REV       the commit to compare with (default HEAD: the tree's uncommitted changes
                    against the last commit; HEAD~1, a tag, a hash…)
+  --kafka          both servers on a real Kafka broker (started here, pinned to core 1 with
+                   the load generators) instead of the embedded log; needs Java 17+ and Maven
   --rounds N       rounds per batch size (default 3; each starts both servers afresh)
   --duration S     measured seconds per round (default 15)
   --warmup S       warm-up seconds per round, not measured (default 5)
@@ -53,6 +57,7 @@ this tree is faster.
 
 interface Options {
   base: string
+  kafka: boolean
   rounds: number
   duration: number
   warmup: number
@@ -61,11 +66,11 @@ interface Options {
 }
 
 export function prepare(args: string[]): () => Promise<number> {
-  const values = parseFlags(args, { base: { type: 'string' }, ...loadFlags } as const)
+  const values = parseFlags(args, { base: { type: 'string' }, kafka: { type: 'boolean' }, ...loadFlags } as const)
   const base = values.base ?? 'HEAD'
   const resolved = spawnSync('git', ['rev-parse', '--verify', '--quiet', `${base}^{commit}`], { cwd: repoRoot, encoding: 'utf8' })
   if (resolved.status !== 0) throw new UsageError(`--base ${base} is not a commit of this repository`)
-  const options: Options = { base: resolved.stdout.trim(), ...loadOptions(values, 3) }
+  const options: Options = { base: resolved.stdout.trim(), kafka: values.kafka === true, ...loadOptions(values, 3) }
   return () => inTempDir('versus', (work) => run(work, options))
 }
 
@@ -82,7 +87,16 @@ async function run(work: string, options: Options): Promise<number> {
   const git = (...args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' })
   const added = git('worktree', 'add', '--detach', baseTree, options.base)
   if (added.status !== 0) throw new Error(`git worktree add failed: ${added.stderr}`)
+  let kafka: KafkaBroker | undefined
   try {
+    /** The event log both servers use: the embedded one in a folder each, or one Kafka broker. */
+    let logEnv: Record<string, string> = {}
+    if (options.kafka) {
+      kafka = await startKafka({ partitions: 1, quiet: true })
+      if (hasTaskset()) spawnSync('taskset', ['-a', '-p', '-c', '1', String(kafka.pid)], { stdio: 'ignore' })
+      console.log(`event log: Kafka ${kafka.version} broker at ${kafka.bootstrap}${hasTaskset() ? ', pinned to core 1' : ''}; both servers produce to its topics`)
+      logEnv = { EVENTPLANE_EVENT_LOG: 'kafka', EVENTPLANE_KAFKA_BROKERS: kafka.bootstrap }
+    }
     symlinkSync(join(repoRoot, 'node_modules'), join(baseTree, 'node_modules'))
     const built = spawnSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: baseTree, stdio: 'inherit' })
     if (built.status !== 0) throw new Error(`building ${options.base.slice(0, 10)} failed`)
@@ -102,7 +116,7 @@ async function run(work: string, options: Options): Promise<number> {
             const child = track(
               spawnPinned(0, process.execPath, [join(tree, 'dist/cli/bin.js'), 'serve', '--port', String(port)], {
                 cwd: tree,
-                env: { ...serverEnv(), EVENTPLANE_DATA_DIR: join(work, `${name}-${batch}-${round}`), EVENTPLANE_LOG_LEVEL: 'warn' },
+                env: { ...serverEnv(), EVENTPLANE_DATA_DIR: join(work, `${name}-${batch}-${round}`), EVENTPLANE_LOG_LEVEL: 'warn', ...logEnv },
                 stdio: ['ignore', 'ignore', 'inherit'],
               }),
             )
@@ -130,6 +144,7 @@ async function run(work: string, options: Options): Promise<number> {
     console.log('(both served at once on one core: a ratio of 1 means the same cost per request; A/A medians of 3 rounds were within 0.01 of 1 here, single rounds at batch 100 within 0.15)')
     return 0
   } finally {
+    await kafka?.stop()
     git('worktree', 'remove', '--force', baseTree)
   }
 }
