@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { benchDir, exited, machineBusySeconds, pinned, repoRoot, track } from './lib.ts'
+import { backgroundLoadPercent, benchDir, exited, fixed, machineBusySeconds, machineNotes, pinned, repoRoot, track } from './lib.ts'
 
 /** Wikimedia's primary schema repository, in ../shared beside the repository. */
 export const fixture = fileURLToPath(new URL('../../shared/fixtures/wmf-schemas-primary', import.meta.url))
@@ -158,4 +158,20 @@ export class Stopwatch {
       return { ms, code, stdout, stderr }
     })
   }
+}
+
+/**
+ * What both schema benchmarks print first: the machine, and the load on it before the run.
+ * False (after saying why) when the fixture is missing.
+ */
+export async function openingNotes(): Promise<boolean> {
+  console.log(machineNotes('every timed process on core 0, the benchmark harness on core 1'))
+  if (!existsSync(join(fixture, '.jsonschema-tools.yaml'))) {
+    console.error(`the fixture is missing: ${fixture} (it lives in ../shared beside the repository)`)
+    return false
+  }
+  const background = await backgroundLoadPercent()
+  console.log(`background load before the run: ${fixed(background, 0)} % of one core used by other processes`)
+  if (background > 20) console.log('WARNING: the machine is busy with other work: expect noisy numbers')
+  return true
 }

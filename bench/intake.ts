@@ -450,9 +450,8 @@ async function checkBoth(work: string, bodies: Bodies): Promise<string> {
     } finally {
       await stop(bare.child)
     }
-    if (bare.logFile !== undefined && countFramedEvents(bare.logFile) !== expectedEvents) {
-      throw new Error(`after ${batches.join(' + ')} events were posted, ${label[kind]}'s file holds ${countFramedEvents(bare.logFile)} events`)
-    }
+    const held = bare.logFile === undefined ? expectedEvents : countFramedEvents(bare.logFile)
+    if (held !== expectedEvents) throw new Error(`after ${batches.join(' + ')} events were posted, ${label[kind]}'s file holds ${held} events`)
   }
   return (
     `eventplane answers 201 to the bodies of ${batches.join(' and ')} events, and 400 to an event with dt "yesterday at noon" (formats are validated); ` +

@@ -7,17 +7,15 @@
  * the project's package.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import YAML from 'yaml'
 import {
-  backgroundLoadPercent,
   benchDir,
   exited,
   fixed,
-  machineNotes,
   median,
   min,
   pinned,
@@ -28,7 +26,7 @@ import {
   unpinnedWarning,
   parseFlags,
 } from './lib.ts'
-import { baselinePackage, copyFixture, ensureBaseline, fixture, Stopwatch, type Timed } from './baseline.ts'
+import { baselinePackage, copyFixture, ensureBaseline, fixture, openingNotes, Stopwatch, type Timed } from './baseline.ts'
 
 export const usage = `npm run bench -- materialize [--runs N] [--no-baseline]
 
@@ -79,14 +77,7 @@ interface Row {
 }
 
 async function run(options: Options): Promise<number> {
-  console.log(machineNotes('every timed process on core 0, the benchmark harness on core 1'))
-  if (!existsSync(join(fixture, '.jsonschema-tools.yaml'))) {
-    console.error(`the fixture is missing: ${fixture} (it lives in ../shared beside the repository)`)
-    return 1
-  }
-  const background = await backgroundLoadPercent()
-  console.log(`background load before the run: ${fixed(background, 0)} % of one core used by other processes`)
-  if (background > 20) console.log('WARNING: the machine is busy with other work: expect noisy numbers')
+  if (!(await openingNotes())) return 1
 
   let tools = options.baseline ? ensureTools() : { reason: '--no-baseline given' }
   if ('reason' in tools) console.log(`baseline: none (${tools.reason}); Eventplane's numbers alone`)

@@ -7,14 +7,12 @@
  * process pinned to core 0. jsonschema-tools and mocha are installed into bench/.baseline/
  * (gitignored), never into the project's package.json.
  */
-import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import yaml from 'js-yaml'
 import {
-  backgroundLoadPercent,
   fixed,
   inTempDir,
-  machineNotes,
   median,
   min,
   parseFlags,
@@ -25,7 +23,7 @@ import {
   unpinnedWarning,
   UsageError,
 } from './lib.ts'
-import { baselineDir, baselinePackage, copyFixture, ensureBaseline, fixture, Stopwatch, type Timed } from './baseline.ts'
+import { baselineDir, baselinePackage, copyFixture, ensureBaseline, fixture, openingNotes, Stopwatch, type Timed } from './baseline.ts'
 
 const toolsVersion = '1.3.0'
 const mochaVersion = '10.8.2'
@@ -109,14 +107,7 @@ interface Result {
 class RunFailed extends Error {}
 
 async function run(work: string, options: Options): Promise<number> {
-  console.log(machineNotes('every timed process on core 0, the benchmark harness on core 1'))
-  if (!existsSync(join(fixture, '.jsonschema-tools.yaml'))) {
-    console.error(`the fixture is missing: ${fixture} (it lives in ../shared beside the repository)`)
-    return 1
-  }
-  const background = await backgroundLoadPercent()
-  console.log(`background load before the run: ${fixed(background, 0)} % of one core used by other processes`)
-  if (background > 20) console.log('WARNING: the machine is busy with other work: expect noisy numbers')
+  if (!(await openingNotes())) return 1
 
   const tools = ensureTools()
   if ('reason' in tools) {

@@ -52,7 +52,8 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
       throw new EventplaneError('EVP_BODY_EMPTY', 'the request body was empty; send one JSON event or an array of events')
     }
     const { events } = parsed
-    const context = { ...contextOf(request), text: parsed.text }
+    const context = contextOf(request)
+    context.text = parsed.text
     // EventGate checks JS truthiness of the string: any non-empty value, even "false", is hasty.
     if (single((request.query as Query)['hasty'])) {
       processHastily(intake, events, context, request.log)

@@ -87,7 +87,6 @@ export function locateEvents(body: string, count: number): Int32Array | undefine
   let stringStart = -1
   let stringEnd = -1
   let pending: number = Tracked.none
-  let inHttp = false
   for (; i < n; i++) {
     const c = body.charCodeAt(i)
     if (c === quote) {
@@ -110,7 +109,7 @@ export function locateEvents(body: string, count: number): Int32Array | undefine
         out[at + KEYS] = out[at + KEYS]! + 1
         // Tracked keys are members of the event (meta, http) or of its http (request_headers).
         const memberOfEvent = depth === eventDepth
-        const memberOfHttp = inHttp && depth === eventDepth + 1 && kinds[depth - 1] === Tracked.http
+        const memberOfHttp = depth === eventDepth + 1 && kinds[depth - 1] === Tracked.http
         if (memberOfEvent || memberOfHttp) {
           if (hasBackslash(body, stringStart + 1, stringEnd)) flag(out, at, Flag.unsafe)
           else if (memberOfEvent && isKey(body, stringStart, stringEnd, metaKey)) pending = Tracked.meta
@@ -131,7 +130,6 @@ export function locateEvents(body: string, count: number): Int32Array | undefine
         out[at + HEADERS] = -1
       } else if (c === openBrace && pending !== Tracked.none) {
         kind = pending
-        if (kind === Tracked.http) inHttp = true
         if (body.charCodeAt(skipSpace(body, i + 1)) === closeBrace) {
           flag(out, at, kind === Tracked.meta ? Flag.metaEmpty : kind === Tracked.http ? Flag.httpEmpty : Flag.headersEmpty)
         }
@@ -148,10 +146,8 @@ export function locateEvents(body: string, count: number): Int32Array | undefine
       const kind = kinds[depth]
       if (depth + 1 === eventDepth && c === closeBrace) out[at + CLOSE] = i
       else if (kind === Tracked.meta) out[at + META] = i
-      else if (kind === Tracked.http) {
-        out[at + HTTP] = i
-        inHttp = false
-      } else if (kind === Tracked.headers) out[at + HEADERS] = i
+      else if (kind === Tracked.http) out[at + HTTP] = i
+      else if (kind === Tracked.headers) out[at + HEADERS] = i
       pending = Tracked.none
       continue
     }
