@@ -43,6 +43,7 @@ import {
   UsageError,
   waitUntilAnswering,
   writeBundledConfig,
+  serveArgs,
   serverEnv,
   parseFlags,
 } from './lib.ts'
@@ -196,7 +197,7 @@ async function runIn(work: string, options: Options): Promise<number> {
       `POST ${intakePath} (content-type: application/json)`,
   )
   console.log(
-    'eventplane: dist/cli/bin.js serve with the bundled schemas and stream config, log level warn, a fresh data_dir (empty SQLite event log) ' +
+    `eventplane: node ${serveArgs().map((a) => a.replace(repoRoot, '')).join(' ')} (as npm start runs it) with the bundled schemas and stream config, log level warn, a fresh data_dir (empty SQLite event log) ` +
       'for every run; every event is validated against /eventplane/test/event/1.0.0 (formats included) and appended before the 201',
   )
   console.log(
@@ -311,7 +312,7 @@ async function startServer(kind: ServerKind, dir: string): Promise<Started> {
       dir,
       kind === 'kafka' ? { event_log: { backend: 'kafka', kafka: { brokers: [kafkaBootstrap], topic_namespace: namespaceOf(dir) } } } : {},
     )
-    args = [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', files.configFile, '--port', String(port)]
+    args = [...serveArgs(), '--config', files.configFile, '--port', String(port)]
   } else if (kind === 'bare-durable') {
     mkdirSync(dir, { recursive: true })
     files = { configFile: '', logFile: join(dir, 'bodies.bin') }

@@ -300,6 +300,19 @@ export function writeBundledConfig(dir: string, overrides: Record<string, Record
   return { configFile, logFile: join(dir, 'data', 'events.sqlite') }
 }
 
+/**
+ * The arguments of node that run `eventplane serve` as `npm start` runs it in `tree`: the node
+ * flags of its package.json `start` script (`--max-semi-space-size`, docs/decisions.md), then
+ * its compiled CLI and `serve`. Benchmarks measure the server as users start it.
+ */
+export function serveArgs(tree = repoRoot): string[] {
+  const start = (JSON.parse(readFileSync(join(tree, 'package.json'), 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? ''
+  const words = start.trim().split(/\s+/)
+  const bin = words.indexOf('dist/cli/bin.js')
+  if (words[0] !== 'node' || bin === -1 || words[bin + 1] !== 'serve') throw new Error(`package.json's start script in ${tree} is not "node [flags] dist/cli/bin.js serve …": ${start}`)
+  return [...words.slice(1, bin), join(tree, 'dist/cli/bin.js'), 'serve']
+}
+
 /** The environment of servers under test, without variables that would override their config. */
 export function serverEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env }

@@ -5,9 +5,8 @@
  * results, meta.ids), which the target says must stay under 10 %.
  */
 import { randomUUID } from 'node:crypto'
-import { join } from 'node:path'
 import { Producer } from '../packages/client/src/producer.ts'
-import { cpuSeconds, fixed, freePort, inTempDir, machineNotes, median, parseFlags, positiveInt, repoRoot, saveResults, serverEnv, spawnPinned, table, thousands, track, waitUntilAnswering, writeBundledConfig } from './lib.ts'
+import { cpuSeconds, fixed, freePort, inTempDir, machineNotes, median, parseFlags, positiveInt, saveResults, serveArgs, serverEnv, spawnPinned, table, thousands, track, waitUntilAnswering, writeBundledConfig } from './lib.ts'
 
 export const usage = `npm run bench -- producer [--rounds N] [--events N] [--batch N] [--in-flight N]
 
@@ -29,7 +28,7 @@ export function prepare(args: string[]): () => Promise<number> {
       console.log(`\n${thousands(total)} events per run in batches of ${batch}, ${inFlight} requests at once, ${rounds} rounds\n`)
       const { configFile } = writeBundledConfig(dir)
       const port = await freePort()
-      const server = track(spawnPinned(0, process.execPath, [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', configFile, '--port', String(port)], { env: serverEnv(), stdio: 'ignore' }))
+      const server = track(spawnPinned(0, process.execPath, [...serveArgs(), '--config', configFile, '--port', String(port)], { env: serverEnv(), stdio: 'ignore' }))
       const url = `http://127.0.0.1:${port}`
       await waitUntilAnswering(server, `${url}/healthz`, 'eventplane serve')
       const event = (i: number) => ({ $schema: '/eventplane/test/event/1.0.0', meta: { stream: 'test.event' }, test: `producer bench ${i}` })

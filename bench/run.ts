@@ -23,6 +23,16 @@ const benchmarks: { name: string; summary: string; load: () => Promise<Benchmark
     load: () => import('./versus.ts'),
   },
   {
+    name: 'append',
+    summary: "the durable append per event, in process: the SQLite log's appendEach against encoding, a bare SQLite insert of the same batches and a raw write(2)",
+    load: () => import('./append.ts'),
+  },
+  {
+    name: 'profile',
+    summary: 'where the intake spends its time, per event: eventplane serve under --cpu-prof with the intake benchmark\'s load, by part of the pipeline',
+    load: () => import('./profile.ts'),
+  },
+  {
     name: 'sse',
     summary: 'SSE fan-out to 1k/5k/10k clients: delivered events/s at p99 < 250 ms, idle memory per connection, against a log reader per client (KafkaSSE)',
     load: () => import('./sse.ts'),

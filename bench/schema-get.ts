@@ -35,6 +35,7 @@ import {
   unpinnedWarning,
   waitUntilAnswering,
   parseFlags,
+  serveArgs,
 } from './lib.ts'
 
 export const usage = `npm run bench -- schema-get [--rounds N] [--duration S] [--warmup S] [--connections N]
@@ -163,7 +164,7 @@ async function startServer(kind: ServerKind, bare: { bodyFile: string; headers: 
   const port = await freePort()
   const args =
     kind === 'eventplane'
-      ? [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--port', String(port)]
+      ? [...serveArgs(), '--port', String(port)]
       : [join(benchDir, 'bare-server.mjs'), String(port), bare!.bodyFile, JSON.stringify(bare!.headers)]
   const child = spawnPinned(0, process.execPath, args, {
     cwd: repoRoot,

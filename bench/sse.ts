@@ -24,6 +24,7 @@ import {
   positiveInt,
   repoRoot,
   saveResults,
+  serveArgs,
   serverEnv,
   sleep,
   spawnPinned,
@@ -183,7 +184,7 @@ export async function runSeries(mode: Mode, clients: number, rates: number[], op
     ...(mode === 'kafka' ? { event_log: { backend: 'kafka', kafka: { brokers: [kafkaBootstrap], topic_namespace: `${basename(dir)}.` } } } : {}),
   })
   const server = track(
-    spawnPinned(0, process.execPath, [join(repoRoot, 'dist/cli/bin.js'), 'serve', '--config', configFile], {
+    spawnPinned(0, process.execPath, [...serveArgs(), '--config', configFile], {
       cwd: repoRoot,
       env: serverEnv(),
       stdio: ['ignore', 'ignore', 'inherit'],
