@@ -12,6 +12,7 @@ export const commandIndex: ReadonlyArray<{ path: readonly string[]; load: () => 
   { path: ['produce'], load: async () => (await import('./produce.ts')).produceCommand },
   { path: ['tail'], load: async () => (await import('./tail.ts')).tailCommand },
   { path: ['log', 'tail'], load: async () => (await import('./log.ts')).logTailCommand },
+  { path: ['log', 'backup'], load: async () => (await import('./log.ts')).logBackupCommand },
   { path: ['schema', 'materialize'], load: async () => (await import('./schema.ts')).schemaMaterializeCommand },
   { path: ['schema', 'lint'], load: async () => (await import('./schema-check.ts')).schemaLintCommand },
   { path: ['schema', 'compat'], load: async () => (await import('./schema-check.ts')).schemaCompatCommand },

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { loadConfig } from '../config/index.ts'
 import { EventplaneError } from '../core/errors.ts'
 import { configOption, write, type Command } from './command.ts'
@@ -106,4 +107,60 @@ function safeJson(text: string): unknown {
   } catch {
     return text
   }
+}
+
+export const logBackupCommand: Command = {
+  path: ['log', 'backup'],
+  summary: 'Copy the embedded event log (the SQLite file) to a new file, consistent, while the server runs.',
+  usage: 'eventplane log backup DEST [--config FILE]',
+  help: `Writes a copy of the SQLite event log of the config (event_log.path, by default
+<data_dir>/events.sqlite) to DEST, a file that must not exist yet. The copy is one snapshot:
+every record committed when the backup starts, nothing half-written, whatever the server
+appends meanwhile (appends go on; readers and writers do not wait for the backup). It is
+SQLite's VACUUM INTO, so the copy is also compacted. Then the copy is checked
+(PRAGMA integrity_check) and its topics and records are counted.
+
+To restore: stop the server, move events.sqlite (and events.sqlite-wal, events.sqlite-shm) away,
+put the backup in its place as events.sqlite, start the server. docs/operations.md has the
+whole procedure. Kafka logs are backed up on the Kafka side (replication, MirrorMaker).
+
+Example: eventplane log backup /backups/events-$(date +%F).sqlite --config /srv/eventplane.yaml`,
+  options: { ...configOption },
+  maxPositionals: 1,
+  async run({ values, positionals, stdout, env, cwd }) {
+    const given = positionals[0]
+    if (given === undefined) throw new EventplaneError('EVP_CLI_USAGE', 'name the file to write, e.g. eventplane log backup /backups/events.sqlite')
+    const dest = resolve(cwd, given)
+    const { config } = loadConfig({ path: values['config'] as string | undefined, env, cwd })
+    if (config.event_log.backend === 'kafka') {
+      throw new EventplaneError('EVP_CLI_USAGE', 'the event log of this config is Kafka: back it up on the Kafka side (replication across brokers, MirrorMaker to another cluster)')
+    }
+    const path = config.event_log.path!
+    if (!existsSync(path)) throw new EventplaneError('EVP_LOG_UNAVAILABLE', `no event log at ${path} (has the server run with this config?)`)
+    if (existsSync(dest)) throw new EventplaneError('EVP_CLI_USAGE', `${dest} exists: a backup never overwrites a file; name a new one`)
+    const started = Date.now()
+    const { default: Database } = await import('better-sqlite3')
+    const source = new Database(path, { readonly: true, fileMustExist: true, timeout: 5000 })
+    try {
+      try {
+        source.prepare('VACUUM INTO ?').run(dest)
+      } catch (error) {
+        throw new EventplaneError('EVP_LOG_UNAVAILABLE', `the backup of ${path} to ${dest} failed: ${(error as Error).message}`, { cause: error })
+      }
+    } finally {
+      source.close()
+    }
+    const copy = new Database(dest, { readonly: true, fileMustExist: true })
+    try {
+      const integrity = copy.pragma('integrity_check', { simple: true })
+      if (integrity !== 'ok') throw new EventplaneError('EVP_LOG_UNAVAILABLE', `the backup at ${dest} fails SQLite's integrity check: ${String(integrity)}`)
+      const topics = copy.prepare('SELECT count(*) FROM topics').pluck().get() as number
+      const records = (copy.prepare('SELECT coalesce(sum(count), 0) FROM batches').pluck().get() as number) ?? 0
+      const mib = (statSync(dest).size / 1048576).toFixed(1)
+      write(stdout, `backed up ${path} to ${dest}: ${topics} topic${topics === 1 ? '' : 's'}, ${records} records, ${mib} MiB, in ${((Date.now() - started) / 1000).toFixed(1)} s (integrity check: ok)`)
+      return 0
+    } finally {
+      copy.close()
+    }
+  },
 }

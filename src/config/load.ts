@@ -169,5 +169,8 @@ function resolvePaths(config: Config, base: string, raw: Record<string, unknown>
       if (file !== undefined) tls[key] = abs(file)
     }
   }
+  for (const principal of [...config.auth.producers, ...config.auth.readers]) {
+    if (principal.token_file !== undefined) principal.token_file = abs(principal.token_file)
+  }
   config.event_log.path = config.event_log.path === undefined ? join(config.data_dir, 'events.sqlite') : abs(config.event_log.path)
 }

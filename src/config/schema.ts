@@ -1,5 +1,18 @@
 import type { FromSchema } from 'json-schema-to-ts'
 
+/** A producer or a reader of `auth`: a name, where its token is, and its streams. */
+const principalSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'streams'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Names it in metrics and logs (never the token).' },
+    token_env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'The environment variable that holds its token (or token_file).' },
+    token_file: { type: 'string', minLength: 1, description: 'A file that holds its tokens, one per line (several during a rotation); relative to this file.' },
+    streams: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'Streams it may write (or read): names or /regex/.' },
+  },
+} as const
+
 /**
  * JSON Schema of `eventplane.yaml`. The config type below is derived from it, and defaults
  * live here, so the file, the validation and the TypeScript type cannot drift apart.
@@ -499,6 +512,32 @@ export const configSchema = {
           description: 'How often a remote stream config is fetched again.',
         },
         cache_max_age_s: { type: 'integer', minimum: 0, default: 600 },
+      },
+    },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'Who may write events and read streams (docs/security.md, "Producer auth"). Off by default: anyone may post to any configured stream. ' +
+        'Tokens come in `Authorization: Bearer <token>` or `X-API-Key: <token>`, and are read from the environment or from files, never from this file.',
+      properties: {
+        enabled: {
+          type: 'boolean',
+          default: false,
+          description:
+            'The switch. On: POST /v1/events and beacons need a producer token whose streams include every event\'s stream (401 EVP_AUTH_REQUIRED, EVP_AUTH_INVALID; 403 EVP_STREAM_FORBIDDEN), except events to public_streams.',
+        },
+        producers: { type: 'array', default: [], items: principalSchema, description: 'Who may write events, and to which streams.' },
+        readers: { type: 'array', default: [], items: principalSchema, description: 'Tokens for GET /v2/stream when streams_public is false (producers may read their own streams too).' },
+        public_streams: {
+          type: 'array',
+          default: [],
+          items: { type: 'string', minLength: 1 },
+          description: 'Streams (names or /regex/) anyone may post to without a token: for browser producers (EventLogging, the Metrics Platform, beacons), which cannot keep a secret.',
+        },
+        streams_public: { type: 'boolean', default: true, description: 'GET /v2/stream without a token; false: a reader or producer token whose streams include every stream asked for.' },
+        schemas_public: { type: 'boolean', default: true, description: 'The schema service and the stream config API without a token; false: any reader or producer token.' },
       },
     },
     canary: {

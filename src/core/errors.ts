@@ -24,6 +24,9 @@ export const errorCodes = {
   EVP_REQUEST_TIMEOUT: { status: 408, canRetry: true, title: 'The request did not arrive in time' },
   EVP_OVERLOADED: { status: 503, canRetry: true, title: 'The server is at a resource limit' },
   EVP_INTERNAL: { status: 500, canRetry: true, title: 'Internal error' },
+  EVP_AUTH_REQUIRED: { status: 401, canRetry: false, title: 'A token is required' },
+  EVP_AUTH_INVALID: { status: 401, canRetry: false, title: 'The token is not valid' },
+  EVP_STREAM_FORBIDDEN: { status: 403, canRetry: false, title: 'The token does not allow this stream' },
   EVP_LISTEN_FAILED: { status: 500, canRetry: false, title: 'The server cannot listen on its address' },
 
   // Schema repository and schema resolution

@@ -47,14 +47,23 @@ export function clientKey(address: string): string {
 /** The policy of our own HTML pages, which carry their styles inline and load nothing. */
 export const htmlPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+/** The `WWW-Authenticate` challenge of a 401 (RFC 6750), or undefined for other errors. */
+export function authChallenge(error: EventplaneError): string | undefined {
+  if (error.code === 'EVP_AUTH_REQUIRED') return 'Bearer realm="eventplane"'
+  if (error.code === 'EVP_AUTH_INVALID') return 'Bearer realm="eventplane", error="invalid_token"'
+  return undefined
+}
+
 /** The headers of a problem document answered outside fastify (node:http's own answers). */
 export function problemHeaders(error: EventplaneError, body: string, extra: Record<string, string> = {}): Record<string, string> {
+  const challenge = authChallenge(error)
   return {
     ...securityHeaders,
     'content-type': problemContentType,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-store',
     ...(error.canRetry && error.statusCode >= 500 ? { 'retry-after': '5' } : {}),
+    ...(challenge === undefined ? {} : { 'www-authenticate': challenge }),
     ...extra,
   }
 }
@@ -95,6 +104,8 @@ export function prefersHtml(accept: string | undefined): boolean {
 export function sendProblem(reply: FastifyReply, error: EventplaneError): FastifyReply {
   const problem = toProblem(error)
   if (error.canRetry && error.statusCode >= 500) reply.header('retry-after', '5')
+  const challenge = authChallenge(error)
+  if (challenge !== undefined) reply.header('www-authenticate', challenge)
   return reply.code(error.statusCode).type(problemContentType).header('cache-control', 'no-store').send(problem)
 }
 

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Counter, type Registry } from 'prom-client'
+import type { Auth } from '../auth/index.ts'
 import { EventplaneError } from '../core/errors.ts'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
 import { tokenBucket } from './error-events.ts'
@@ -24,7 +25,7 @@ export interface BeaconSettings {
 }
 
 /** What became of one beacon request (the label of eventplane_beacon_requests_total). */
-export type BeaconOutcome = 'accepted' | 'invalid' | 'error' | 'malformed' | 'unknown_schema' | 'too_long'
+export type BeaconOutcome = 'accepted' | 'invalid' | 'error' | 'malformed' | 'unknown_schema' | 'too_long' | 'forbidden'
 
 const schemaName = /^[A-Za-z0-9_.-]{1,63}$/
 const uuidPattern = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i
@@ -71,6 +72,8 @@ export function capsuleEvent(query: string, settings: BeaconSettings, receivedAt
 
 export interface BeaconRoutesOptions extends BeaconSettings {
   intake: Intake
+  /** Producer auth: with it enabled, a beacon's stream must be public (browsers keep no token). */
+  auth?: Auth
   contextOf: (request: FastifyRequest) => RequestContext
   registry?: Registry | undefined
   logger: { warn(details: object, message: string): void }
@@ -80,7 +83,7 @@ export interface BeaconRoutesOptions extends BeaconSettings {
 export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOptions): Promise<void> {
   const requests = new Counter({
     name: 'eventplane_beacon_requests_total',
-    help: 'Legacy beacon requests (GET /beacon/event), by outcome: accepted, invalid or error (as the intake judged the event), malformed (not a capsule), unknown_schema (not in intake.beacon.schemas), too_long (URL over intake.beacon.max_url_length, refused with 414).',
+    help: 'Legacy beacon requests (GET /beacon/event), by outcome: accepted, invalid or error (as the intake judged the event), malformed (not a capsule), unknown_schema (not in intake.beacon.schemas), too_long (URL over intake.beacon.max_url_length, refused with 414), forbidden (auth on and the stream not in auth.public_streams).',
     labelNames: ['outcome'] as const,
     registers: options.registry ? [options.registry] : [],
   })
@@ -116,6 +119,14 @@ export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOp
         requests.inc({ outcome: made.outcome })
         warn(made.outcome, made.reason)
         return
+      }
+      if (options.auth?.enabled === true) {
+        const refusal = options.auth.checkWrite(options.auth.identify(request.headers), [(made.event['meta'] as { stream: string }).stream])
+        if (refusal !== undefined) {
+          requests.inc({ outcome: 'forbidden' })
+          warn('forbidden', `${refusal.code}: ${refusal.message}`)
+          return
+        }
       }
       options.intake.process([made.event], context).then(
         (result) => {

@@ -664,6 +664,22 @@ function cut(value: string, maxLength: number): string {
   return value.length > max ? cutCodePoints(value, max) : value
 }
 
+/**
+ * The streams the events of a request name (at `streamPath`, else the request's default
+ * stream), for the auth check before any event is taken. Events without a stream name none:
+ * the intake refuses them on their own.
+ */
+export function eventStreams(events: readonly unknown[], streamPath: string, defaultStream: string | undefined): Set<string> {
+  const read = getter(streamPath)
+  const streams = new Set<string>()
+  for (const event of events) {
+    const stream = isPlainObject(event) ? read(event) : undefined
+    if (typeof stream === 'string') streams.add(stream)
+    else if (stream === undefined && defaultStream !== undefined) streams.add(defaultStream)
+  }
+  return streams
+}
+
 /** A reader for a dotted path (`meta.stream`); `$schema` and other plain keys read directly. */
 function getter(path: string): (event: JsonObject) => unknown {
   const parts = path.split('.')

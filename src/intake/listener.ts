@@ -2,9 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import proxyAddr from '@fastify/proxy-addr'
 import type { Logger } from 'pino'
 import { EventplaneError, isEventplaneError, toProblem } from '../core/errors.ts'
-import { problemContentType, requestIdOf, securityHeaders, writeProblem } from '../core/http.ts'
+import type { Auth, Principal } from '../auth/index.ts'
+import { authChallenge, problemContentType, requestIdOf, securityHeaders, writeProblem } from '../core/http.ts'
 import { eventMediaType, parseEventsBody, type BodyLimits } from './body.ts'
-import type { Intake, RequestContext } from './intake.ts'
+import { eventStreams, type Intake, type RequestContext } from './intake.ts'
 import { answerFor, hastyMessage, processHastily } from './routes.ts'
 
 export interface IntakeListenerOptions {
@@ -25,6 +26,10 @@ export interface IntakeListenerOptions {
   newRequestId: () => string
   /** Called once per answered request (for the request latency histogram). */
   observe?: (status: number, seconds: number) => void
+  /** Producer auth; with it enabled, each event's stream must be public or the token's. */
+  auth?: Auth
+  /** Where an event names its stream (intake.stream_field), for the auth check. */
+  streamField?: string
 }
 
 const jsonType = 'application/json; charset=utf-8'
@@ -52,6 +57,8 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
   const origins = new Set(options.corsOrigins)
   const log = options.logger
   const drainLimit = options.maxBodyBytes * 4
+  const auth = options.auth
+  const streamField = options.streamField ?? 'meta.stream'
   let pendingBytes = 0
 
   const handle = (request: IncomingMessage, response: ServerResponse, query: string): void => {
@@ -94,6 +101,8 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
       const e = isEventplaneError(error) ? error : new EventplaneError('EVP_INTERNAL', 'internal error; see the server log')
       if (!isEventplaneError(error)) log.error({ err: error, reqId: requestId }, 'unhandled error')
       if (e.canRetry && e.statusCode >= 500) headers['retry-after'] = '5'
+      const challenge = authChallenge(e)
+      if (challenge !== undefined) headers['www-authenticate'] = challenge
       headers['cache-control'] = 'no-store'
       finish(e.statusCode, undefined, JSON.stringify(toProblem(e)), problemContentType)
     }
@@ -134,6 +143,10 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
     } catch (error) {
       return refuse(error as EventplaneError)
     }
+    // A token that is not valid is refused before the body is read; without one, the events'
+    // streams decide (public streams take events from anyone).
+    const who: Principal | undefined | EventplaneError = auth?.enabled === true ? auth.identify(request.headers) : undefined
+    if (who instanceof EventplaneError) return refuse(auth!.checkWrite(who, [])!)
     if (declared > options.maxBodyBytes) return refuse(tooLarge(`the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`, options.maxBodyBytes))
     const overloaded = () =>
       new EventplaneError('EVP_OVERLOADED', `request bodies being received hold ${options.maxPendingBodyBytes} bytes (intake.max_pending_body_bytes); retry shortly`, {
@@ -194,6 +207,10 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
         defaultSchemaUri: param(options.schemaUriQueryParam),
         defaultStream: param(options.streamQueryParam),
         text,
+      }
+      if (auth?.enabled === true) {
+        const refusal = auth.checkWrite(who, eventStreams(events, streamField, context.defaultStream))
+        if (refusal !== undefined) return problem(refusal)
       }
       // EventGate checks JS truthiness of the string: any non-empty value, even "false", is hasty.
       if (param('hasty') !== undefined) {

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventplaneError } from '../core/errors.ts'
 import { requestIdOf } from '../core/http.ts'
 import { eventContentTypes, parseEventsBody, type BodyLimits, type ParsedBody } from './body.ts'
-import type { BatchResult, Intake, ItemResult, RequestContext } from './intake.ts'
+import type { Auth } from '../auth/index.ts'
+import { eventStreams, type BatchResult, type Intake, type ItemResult, type RequestContext } from './intake.ts'
 
 export interface IntakeRoutesOptions {
   intake: Intake
@@ -16,6 +17,10 @@ export interface IntakeRoutesOptions {
   trusted: (address: string) => boolean
   /** Events for `GET /v1/_test/events`; the route exists only when given. */
   testEvents?: readonly unknown[] | undefined
+  /** Producer auth; with it enabled, each event's stream must be public or the token's. */
+  auth?: Auth
+  /** Where an event names its stream (intake.stream_field), for the auth check. */
+  streamField?: string
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -41,6 +46,13 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
   })
 
   const contextOf = (request: FastifyRequest) => requestContext(request, options)
+  /** Throws EVP_AUTH_* / EVP_STREAM_FORBIDDEN when the request may not write these events (auth on). */
+  const authorize = (request: FastifyRequest, events: readonly unknown[], context: RequestContext) => {
+    const auth = options.auth
+    if (auth?.enabled !== true) return
+    const refusal = auth.checkWrite(auth.identify(request.headers), eventStreams(events, options.streamField ?? 'meta.stream', context.defaultStream))
+    if (refusal !== undefined) throw refusal
+  }
 
   // What the console draws: events by stream and outcome over the last minutes. The same counts
   // as /metrics (eventplane_intake_events_total), with their recent history.
@@ -54,6 +66,7 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
     const { events } = parsed
     const context = contextOf(request)
     context.text = parsed.text
+    authorize(request, events, context)
     // EventGate checks JS truthiness of the string: any non-empty value, even "false", is hasty.
     if (single((request.query as Query)['hasty'])) {
       processHastily(intake, events, context, request.log)
@@ -65,7 +78,12 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
 
   if (options.testEvents !== undefined && options.testEvents.length > 0) {
     const testEvents = options.testEvents
-    app.get('/v1/_test/events', async (request, reply) => sendResult(reply, await intake.process(structuredClone(testEvents), contextOf(request)), options.maxListed))
+    app.get('/v1/_test/events', async (request, reply) => {
+      const events = structuredClone(testEvents) as unknown[]
+      const context = contextOf(request)
+      authorize(request, events, context)
+      return sendResult(reply, await intake.process(events, context), options.maxListed)
+    })
   }
 }
 

@@ -20,6 +20,7 @@ import { createMetricsRegistry, instrumentHttp, metricsHandler, type ObserveRequ
 import { allowedMethods } from './methods.ts'
 import { clientErrorHandler, limitConnections } from './guards.ts'
 import { consoleRoutes } from '../console/index.ts'
+import { createAuth, type Auth } from '../auth/index.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
 import { openSchemas, resolveBaseUris, warnDuplicateIds } from './schemas.ts'
 
@@ -44,6 +45,8 @@ export interface Platform {
   readonly intake: Intake | undefined
   /** Compiled schemas of the intake (bounded). */
   readonly validators: ValidatorCache
+  /** Producer auth and the read rules of streams and schemas (auth in the config). */
+  readonly auth: Auth
   /** `$id`s that several repositories define differently, found in the background after start (and logged). */
   readonly duplicateIds: Promise<DuplicateId[]>
   /** Closes what the platform opened: pending error events, the stream config, the log. */
@@ -59,6 +62,11 @@ export interface OpenPlatformOptions {
 export async function openPlatform(config: Readonly<Config>, options: OpenPlatformOptions = {}): Promise<Platform> {
   const logger = options.logger ?? pino({ level: config.log.level, base: { service: 'eventplane' } })
   const registry = options.registry ?? createMetricsRegistry()
+  // First: a token that cannot be read stops the start before anything is opened.
+  const auth = createAuth(config.auth, { logger: logger.child({ part: 'auth' }), registry })
+  if (auth.enabled && config.auth.producers.length === 0 && config.auth.public_streams.length === 0) {
+    logger.warn('auth.enabled is on with no producers and no public_streams: every POST /v1/events will be refused')
+  }
   const { repositories, schemas } = openSchemas(config)
   // Answers name these folders by what they are, never by where they are on this machine.
   hidePath(config.data_dir, '<data_dir>')
@@ -136,12 +144,38 @@ export async function openPlatform(config: Readonly<Config>, options: OpenPlatfo
     intake,
     validators,
     duplicateIds,
+    auth,
     async close() {
       await intake?.close()
       await streamConfig?.close()
       await log?.close()
     },
   }
+}
+
+/**
+ * The read rules of auth: with `auth.streams_public` false, `GET /v2/stream/{streams}` needs a
+ * token whose streams include every stream asked for; with `auth.schemas_public` false, the
+ * schema service and the stream config API need any valid token. Checked before the route runs.
+ */
+function guardReads(app: FastifyInstance, auth: Auth): void {
+  if (auth.streamsPublic && auth.schemasPublic) return
+  app.addHook('onRequest', async (request) => {
+    const path = (request.raw.url ?? '').split('?')[0]!
+    if (!auth.streamsPublic && path.startsWith('/v2/stream/')) {
+      let streams: string[]
+      try {
+        streams = decodeURIComponent(path.slice('/v2/stream/'.length)).split(',').filter((s) => s !== '')
+      } catch {
+        return // a bad encoding: the route answers 400
+      }
+      const refusal = auth.checkRead(auth.identify(request.headers), streams)
+      if (refusal !== undefined) throw refusal
+    } else if (!auth.schemasPublic && (path === '/repositories' || path.startsWith('/repositories/') || path.startsWith('/v1/stream-configs') || path === '/w/api.php')) {
+      const refusal = auth.checkSchemas(auth.identify(request.headers))
+      if (refusal !== undefined) throw refusal
+    }
+  })
 }
 
 /** Streams never served over SSE: the error stream quotes refused events, unless exposed. */
@@ -281,6 +315,8 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     logger: logger.child({ part: 'intake' }),
     newRequestId,
     observe: (status, seconds) => observed.observe?.('POST', '/v1/events', status, seconds),
+    auth: platform.auth,
+    streamField: config.intake.stream_field,
   })
   const metricsApart = config.server.metrics.port !== null
   const app = Fastify({
@@ -340,13 +376,14 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     done()
   })
   const addMethodNotAllowed = allowedMethods(app)
+  guardReads(app, platform.auth)
 
   const origins = config.server.cors.origins
   if (origins.length > 0) {
     const corsOptions = {
       origin: origins.includes('*') ? '*' : origins,
       methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
-      allowedHeaders: ['accept', 'content-type', 'x-requested-with', 'x-request-id', 'last-event-id', 'if-none-match'],
+      allowedHeaders: ['accept', 'authorization', 'content-type', 'x-api-key', 'x-requested-with', 'x-request-id', 'last-event-id', 'if-none-match'],
       exposedHeaders: ['x-request-id', 'etag'],
       maxAge: config.server.cors.max_age_s,
     }
@@ -365,10 +402,13 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       streamQueryParam: config.intake.stream_query_param,
       trusted: (address) => trusted(address, 0),
       testEvents: config.intake.test_events,
+      auth: platform.auth,
+      streamField: config.intake.stream_field,
     })
     if (config.intake.beacon.enabled) {
       await app.register(beaconRoutes, {
         intake,
+        auth: platform.auth,
         schemas: config.intake.beacon.schemas,
         maxUrlLength: config.intake.beacon.max_url_length,
         contextOf: (request) => requestContext(request, { trusted: (address) => trusted(address, 0), schemaUriQueryParam: null, streamQueryParam: null }),

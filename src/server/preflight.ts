@@ -4,6 +4,7 @@ import type { Config } from '../config/index.ts'
 import { toEventplaneError, type ErrorCode } from '../core/errors.ts'
 import { loadStreamConfig, type StreamConfig } from '../streamconfig/index.ts'
 import { kafkaSecurity } from '../log/index.ts'
+import { createAuth } from '../auth/index.ts'
 import { hasRole } from './app.ts'
 import { openSchemas, resolveBaseUris, servedDuplicates } from './schemas.ts'
 
@@ -31,6 +32,14 @@ export async function preflight(config: Readonly<Config>): Promise<Finding[]> {
   const fail = (key: string, error: unknown) => {
     const e = toEventplaneError(error)
     findings.push({ level: 'error', code: e.code, key, message: e.message })
+  }
+
+  // Tokens are read as serve reads them (from the environment and files), and never printed.
+  try {
+    createAuth(config.auth)
+  } catch (error) {
+    const e = toEventplaneError(error)
+    fail(typeof e.details?.['key'] === 'string' ? (e.details['key'] as string) : 'auth', e)
   }
 
   let schemas: ReturnType<typeof openSchemas>['schemas'] | undefined

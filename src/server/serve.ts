@@ -107,8 +107,9 @@ export function handleSignals(server: RunningServer, timeoutMs: number): () => v
     )
   }
   const reload = () => {
-    log.info('SIGHUP: reloading stream config')
+    log.info('SIGHUP: reloading stream config and auth tokens')
     void server.platform.streamConfig?.reload()
+    server.platform.auth.reload()
   }
   const onTerm = () => stop('SIGTERM')
   const onInt = () => stop('SIGINT')
