@@ -540,6 +540,44 @@ export const configSchema = {
         schemas_public: { type: 'boolean', default: true, description: 'The schema service and the stream config API without a token; false: any reader or producer token.' },
       },
     },
+    rate_limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'Request rates of the intake (POST /v1/events, /v1/_test/events, beacons): a token bucket per client address and one per producer; past it, 429 EVP_RATE_LIMITED with Retry-After (docs/security.md).',
+      properties: {
+        per_ip: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            requests_per_s: {
+              type: 'number',
+              minimum: 0,
+              default: 1000,
+              description: 'Intake requests a second from one client address (X-Forwarded-For through server.trust_proxy, an IPv6 address counting with its /64); 0: no limit.',
+            },
+            burst: { type: 'integer', minimum: 0, default: 0, description: 'Requests a client may send at once after a pause; 0: twice requests_per_s.' },
+          },
+        },
+        per_producer: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            requests_per_s: { type: 'number', minimum: 0, default: 0, description: 'Intake requests a second with one producer token (auth.enabled); 0: no limit.' },
+            burst: { type: 'integer', minimum: 0, default: 0, description: 'Requests a producer may send at once after a pause; 0: twice requests_per_s.' },
+          },
+        },
+        exempt: {
+          type: 'array',
+          items: { type: 'string', minLength: 1 },
+          default: ['127.0.0.1', '::1'],
+          description: 'Client addresses and CIDRs never limited: by default this machine (local producers, and a local proxy not listed in server.trust_proxy).',
+        },
+      },
+    },
     canary: {
       type: 'object',
       additionalProperties: false,

@@ -27,6 +27,7 @@ export const errorCodes = {
   EVP_AUTH_REQUIRED: { status: 401, canRetry: false, title: 'A token is required' },
   EVP_AUTH_INVALID: { status: 401, canRetry: false, title: 'The token is not valid' },
   EVP_STREAM_FORBIDDEN: { status: 403, canRetry: false, title: 'The token does not allow this stream' },
+  EVP_RATE_LIMITED: { status: 429, canRetry: true, title: 'Too many requests' },
   EVP_LISTEN_FAILED: { status: 500, canRetry: false, title: 'The server cannot listen on its address' },
 
   // Schema repository and schema resolution

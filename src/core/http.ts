@@ -47,6 +47,13 @@ export function clientKey(address: string): string {
 /** The policy of our own HTML pages, which carry their styles inline and load nothing. */
 export const htmlPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+/** `Retry-After` for an error that may succeed later: its `details.retryAfterS`, else 5 s for a 5xx. */
+export function retryAfterOf(error: EventplaneError): string | undefined {
+  const given = error.details?.['retryAfterS']
+  if (typeof given === 'number' && error.canRetry) return String(given)
+  return error.canRetry && error.statusCode >= 500 ? '5' : undefined
+}
+
 /** The `WWW-Authenticate` challenge of a 401 (RFC 6750), or undefined for other errors. */
 export function authChallenge(error: EventplaneError): string | undefined {
   if (error.code === 'EVP_AUTH_REQUIRED') return 'Bearer realm="eventplane"'
@@ -57,12 +64,13 @@ export function authChallenge(error: EventplaneError): string | undefined {
 /** The headers of a problem document answered outside fastify (node:http's own answers). */
 export function problemHeaders(error: EventplaneError, body: string, extra: Record<string, string> = {}): Record<string, string> {
   const challenge = authChallenge(error)
+  const retryAfter = retryAfterOf(error)
   return {
     ...securityHeaders,
     'content-type': problemContentType,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-store',
-    ...(error.canRetry && error.statusCode >= 500 ? { 'retry-after': '5' } : {}),
+    ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }),
     ...(challenge === undefined ? {} : { 'www-authenticate': challenge }),
     ...extra,
   }
@@ -103,7 +111,8 @@ export function prefersHtml(accept: string | undefined): boolean {
 /** Answers with an RFC 9457 problem document carrying the error's stable code. */
 export function sendProblem(reply: FastifyReply, error: EventplaneError): FastifyReply {
   const problem = toProblem(error)
-  if (error.canRetry && error.statusCode >= 500) reply.header('retry-after', '5')
+  const retryAfter = retryAfterOf(error)
+  if (retryAfter !== undefined) reply.header('retry-after', retryAfter)
   const challenge = authChallenge(error)
   if (challenge !== undefined) reply.header('www-authenticate', challenge)
   return reply.code(error.statusCode).type(problemContentType).header('cache-control', 'no-store').send(problem)

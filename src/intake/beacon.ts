@@ -25,7 +25,7 @@ export interface BeaconSettings {
 }
 
 /** What became of one beacon request (the label of eventplane_beacon_requests_total). */
-export type BeaconOutcome = 'accepted' | 'invalid' | 'error' | 'malformed' | 'unknown_schema' | 'too_long' | 'forbidden'
+export type BeaconOutcome = 'accepted' | 'invalid' | 'error' | 'malformed' | 'unknown_schema' | 'too_long' | 'forbidden' | 'rate_limited'
 
 const schemaName = /^[A-Za-z0-9_.-]{1,63}$/
 const uuidPattern = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i
@@ -74,6 +74,8 @@ export interface BeaconRoutesOptions extends BeaconSettings {
   intake: Intake
   /** Producer auth: with it enabled, a beacon's stream must be public (browsers keep no token). */
   auth?: Auth
+  /** Request rates: the refusal for a client address over its rate (429, unlike the beacon's other outcomes). */
+  admit?: (clientIp: string, producer: string | undefined) => EventplaneError | undefined
   contextOf: (request: FastifyRequest) => RequestContext
   registry?: Registry | undefined
   logger: { warn(details: object, message: string): void }
@@ -83,7 +85,7 @@ export interface BeaconRoutesOptions extends BeaconSettings {
 export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOptions): Promise<void> {
   const requests = new Counter({
     name: 'eventplane_beacon_requests_total',
-    help: 'Legacy beacon requests (GET /beacon/event), by outcome: accepted, invalid or error (as the intake judged the event), malformed (not a capsule), unknown_schema (not in intake.beacon.schemas), too_long (URL over intake.beacon.max_url_length, refused with 414), forbidden (auth on and the stream not in auth.public_streams).',
+    help: 'Legacy beacon requests (GET /beacon/event), by outcome: accepted, invalid or error (as the intake judged the event), malformed (not a capsule), unknown_schema (not in intake.beacon.schemas), too_long (URL over intake.beacon.max_url_length, refused with 414), forbidden (auth on and the stream not in auth.public_streams), rate_limited (429 EVP_RATE_LIMITED: the client address over rate_limits.per_ip).',
     labelNames: ['outcome'] as const,
     registers: options.registry ? [options.registry] : [],
   })
@@ -110,6 +112,11 @@ export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOp
       throw new EventplaneError('EVP_BEACON_URL_TOO_LONG', `the beacon URL has ${url.length} characters; at most ${options.maxUrlLength} are taken (intake.beacon.max_url_length), as EventLogging's clients cap it`)
     }
     const context = options.contextOf(request)
+    const overRate = options.admit?.(context.clientIp ?? request.ip, undefined)
+    if (overRate !== undefined) {
+      requests.inc({ outcome: 'rate_limited' })
+      throw overRate
+    }
     const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : ''
     // Answered before anything is done with it, as Wikimedia's beacon endpoint does.
     void reply.code(204).send()

@@ -3,7 +3,7 @@ import proxyAddr from '@fastify/proxy-addr'
 import type { Logger } from 'pino'
 import { EventplaneError, isEventplaneError, toProblem } from '../core/errors.ts'
 import type { Auth, Principal } from '../auth/index.ts'
-import { authChallenge, problemContentType, requestIdOf, securityHeaders, writeProblem } from '../core/http.ts'
+import { authChallenge, problemContentType, requestIdOf, retryAfterOf, securityHeaders, writeProblem } from '../core/http.ts'
 import { eventMediaType, parseEventsBody, type BodyLimits } from './body.ts'
 import { eventStreams, type Intake, type RequestContext } from './intake.ts'
 import { answerFor, hastyMessage, processHastily } from './routes.ts'
@@ -30,6 +30,8 @@ export interface IntakeListenerOptions {
   auth?: Auth
   /** Where an event names its stream (intake.stream_field), for the auth check. */
   streamField?: string
+  /** Request rates: the refusal for a client address (and producer) over its rate, checked before the body is read. */
+  admit?: (clientIp: string, producer: string | undefined) => EventplaneError | undefined
 }
 
 const jsonType = 'application/json; charset=utf-8'
@@ -100,7 +102,8 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
     const problem = (error: unknown) => {
       const e = isEventplaneError(error) ? error : new EventplaneError('EVP_INTERNAL', 'internal error; see the server log')
       if (!isEventplaneError(error)) log.error({ err: error, reqId: requestId }, 'unhandled error')
-      if (e.canRetry && e.statusCode >= 500) headers['retry-after'] = '5'
+      const retryAfter = retryAfterOf(e)
+      if (retryAfter !== undefined) headers['retry-after'] = retryAfter
       const challenge = authChallenge(e)
       if (challenge !== undefined) headers['www-authenticate'] = challenge
       headers['cache-control'] = 'no-store'
@@ -147,6 +150,11 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
     // streams decide (public streams take events from anyone).
     const who: Principal | undefined | EventplaneError = auth?.enabled === true ? auth.identify(request.headers) : undefined
     if (who instanceof EventplaneError) return refuse(auth!.checkWrite(who, [])!)
+    const peer = request.socket.remoteAddress ?? ''
+    // X-Client-IP only from a proxy we trust: from anyone else it is whatever they say.
+    const clientIp = (trust(peer, 0) ? header('x-client-ip') : undefined) ?? proxyAddr(request, trust)
+    const overRate = options.admit?.(clientIp, who?.kind === 'producer' ? who.name : undefined)
+    if (overRate !== undefined) return refuse(overRate)
     if (declared > options.maxBodyBytes) return refuse(tooLarge(`the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`, options.maxBodyBytes))
     const overloaded = () =>
       new EventplaneError('EVP_OVERLOADED', `request bodies being received hold ${options.maxPendingBodyBytes} bytes (intake.max_pending_body_bytes); retry shortly`, {
@@ -196,14 +204,11 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
         const last = values[values.length - 1]
         return last === '' ? undefined : last
       }
-      const peer = request.socket.remoteAddress ?? ''
-      // X-Client-IP only from a proxy we trust: from anyone else it is whatever they say.
-      const clientIpHeader = trust(peer, 0) ? header('x-client-ip') : undefined
       const context: RequestContext = {
         receivedAt: new Date(),
         requestId: given,
         userAgent: header('user-agent'),
-        clientIp: clientIpHeader ?? proxyAddr(request, trust),
+        clientIp,
         defaultSchemaUri: param(options.schemaUriQueryParam),
         defaultStream: param(options.streamQueryParam),
         text,

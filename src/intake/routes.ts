@@ -21,6 +21,8 @@ export interface IntakeRoutesOptions {
   auth?: Auth
   /** Where an event names its stream (intake.stream_field), for the auth check. */
   streamField?: string
+  /** Request rates: the refusal for a client address (and producer) over its rate. */
+  admit?: (clientIp: string, producer: string | undefined) => EventplaneError | undefined
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -49,8 +51,12 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
   /** Throws EVP_AUTH_* / EVP_STREAM_FORBIDDEN when the request may not write these events (auth on). */
   const authorize = (request: FastifyRequest, events: readonly unknown[], context: RequestContext) => {
     const auth = options.auth
+    const who = auth?.enabled === true ? auth.identify(request.headers) : undefined
+    if (who instanceof EventplaneError) throw auth!.checkWrite(who, [])!
+    const overRate = options.admit?.(context.clientIp ?? request.ip, who?.kind === 'producer' ? who.name : undefined)
+    if (overRate !== undefined) throw overRate
     if (auth?.enabled !== true) return
-    const refusal = auth.checkWrite(auth.identify(request.headers), eventStreams(events, options.streamField ?? 'meta.stream', context.defaultStream))
+    const refusal = auth.checkWrite(who, eventStreams(events, options.streamField ?? 'meta.stream', context.defaultStream))
     if (refusal !== undefined) throw refusal
   }
 

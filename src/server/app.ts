@@ -21,6 +21,7 @@ import { allowedMethods } from './methods.ts'
 import { clientErrorHandler, limitConnections } from './guards.ts'
 import { consoleRoutes } from '../console/index.ts'
 import { createAuth, type Auth } from '../auth/index.ts'
+import { createRateLimiter } from './rate-limits.ts'
 import { openApiDocument, openApiHtml } from './openapi.ts'
 import { openSchemas, resolveBaseUris, warnDuplicateIds } from './schemas.ts'
 
@@ -302,6 +303,8 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   const intake = platform.intake
   const trustProxy = config.server.trust_proxy as boolean | string[]
   const trusted = proxyTrust(trustProxy)
+  const rateLimiter = createRateLimiter(config.rate_limits, { registry })
+  const admit = (clientIp: string, producer: string | undefined) => rateLimiter.take(clientIp, producer)
   const intakeListener = intake === undefined ? undefined : createIntakeListener({
     intake,
     maxBodyBytes: config.intake.max_body_bytes,
@@ -317,6 +320,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     observe: (status, seconds) => observed.observe?.('POST', '/v1/events', status, seconds),
     auth: platform.auth,
     streamField: config.intake.stream_field,
+    admit,
   })
   const metricsApart = config.server.metrics.port !== null
   const app = Fastify({
@@ -404,11 +408,13 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       testEvents: config.intake.test_events,
       auth: platform.auth,
       streamField: config.intake.stream_field,
+      admit,
     })
     if (config.intake.beacon.enabled) {
       await app.register(beaconRoutes, {
         intake,
         auth: platform.auth,
+        admit,
         schemas: config.intake.beacon.schemas,
         maxUrlLength: config.intake.beacon.max_url_length,
         contextOf: (request) => requestContext(request, { trusted: (address) => trusted(address, 0), schemaUriQueryParam: null, streamQueryParam: null }),
