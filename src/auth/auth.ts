@@ -172,21 +172,23 @@ export function createAuth(settings: AuthSettings, options: { env?: NodeJS.Proce
     return undefined
   }
 
+  const streamsPublic = !settings.enabled || settings.streams_public
+  const schemasPublic = !settings.enabled || settings.schemas_public
   return {
     enabled: settings.enabled,
-    streamsPublic: !settings.enabled || settings.streams_public,
-    schemasPublic: !settings.enabled || settings.schemas_public,
+    streamsPublic,
+    schemasPublic,
     identify,
     checkWrite(who, streams) {
       if (!settings.enabled) return undefined
       return check(who, streams, (principal, stream) => principal.kind === 'producer' && principal.streams.has(stream), (stream) => publicStreams.has(stream), { doing: 'writing to', may: 'write to' })
     },
     checkRead(who, streams) {
-      if (!settings.enabled || settings.streams_public) return undefined
+      if (streamsPublic) return undefined
       return check(who, streams, (principal, stream) => principal.streams.has(stream), () => false, { doing: 'reading', may: 'read' })
     },
     checkSchemas(who) {
-      if (!settings.enabled || settings.schemas_public) return undefined
+      if (schemasPublic) return undefined
       if (who instanceof EventplaneError) return who
       if (who === undefined) return new EventplaneError('EVP_AUTH_REQUIRED', 'schemas and stream configs need a token here (auth.schemas_public is false): send Authorization: Bearer <token> (or X-API-Key)')
       return undefined

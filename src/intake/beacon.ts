@@ -11,10 +11,10 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Counter, type Registry } from 'prom-client'
-import type { Auth } from '../auth/index.ts'
 import { EventplaneError } from '../core/errors.ts'
 import { isPlainObject, type JsonObject } from '../core/objects.ts'
 import { tokenBucket } from './error-events.ts'
+import { createAdmission, type Admission } from './admission.ts'
 import type { Intake, RequestContext } from './intake.ts'
 
 export interface BeaconSettings {
@@ -72,10 +72,11 @@ export function capsuleEvent(query: string, settings: BeaconSettings, receivedAt
 
 export interface BeaconRoutesOptions extends BeaconSettings {
   intake: Intake
-  /** Producer auth: with it enabled, a beacon's stream must be public (browsers keep no token). */
-  auth?: Auth
-  /** Request rates: the refusal for a client address over its rate (429, unlike the beacon's other outcomes). */
-  admit?: (clientIp: string, producer: string | undefined) => EventplaneError | undefined
+  /**
+   * Tokens, rates and stream rights (admission.ts): a client over its rate gets 429, unlike the
+   * beacon's other outcomes; with auth on, a beacon's stream must be public (browsers keep no token).
+   */
+  admission?: Admission
   contextOf: (request: FastifyRequest) => RequestContext
   registry?: Registry | undefined
   logger: { warn(details: object, message: string): void }
@@ -91,6 +92,7 @@ export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOp
   })
   // Bad capsules are logged at most once a second, with how many there were since (a flood of
   // them must not flood the log).
+  const admission = options.admission ?? createAdmission()
   const mayLog = tokenBucket(1, 1)
   let unlogged = 0
   const warn = (outcome: BeaconOutcome, reason: string) => {
@@ -112,10 +114,10 @@ export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOp
       throw new EventplaneError('EVP_BEACON_URL_TOO_LONG', `the beacon URL has ${url.length} characters; at most ${options.maxUrlLength} are taken (intake.beacon.max_url_length), as EventLogging's clients cap it`)
     }
     const context = options.contextOf(request)
-    const overRate = options.admit?.(context.clientIp ?? request.ip, undefined)
-    if (overRate !== undefined) {
+    const who = admission.admit(request.headers, context.clientIp ?? request.ip)
+    if (who instanceof EventplaneError && who.code === 'EVP_RATE_LIMITED') {
       requests.inc({ outcome: 'rate_limited' })
-      throw overRate
+      throw who
     }
     const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : ''
     // Answered before anything is done with it, as Wikimedia's beacon endpoint does.
@@ -127,13 +129,11 @@ export async function beaconRoutes(app: FastifyInstance, options: BeaconRoutesOp
         warn(made.outcome, made.reason)
         return
       }
-      if (options.auth?.enabled === true) {
-        const refusal = options.auth.checkWrite(options.auth.identify(request.headers), [(made.event['meta'] as { stream: string }).stream])
-        if (refusal !== undefined) {
-          requests.inc({ outcome: 'forbidden' })
-          warn('forbidden', `${refusal.code}: ${refusal.message}`)
-          return
-        }
+      const refusal = who instanceof EventplaneError ? who : admission.authorize(who, [made.event], undefined)
+      if (refusal !== undefined) {
+        requests.inc({ outcome: 'forbidden' })
+        warn('forbidden', `${refusal.code}: ${refusal.message}`)
+        return
       }
       options.intake.process([made.event], context).then(
         (result) => {

@@ -6,5 +6,6 @@
 export { createIntake, type Intake, type IntakeOptions, type BatchResult, type ItemResult, type ItemStatus, type RequestContext } from './intake.ts'
 export { intakeRoutes, answerFor, requestContext, type Answer, type IntakeRoutesOptions } from './routes.ts'
 export { beaconRoutes, capsuleEvent, type BeaconOutcome, type BeaconSettings } from './beacon.ts'
+export { createAdmission, type Admission, type AdmissionOptions } from './admission.ts'
 export { createIntakeListener, proxyTrust, type IntakeListenerOptions } from './listener.ts'
 export { parseEventsBody, fromCloudEvent, eventContentTypes, eventMediaType, type EventContentType, type BodyLimits, type ParsedBody } from './body.ts'

@@ -2,10 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import proxyAddr from '@fastify/proxy-addr'
 import type { Logger } from 'pino'
 import { EventplaneError, isEventplaneError, toProblem } from '../core/errors.ts'
-import type { Auth, Principal } from '../auth/index.ts'
 import { authChallenge, problemContentType, requestIdOf, retryAfterOf, securityHeaders, writeProblem } from '../core/http.ts'
 import { eventMediaType, parseEventsBody, type BodyLimits } from './body.ts'
-import { eventStreams, type Intake, type RequestContext } from './intake.ts'
+import { createAdmission, type Admission } from './admission.ts'
+import type { Intake, RequestContext } from './intake.ts'
 import { answerFor, hastyMessage, processHastily } from './routes.ts'
 
 export interface IntakeListenerOptions {
@@ -26,12 +26,8 @@ export interface IntakeListenerOptions {
   newRequestId: () => string
   /** Called once per answered request (for the request latency histogram). */
   observe?: (status: number, seconds: number) => void
-  /** Producer auth; with it enabled, each event's stream must be public or the token's. */
-  auth?: Auth
-  /** Where an event names its stream (intake.stream_field), for the auth check. */
-  streamField?: string
-  /** Request rates: the refusal for a client address (and producer) over its rate, checked before the body is read. */
-  admit?: (clientIp: string, producer: string | undefined) => EventplaneError | undefined
+  /** Tokens, rates and the streams a token may write (admission.ts); without it, every request is admitted. */
+  admission?: Admission
 }
 
 const jsonType = 'application/json; charset=utf-8'
@@ -59,8 +55,7 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
   const origins = new Set(options.corsOrigins)
   const log = options.logger
   const drainLimit = options.maxBodyBytes * 4
-  const auth = options.auth
-  const streamField = options.streamField ?? 'meta.stream'
+  const admission = options.admission ?? createAdmission()
   let pendingBytes = 0
 
   const handle = (request: IncomingMessage, response: ServerResponse, query: string): void => {
@@ -146,15 +141,13 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
     } catch (error) {
       return refuse(error as EventplaneError)
     }
-    // A token that is not valid is refused before the body is read; without one, the events'
-    // streams decide (public streams take events from anyone).
-    const who: Principal | undefined | EventplaneError = auth?.enabled === true ? auth.identify(request.headers) : undefined
-    if (who instanceof EventplaneError) return refuse(auth!.checkWrite(who, [])!)
     const peer = request.socket.remoteAddress ?? ''
     // X-Client-IP only from a proxy we trust: from anyone else it is whatever they say.
     const clientIp = (trust(peer, 0) ? header('x-client-ip') : undefined) ?? proxyAddr(request, trust)
-    const overRate = options.admit?.(clientIp, who?.kind === 'producer' ? who.name : undefined)
-    if (overRate !== undefined) return refuse(overRate)
+    // A token nobody has, or a client over its rate, is refused before the body is read; the
+    // events' streams are checked once they are parsed (public streams take events from anyone).
+    const who = admission.admit(request.headers, clientIp)
+    if (who instanceof EventplaneError) return refuse(who)
     if (declared > options.maxBodyBytes) return refuse(tooLarge(`the body is ${declared} bytes; the limit is ${options.maxBodyBytes}`, options.maxBodyBytes))
     const overloaded = () =>
       new EventplaneError('EVP_OVERLOADED', `request bodies being received hold ${options.maxPendingBodyBytes} bytes (intake.max_pending_body_bytes); retry shortly`, {
@@ -213,10 +206,8 @@ export function createIntakeListener(options: IntakeListenerOptions): (request: 
         defaultStream: param(options.streamQueryParam),
         text,
       }
-      if (auth?.enabled === true) {
-        const refusal = auth.checkWrite(who, eventStreams(events, streamField, context.defaultStream))
-        if (refusal !== undefined) return problem(refusal)
-      }
+      const refusal = admission.authorize(who, events, context.defaultStream)
+      if (refusal !== undefined) return problem(refusal)
       // EventGate checks JS truthiness of the string: any non-empty value, even "false", is hasty.
       if (param('hasty') !== undefined) {
         processHastily(options.intake, events, context, log)

@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventplaneError } from '../core/errors.ts'
 import { requestIdOf } from '../core/http.ts'
 import { eventContentTypes, parseEventsBody, type BodyLimits, type ParsedBody } from './body.ts'
-import type { Auth } from '../auth/index.ts'
-import { eventStreams, type BatchResult, type Intake, type ItemResult, type RequestContext } from './intake.ts'
+import { createAdmission, type Admission } from './admission.ts'
+import type { BatchResult, Intake, ItemResult, RequestContext } from './intake.ts'
 
 export interface IntakeRoutesOptions {
   intake: Intake
@@ -17,12 +17,8 @@ export interface IntakeRoutesOptions {
   trusted: (address: string) => boolean
   /** Events for `GET /v1/_test/events`; the route exists only when given. */
   testEvents?: readonly unknown[] | undefined
-  /** Producer auth; with it enabled, each event's stream must be public or the token's. */
-  auth?: Auth
-  /** Where an event names its stream (intake.stream_field), for the auth check. */
-  streamField?: string
-  /** Request rates: the refusal for a client address (and producer) over its rate. */
-  admit?: (clientIp: string, producer: string | undefined) => EventplaneError | undefined
+  /** Tokens, rates and the streams a token may write (admission.ts); without it, every request is admitted. */
+  admission?: Admission
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -48,15 +44,12 @@ export async function intakeRoutes(app: FastifyInstance, options: IntakeRoutesOp
   })
 
   const contextOf = (request: FastifyRequest) => requestContext(request, options)
-  /** Throws EVP_AUTH_* / EVP_STREAM_FORBIDDEN when the request may not write these events (auth on). */
+  const admission = options.admission ?? createAdmission()
+  /** Throws EVP_AUTH_*, EVP_RATE_LIMITED or EVP_STREAM_FORBIDDEN when the request may not write these events. */
   const authorize = (request: FastifyRequest, events: readonly unknown[], context: RequestContext) => {
-    const auth = options.auth
-    const who = auth?.enabled === true ? auth.identify(request.headers) : undefined
-    if (who instanceof EventplaneError) throw auth!.checkWrite(who, [])!
-    const overRate = options.admit?.(context.clientIp ?? request.ip, who?.kind === 'producer' ? who.name : undefined)
-    if (overRate !== undefined) throw overRate
-    if (auth?.enabled !== true) return
-    const refusal = auth.checkWrite(who, eventStreams(events, options.streamField ?? 'meta.stream', context.defaultStream))
+    const who = admission.admit(request.headers, context.clientIp ?? request.ip)
+    if (who instanceof EventplaneError) throw who
+    const refusal = admission.authorize(who, events, context.defaultStream)
     if (refusal !== undefined) throw refusal
   }
 

@@ -10,7 +10,7 @@ import { frameworkErrors, htmlPolicy, installErrorHandling, requestIdOf, securit
 import { EventplaneError } from '../core/errors.ts'
 import { hidePath } from '../core/paths.ts'
 import { createServer } from 'node:http'
-import { beaconRoutes, createIntake, createIntakeListener, intakeRoutes, proxyTrust, requestContext, type Intake } from '../intake/index.ts'
+import { beaconRoutes, createAdmission, createIntake, createIntakeListener, intakeRoutes, proxyTrust, requestContext, type Intake } from '../intake/index.ts'
 import { kafkaSecurity, openKafkaLog, openSqliteLog, type EventLog } from '../log/index.ts'
 import { schemaRoutes, type DuplicateId, type SchemaRepository, type SchemaSource } from '../schemas/index.ts'
 import { createValidatorCache, type ValidatorCache } from '../schemas/validator.ts'
@@ -303,8 +303,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
   const intake = platform.intake
   const trustProxy = config.server.trust_proxy as boolean | string[]
   const trusted = proxyTrust(trustProxy)
-  const rateLimiter = createRateLimiter(config.rate_limits, { registry })
-  const admit = (clientIp: string, producer: string | undefined) => rateLimiter.take(clientIp, producer)
+  const admission = createAdmission({ auth: platform.auth, streamField: config.intake.stream_field, rate: createRateLimiter(config.rate_limits, { registry }).take })
   const intakeListener = intake === undefined ? undefined : createIntakeListener({
     intake,
     maxBodyBytes: config.intake.max_body_bytes,
@@ -318,9 +317,7 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
     logger: logger.child({ part: 'intake' }),
     newRequestId,
     observe: (status, seconds) => observed.observe?.('POST', '/v1/events', status, seconds),
-    auth: platform.auth,
-    streamField: config.intake.stream_field,
-    admit,
+    admission,
   })
   const metricsApart = config.server.metrics.port !== null
   const app = Fastify({
@@ -406,15 +403,12 @@ export async function buildApp(platform: Platform): Promise<FastifyInstance> {
       streamQueryParam: config.intake.stream_query_param,
       trusted: (address) => trusted(address, 0),
       testEvents: config.intake.test_events,
-      auth: platform.auth,
-      streamField: config.intake.stream_field,
-      admit,
+      admission,
     })
     if (config.intake.beacon.enabled) {
       await app.register(beaconRoutes, {
         intake,
-        auth: platform.auth,
-        admit,
+        admission,
         schemas: config.intake.beacon.schemas,
         maxUrlLength: config.intake.beacon.max_url_length,
         contextOf: (request) => requestContext(request, { trusted: (address) => trusted(address, 0), schemaUriQueryParam: null, streamQueryParam: null }),
