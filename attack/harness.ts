@@ -309,7 +309,7 @@ class Prober {
 // ---- answers and events ------------------------------------------------------------------------
 
 /** 5xx codes a hostile request may meet: a server-wide bound, or the event log away. */
-export const retryable5xxCodes = new Set(['EVP_OVERLOADED', 'EVP_LOG_UNAVAILABLE', 'EVP_LOG_NOT_WRITTEN', 'EVP_LOG_OUTCOME_UNKNOWN', 'EVP_LOG_CLOSED'])
+export const retryable5xxCodes = new Set(['EVP_OVERLOADED', 'EVP_LOG_UNAVAILABLE', 'EVP_LOG_NOT_WRITTEN', 'EVP_LOG_FULL', 'EVP_LOG_OUTCOME_UNKNOWN', 'EVP_LOG_CLOSED'])
 
 /** Why a 5xx answer is not one of the documented retryable ones, or undefined. */
 export function undocumented5xx(answer: Answer): string | undefined {

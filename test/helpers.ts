@@ -90,9 +90,13 @@ export class Capture extends Writable {
 /**
  * Starts `eventplane serve --port 0 ARGS` as its own process (so it can be signalled or
  * killed) and waits, at most 60 s (a start on a loaded machine, on Kafka, takes more than 20), until it prints where it listens.
+ * `wrap` runs the command through another (say `unshare … sh -c '… exec "$@"'`); a wrapper that
+ * execs keeps the pid, so `child.pid` is still the server's.
  */
-export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', '0', ...args], {
+export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}, options: { wrap?: (command: string[]) => string[] } = {}) {
+  const command = [process.execPath, '--import', 'tsx', join(repoRoot, 'src/cli/bin.ts'), 'serve', '--port', '0', ...args]
+  const [file, ...argv] = options.wrap?.(command) ?? command
+  const child = spawn(file!, argv, {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

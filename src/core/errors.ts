@@ -95,6 +95,7 @@ export const errorCodes = {
   EVP_LOG_UNAVAILABLE: { status: 503, canRetry: true, title: 'Event log is unavailable' },
   EVP_LOG_CLOSED: { status: 503, canRetry: true, title: 'Event log is closed' },
   EVP_LOG_NOT_WRITTEN: { status: 503, canRetry: true, title: 'Records were not written' },
+  EVP_LOG_FULL: { status: 503, canRetry: true, title: "The event log's disk is full" },
   EVP_LOG_OUTCOME_UNKNOWN: { status: 503, canRetry: true, title: 'Records may or may not have been written' },
   EVP_LOG_INVALID_ARGUMENT: { status: 400, canRetry: false, title: 'Invalid topic, partition or offset' },
   EVP_LOG_TOPIC_MISSING: { status: 500, canRetry: false, title: 'Topic does not exist in the event log' },

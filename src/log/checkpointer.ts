@@ -9,6 +9,10 @@ import type { Logger } from 'pino'
  * halved append throughput here (docs/decisions.md). A worker thread with its own
  * connection runs PASSIVE checkpoints on a timer instead; they never block the writer, and
  * the writer keeps a far larger automatic checkpoint only as a backstop.
+ *
+ * A checkpoint that fails (a full disk: the database file cannot grow) leaves the WAL as it
+ * was, and appends go on into the WAL while it has room; the next checkpoint retries. Only the
+ * first failure of a run, and the first checkpoint that works after it, are reported.
  */
 export interface Checkpointer {
   /** Stops the timer, runs a last checkpoint that empties the WAL, closes the connection. */
@@ -20,12 +24,17 @@ const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.module)
 const db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs })
+let failing
 const run = (mode) => {
   try {
     const [row] = db.pragma('wal_checkpoint(' + mode + ')')
+    if (failing !== undefined) parentPort.postMessage({ recovered: { failures: failing.failures, failingMs: Date.now() - failing.since } })
+    failing = undefined
     return row
   } catch (error) {
-    parentPort.postMessage({ error: String(error && error.message || error) })
+    const message = String(error && error.message || error)
+    if (failing === undefined || failing.message !== message) parentPort.postMessage({ error: message })
+    failing = { message, failures: (failing ? failing.failures : 0) + 1, since: failing ? failing.since : Date.now() }
   }
 }
 const timer = setInterval(() => run('PASSIVE'), workerData.intervalMs)
@@ -46,8 +55,9 @@ export function startCheckpointer(options: { path: string; intervalMs: number; b
   })
   worker.unref()
   let stopped: Promise<void> | undefined
-  worker.on('message', (message: { error?: string }) => {
-    if (message.error !== undefined) options.logger?.warn({ error: message.error }, 'WAL checkpoint failed; the next one will retry')
+  worker.on('message', (message: { error?: string; recovered?: { failures: number; failingMs: number } }) => {
+    if (message.error !== undefined) options.logger?.warn({ error: message.error }, 'WAL checkpoint failed; checkpoints are retried, and logged again when one works')
+    if (message.recovered !== undefined) options.logger?.info(message.recovered, 'WAL checkpoints work again')
   })
   worker.on('error', (error) => options.logger?.error({ err: error }, 'the checkpoint worker failed'))
   return {

@@ -53,7 +53,7 @@ export function createLogMetrics(registry: Registry) {
       () =>
         new Counter({
           name: logMetricNames.failures,
-          help: 'Group commits that failed: on SQLite all their appends were rejected (EVP_LOG_NOT_WRITTEN); on Kafka some records were not acknowledged within the append deadline (EVP_LOG_NOT_WRITTEN or EVP_LOG_OUTCOME_UNKNOWN).',
+          help: 'Group commits that failed: on SQLite all their appends were rejected (EVP_LOG_FULL for a full disk, else EVP_LOG_NOT_WRITTEN); on Kafka some records were not acknowledged within the append deadline (EVP_LOG_NOT_WRITTEN or EVP_LOG_OUTCOME_UNKNOWN).',
           registers,
         }),
     ),

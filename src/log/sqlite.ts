@@ -23,6 +23,10 @@
  * next turn of the event loop (or at once when it is large) in one transaction, and every
  * caller's promise settles after that transaction: all committed, or all rejected.
  *
+ * A full disk fails the group commit (SQLITE_FULL): its appends are rejected with EVP_LOG_FULL,
+ * nothing of them is written, and health() reports the log unwritable until the file system has
+ * room again. Nothing has to be reopened: the next commit after space returns succeeds.
+ *
  * Following: a reader at the end waits on its partition. Appends through this log wake it at
  * once; appends by another connection (another process on the same file) are noticed by
  * polling `PRAGMA data_version` every pollIntervalMs while someone waits.
@@ -30,6 +34,7 @@
 import { startCheckpointer } from './checkpointer.ts'
 import { channel } from 'node:diagnostics_channel'
 import { mkdirSync } from 'node:fs'
+import { statfs } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import Database from 'better-sqlite3'
@@ -43,6 +48,7 @@ import { appendedHighSql, prepareDatabase } from './sqlite-schema.ts'
 import type {
   AppendRecord,
   EventLog,
+  LogHealth,
   LogRecord,
   Position,
   ReadFrom,
@@ -150,6 +156,19 @@ const defaultBatchSize = 1000
 const recordLimits: RecordLimits = { maxTopicLength: 249, maxRecordBytes: 256 << 20 }
 /** Retention deletes this many batches per transaction, then lets the event loop run. */
 const retentionChunk = 500
+/** While group commits keep failing alike, one log line says so this often (the first is logged at once). */
+const failureReportMs = 10_000
+/**
+ * After a commit failed for a full disk, health() reports the log writable again once the file
+ * system has this much free, and at least twice the group that failed (its pages go to the WAL,
+ * then to the database file).
+ */
+const minRoomBytes = 1 << 20
+/**
+ * Or once commits have worked again and none failed for a full disk for this long: a limit that
+ * free space does not show (a quota) must not keep the log unready after it is lifted.
+ */
+const fullForgottenMs = 10_000
 
 export const appendChannelName = 'eventplane:log:append'
 const appendChannel = channel(appendChannelName)
@@ -334,6 +353,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     assertTopic(name)
     let partitions = sql.topic.get(name)
     if (partitions === undefined) {
+      outsideTransaction()
       createTopic.immediate(name, configuredPartitions(name))
       partitions = sql.topic.get(name)!
       logger?.info({ topic: name, partitions }, 'topic created')
@@ -493,6 +513,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     flushScheduled = false
     if (queue.length === 0) return
     const appends = queue
+    const groupBytes = queuedBytes
     queue = []
     queuedBytes = 0
 
@@ -520,22 +541,36 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     let failure: EventplaneError | undefined
     try {
       if (closed) throw new EventplaneError('EVP_LOG_UNAVAILABLE', `event log ${path} closed before the append was written`)
+      outsideTransaction()
       stats.batches += writeGroup.immediate([...byPartition.values()], staged)
     } catch (error) {
-      failure = new EventplaneError('EVP_LOG_UNAVAILABLE', `append to ${path} failed: ${messageOf(error)}`, {
-        cause: error,
-      })
+      failure = isDiskFull(error)
+        ? new EventplaneError('EVP_LOG_FULL', `append to ${path} failed, nothing of it was written: the disk is full (${messageOf(error)})`, { cause: error })
+        : new EventplaneError('EVP_LOG_UNAVAILABLE', `append to ${path} failed: ${messageOf(error)}`, { cause: error })
     }
     const durationMs = performance.now() - started
 
     if (failure !== undefined) {
-      // The transaction rolled back: forget tails, which may have been read inside it.
+      // The transaction rolled back (SQLite rolls back a failed COMMIT itself; better-sqlite3 a
+      // failed statement): forget tails, which may have been read inside it, so that the next
+      // commit reads them again and offsets go on from what is really in the file.
       tails.clear()
+      try {
+        outsideTransaction()
+      } catch {
+        // The next group commit tries again before it writes, and fails if it cannot.
+      }
       stats.failedGroupCommits++
       metrics?.failures.inc()
-      logger?.error({ err: failure, appends: appends.length, records: recordCount }, 'group commit failed')
+      if (failure.code === 'EVP_LOG_FULL') noteDiskFull(groupBytes)
+      reportFailure(failure, appends.length, recordCount)
       for (const append of appends) append.reject(failure)
     } else {
+      lastCommitAt = Date.now()
+      if (failing !== undefined) {
+        logger?.info({ failures: failing.failures, failingMs: lastCommitAt - failing.since }, 'group commits work again')
+        failing = undefined
+      }
       for (const [partId, tail] of staged) tails.set(partId, tail)
       stats.groupCommits++
       stats.appends += appends.length
@@ -555,6 +590,90 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       const message: AppendMessage = { kind: 'sqlite', path, appends: appends.length, records: recordCount, durationMs }
       if (failure !== undefined) message.error = failure
       appendChannel.publish(message)
+    }
+  }
+
+  /**
+   * better-sqlite3 runs a transaction function inside an open transaction as a SAVEPOINT, whose
+   * RELEASE commits nothing. A transaction left open (by a ROLLBACK that failed after a failed
+   * COMMIT) would have every later group commit acknowledged without being durable, and readers
+   * of this connection would see its rows; so each write starts outside of any transaction.
+   */
+  function outsideTransaction(): void {
+    if (!db.inTransaction) return
+    try {
+      db.exec('ROLLBACK')
+    } catch (error) {
+      logger?.error({ err: error }, 'rolling back a failed transaction failed')
+    }
+    if (db.inTransaction) throw new EventplaneError('EVP_LOG_UNAVAILABLE', `${path} is left inside a failed transaction that cannot be rolled back`)
+  }
+
+  /** A run of failed group commits: since when, how many, and when it was last logged. */
+  let failing: { since: number; failures: number; reportedAt: number; message: string } | undefined
+  /**
+   * Commits fail for a full disk: since when, the last time, and the largest group that failed
+   * (payload bytes). health() reports the log unwritable until there is room for such a group.
+   */
+  let diskFull: { since: number; lastAt: number; bytes: number } | undefined
+  let lastCommitAt = 0
+
+  function noteDiskFull(bytes: number): void {
+    const now = Date.now()
+    diskFull ??= { since: now, lastAt: now, bytes: 0 }
+    diskFull.lastAt = now
+    diskFull.bytes = Math.max(diskFull.bytes, bytes)
+  }
+
+  /**
+   * Logs a failed group commit: the first of a run and any that fails otherwise at once, the
+   * rest counted and summed up every failureReportMs. A full disk fails every commit, hundreds a
+   * second, until space returns; a line with a stack for each would fill the disk of the logs too.
+   */
+  function reportFailure(failure: EventplaneError, appendCount: number, records: number): void {
+    const now = Date.now()
+    if (failing === undefined || failing.message !== failure.message) {
+      failing = { since: failing?.since ?? now, failures: (failing?.failures ?? 0) + 1, reportedAt: now, message: failure.message }
+      logger?.error({ err: failure, appends: appendCount, records }, 'group commit failed; until one works, failures like it are logged every 10 s')
+      return
+    }
+    failing.failures++
+    if (now - failing.reportedAt < failureReportMs) return
+    failing.reportedAt = now
+    logger?.error({ code: failure.code, reason: failure.message, failures: failing.failures, failingMs: now - failing.since }, 'group commits are still failing')
+  }
+
+  /**
+   * Unwritable while commits fail for a full disk. It ends when the file system has room for
+   * the largest group that failed (so readiness returns when space does, without waiting for
+   * traffic), or when commits have worked again and none failed for a while (a quota, which
+   * free space does not show).
+   */
+  async function health(): Promise<LogHealth> {
+    if (closed) return { writable: false, readable: false, reason: 'the event log is closed' }
+    const full = diskFull
+    if (full === undefined) return { writable: true, readable: true }
+    const free = await freeBytes()
+    const recovered =
+      (free !== undefined && free >= Math.max(minRoomBytes, 2 * full.bytes)) ||
+      (lastCommitAt > full.lastAt && Date.now() - full.lastAt > fullForgottenMs)
+    if (recovered) {
+      if (diskFull === full) diskFull = undefined
+      return { writable: true, readable: true }
+    }
+    return {
+      writable: false,
+      readable: true,
+      reason: `the event log's disk is full (${free ?? 'unknown'} bytes free): appends are refused with EVP_LOG_FULL since ${new Date(full.since).toISOString()}`,
+    }
+  }
+
+  async function freeBytes(): Promise<number | undefined> {
+    try {
+      const fs = await statfs(dirname(path))
+      return fs.bavail * fs.bsize
+    } catch {
+      return undefined
     }
   }
 
@@ -603,7 +722,10 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
       schedule()
       return promise
     } catch (error) {
-      return Promise.reject(asLogError(error))
+      const e = asLogError(error)
+      // Creating a topic is a write too.
+      if (e.code === 'EVP_LOG_FULL') noteDiskFull(0)
+      return Promise.reject(e)
     }
   }
 
@@ -749,6 +871,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
         while (n < head.length && expired(head[n]!)) n++
         if (n === 0) break
         const lastDeleted = head[n - 1]!
+        outsideTransaction()
         deletePrefix.immediate(part.id, lastDeleted.base_offset, lastDeleted.base_offset + lastDeleted.count)
         let records = 0
         let bytes = 0
@@ -819,7 +942,7 @@ export async function openSqliteLog(options: SqliteLogOptions): Promise<SqliteEv
     path,
     append,
     appendEach: (records) => settled(append, records),
-    health: async () => (closed ? { writable: false, readable: false, reason: 'the event log is closed' } : { writable: true, readable: true }),
+    health,
     checkRecord: (record) => recordError(record, recordLimits),
     read,
     partitions: (topic) => guarded(() => ensureTopic(topic).partitions),
@@ -876,7 +999,13 @@ function checkOptions(options: SqliteLogOptions, defaultPartitions: number, topi
 }
 
 function asLogError(error: unknown): EventplaneError {
+  if (isDiskFull(error)) return new EventplaneError('EVP_LOG_FULL', `the event log's disk is full (${messageOf(error)})`, { cause: error })
   return toEventplaneError(error, 'EVP_LOG_UNAVAILABLE')
+}
+
+/** SQLITE_FULL: a write needed more room than the file system has (ENOSPC, or a short write). */
+function isDiskFull(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'SQLITE_FULL'
 }
 
 function messageOf(error: unknown): string {

@@ -85,8 +85,9 @@ export interface EventLog {
   /**
    * Like append, but each record has its own outcome, so that records for healthy partitions
    * are acknowledged when another partition fails. A record that failed is an error with code
-   * EVP_LOG_NOT_WRITTEN (certainly not in the log), EVP_LOG_OUTCOME_UNKNOWN (sent, unanswered:
-   * it may be in the log), EVP_LOG_INVALID_ARGUMENT (refused for what it is) or EVP_LOG_CLOSED.
+   * EVP_LOG_NOT_WRITTEN (certainly not in the log), EVP_LOG_FULL (certainly not in the log: the
+   * disk is full), EVP_LOG_OUTCOME_UNKNOWN (sent, unanswered: it may be in the log),
+   * EVP_LOG_INVALID_ARGUMENT (refused for what it is) or EVP_LOG_CLOSED.
    * Rejects only for arguments that are not records at all.
    */
   appendEach(records: readonly AppendRecord[]): Promise<AppendOutcome[]>

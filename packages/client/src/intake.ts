@@ -46,7 +46,7 @@ export interface PostOptions {
 }
 
 /** Codes of refusals that the same event may get past later (Eventplane's; EventGate says `canRetry`). */
-const retryableCodes = new Set(['EVP_LOG_NOT_WRITTEN', 'EVP_LOG_OUTCOME_UNKNOWN', 'EVP_LOG_CLOSED', 'EVP_LOG_UNAVAILABLE', 'EVP_OVERLOADED'])
+const retryableCodes = new Set(['EVP_LOG_NOT_WRITTEN', 'EVP_LOG_FULL', 'EVP_LOG_OUTCOME_UNKNOWN', 'EVP_LOG_CLOSED', 'EVP_LOG_UNAVAILABLE', 'EVP_OVERLOADED'])
 
 /** Sends `events` as one JSON array and sorts them by the answer. Never throws. */
 export async function postBatch(url: string, events: Event[], options: PostOptions): Promise<BatchOutcome> {
