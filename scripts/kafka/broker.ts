@@ -112,6 +112,12 @@ export interface KafkaOptions {
   ports?: { port: number; controllerPort: number }
   /** Require SASL/PLAIN with this user (the listener is then SASL_PLAINTEXT) instead of no authentication. */
   sasl?: { username: string; password: string }
+  /**
+   * Tell clients (in `advertised.listeners`) to connect to this port on 127.0.0.1 instead of the
+   * listener's own, e.g. a proxy in front of the broker: clients connect to what metadata
+   * advertises, not to the bootstrap address. `bootstrap` and the readiness check keep the listener.
+   */
+  advertisedPort?: number
 }
 
 export interface KafkaBroker {
@@ -311,7 +317,16 @@ async function launch(java: string, jars: string, options: KafkaOptions): Promis
   const dataDir = options.logDir ?? join(work.path, 'data')
   writeFileSync(
     config,
-    serverProperties({ nodeId: 1, port: port!, controllerPort: controllerPort!, voters: [{ id: 1, controllerPort: controllerPort! }], dataDir, partitions: options.partitions ?? 1, sasl: options.sasl }),
+    serverProperties({
+      nodeId: 1,
+      port: port!,
+      controllerPort: controllerPort!,
+      voters: [{ id: 1, controllerPort: controllerPort! }],
+      dataDir,
+      partitions: options.partitions ?? 1,
+      sasl: options.sasl,
+      advertisedPort: options.advertisedPort,
+    }),
   )
   // A kept data folder is formatted once; later starts reuse it (and its cluster id) as it is.
   if (!(options.logDir !== undefined && existsSync(join(options.logDir, 'meta.properties')))) {
@@ -645,6 +660,7 @@ function serverProperties(o: {
   replicationFactor?: number
   minInsyncReplicas?: number
   sasl?: KafkaOptions['sasl']
+  advertisedPort?: number
 }): string {
   // With SASL the client listener is SASL_PLAINTEXT (PLAIN, one user, who is also the broker
   // talking to itself); the controller listener stays PLAINTEXT on loopback.
@@ -681,7 +697,7 @@ function serverProperties(o: {
     `node.id=${o.nodeId}`,
     `controller.quorum.voters=${o.voters.map((v) => `${v.id}@127.0.0.1:${v.controllerPort}`).join(',')}`,
     `listeners=${listener}://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-    `advertised.listeners=${listener}://127.0.0.1:${o.port}`,
+    `advertised.listeners=${listener}://127.0.0.1:${o.advertisedPort ?? o.port}`,
     'controller.listener.names=CONTROLLER',
     `inter.broker.listener.name=${listener}`,
     `listener.security.protocol.map=CONTROLLER:PLAINTEXT,${listener}:${listener}`,

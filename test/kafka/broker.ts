@@ -30,7 +30,9 @@ export async function kafkaBootstrap(): Promise<string> {
 }
 
 /** A broker of this test's own, for tests that stop and start it. */
-export function privateKafka(options: { partitions?: number; logDir?: string; ports?: KafkaBroker['ports']; sasl?: { username: string; password: string } } = {}): Promise<KafkaBroker> {
+export function privateKafka(
+  options: { partitions?: number; logDir?: string; ports?: KafkaBroker['ports']; sasl?: { username: string; password: string }; advertisedPort?: number } = {},
+): Promise<KafkaBroker> {
   return startKafka({ partitions: options.partitions ?? 3, quiet: true, ...options })
 }
 
