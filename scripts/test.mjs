@@ -90,24 +90,31 @@ if (!existsSync(fixture)) {
   )
 }
 
-console.log(`running ${files.length} test files`)
-const result = spawnSync(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    '--test',
-    // Per test file too: the failover suites start a 3-node cluster and run two scenarios (about 2 minutes).
-    '--test-timeout=300000',
-    `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
-    ...(process.env.CI ? ['--test-reporter=spec'] : []),
-    ...flags,
-    ...files.map((f) => relative(root, f)),
-  ],
-  { cwd: root, stdio: 'inherit', env },
-)
+// The soak (test/soak/) measures the server's event-loop delay and memory: it runs alone, after
+// the other files, so that no other suite's work is counted as the server's.
+const alone = files.filter((f) => f.includes(`${join('test', 'soak')}/`))
+const together = files.filter((f) => !alone.includes(f))
+console.log(`running ${files.length} test files${alone.length ? ` (${alone.map((f) => relative(root, f)).join(', ')} alone, last)` : ''}`)
+const run = (group, concurrency) =>
+  spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      // Per test file too: the failover suites start a 3-node cluster and run two scenarios (about 2 minutes).
+      '--test-timeout=300000',
+      `--test-concurrency=${concurrency}`,
+      ...(process.env.CI ? ['--test-reporter=spec'] : []),
+      ...flags,
+      ...group.map((f) => relative(root, f)),
+    ],
+    { cwd: root, stdio: 'inherit', env },
+  ).status ?? 1
+const status = together.length ? run(together, process.env.TEST_CONCURRENCY ?? 2) : 0
 await broker?.stop()
-process.exit(result.status ?? 1)
+const soakStatus = alone.length ? run(alone, 1) : 0
+process.exit(status || soakStatus)
 
 /** Starts `scripts/kafka/broker.ts start` and resolves once it prints its address. */
 function startBroker() {
