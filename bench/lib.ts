@@ -126,8 +126,17 @@ export function unpinnedWarning(): string {
 
 /** Peak resident set size (VmHWM) of a running process, in KiB. */
 export function peakRssKiB(pid: number): number {
+  return statusKiB(pid, 'VmHWM')
+}
+
+/** Resident set size now (VmRSS) of a running process, in KiB. */
+export function rssKiB(pid: number): number {
+  return statusKiB(pid, 'VmRSS')
+}
+
+function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const match = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status)
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status)
   return match ? Number(match[1]) : NaN
 }
 

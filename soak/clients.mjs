@@ -107,11 +107,8 @@ function onData(client, text) {
 
 function frame(client, text) {
   const now = Date.now()
-  const at = text.startsWith('id: ') ? 0 : text.indexOf('\nid: ') + 1
-  if (at > 0 || text.startsWith('id: ')) {
-    const end = text.indexOf('\n', at)
-    client.lastId = text.slice(at + 4, end === -1 ? text.length : end)
-  }
+  const id = /(?:^|\n)id: ([^\n]*)/.exec(text)
+  if (id) client.lastId = id[1]
   const m = text.indexOf(marker)
   if (m === -1) return
   // "test":"g<group>-<seq>-<epoch ms>"

@@ -37,7 +37,7 @@ import { join } from 'node:path'
 import { EventSource } from 'eventsource'
 import { parse, stringify } from 'yaml'
 import { openSqliteLog } from '../src/log/index.ts'
-import { exited, freePort, pinned, repoRoot, serveArgs, serverEnv, sleep, stop, track, waitUntilAnswering, writeBundledConfig } from '../bench/lib.ts'
+import { cpuSeconds, exited, freePort, median, pinned, repoRoot, rssKiB, serveArgs, serverEnv, sleep, stop, track, waitUntilAnswering, writeBundledConfig } from '../bench/lib.ts'
 
 export interface SoakOptions {
   /** Seconds of load. */
@@ -163,28 +163,13 @@ function clientsProcess(url: URL, pin: boolean) {
   return { child, ask }
 }
 
-function rssMiB(pid: number): number {
-  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return match ? Number(match[1]) / 1024 : NaN
-}
-
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return Number(fields[11]) + Number(fields[12])
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)]!
-}
-
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
-  const { say } = options
+  const { say, dir, ...settings } = options
   const port = await freePort()
-  const streamsFile = join(options.dir, 'streams.yaml')
+  const streamsFile = join(dir, 'streams.yaml')
   const bundledStreams = parse(readFileSync(join(repoRoot, 'defaults/streams.yaml'), 'utf8')) as { streams: Record<string, unknown> }
   writeFileSync(streamsFile, stringify(bundledStreams))
-  const { configFile, logFile } = writeBundledConfig(options.dir, {
+  const { configFile, logFile } = writeBundledConfig(dir, {
     server: { port, max_connections_per_ip: 0 },
     // 1,000 clients from one address: the per-address cap (10) would refuse all but ten.
     streams: { max_connections_per_ip: 0 },
@@ -361,22 +346,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const samples: Sample[] = []
   const header = '    s   RSS MiB  heap MiB  ext MiB  CPU %  loop p99 ms  req  events  intake p99 ms  GETs  GET p99 ms  delivered  SSE p99 ms  open  reconn  reloads'
   say(header)
-  let ticks = cpuTicks(pid)
+  let cpu = cpuSeconds(pid)
   let lastAt = Date.now()
   let lastRequests = 0
   let lastAcked = 0
   let lastGets = 0
   const sampleOnce = async (): Promise<void> => {
     const now = Date.now()
-    const t = cpuTicks(pid)
+    const cpuNow = cpuSeconds(pid)
     const metrics = await scrape()
     const sse = await clients.ask<{ delivered: number; p99Ms: number; reconnects: number; open: number }>({ cmd: 'sample' })
     const sample: Sample = {
       atS: Math.round((now - started) / 1000),
-      rssMiB: rssMiB(pid),
+      rssMiB: rssKiB(pid) / 1024,
       heapMiB: metric(metrics, 'eventplane_nodejs_heap_size_used_bytes') / 2 ** 20,
       externalMiB: metric(metrics, 'eventplane_nodejs_external_memory_bytes') / 2 ** 20,
-      cpuPercent: ((t - ticks) / 100 / ((now - lastAt) / 1000)) * 100,
+      cpuPercent: ((cpuNow - cpu) / ((now - lastAt) / 1000)) * 100,
       loopP99Ms,
       requests: requests - lastRequests,
       events: acked - lastAcked,
@@ -389,7 +374,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       reconnects: sse.reconnects,
       reloads: reloadsInSample,
     }
-    ;[ticks, lastAt, lastRequests, lastAcked, lastGets, reloadsInSample, loopP99Ms] = [t, now, requests, acked, getCount, 0, 0]
+    ;[cpu, lastAt, lastRequests, lastAcked, lastGets, reloadsInSample, loopP99Ms] = [cpuNow, now, requests, acked, getCount, 0, 0]
     intake.reset()
     gets.reset()
     samples.push(sample)
@@ -507,7 +492,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     replayed: replay.received,
     keepAliveRetries,
   }
-  return { options: { ...options, say: undefined, dir: undefined } as unknown as SoakReport['options'], samples, totals, checks, ok: checks.every((c) => c.ok) }
+  return { options: settings, samples, totals, checks, ok: checks.every((c) => c.ok) }
 }
 
 /** Every event of the stream from its start, through an EventSource; stops 2 s after the last arrived once `expected` are in. */
